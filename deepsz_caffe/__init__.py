@@ -1,0 +1,9 @@
+"""deepsz-caffe: DeepSZ (Jin et al., HPDC 2019) for Caffe models.
+
+Pipeline, one module per step: prune -> sparse -> assess -> optimize -> dsz (encode/decode).
+"""
+__version__ = "0.1.0"
+
+from .dsz import decode, encode, inspect  # noqa: E402
+
+__all__ = ["__version__", "encode", "decode", "inspect"]

@@ -1,0 +1,146 @@
+"""Algorithm 1 (paper section 3.3): error-bound assessment, one layer perturbed at a time.
+
+`bound_walk` is the pure search: starting at 1e-3 it goes up by 10x while the accuracy drop
+stays within the distortion criterion (0.1 point); at the first distorting decade beta it walks
+the feasible range from beta/10 in steps of the current decade (eb += base, base x10 at each
+decade) until the drop exceeds the expected loss. Bounds are kept as (mantissa, exponent) pairs
+so that 3e-2 is exactly "3e-2", not 0.030000000000000006.
+
+`Assessment` measures those points on a real network with Caffe: compress the layer's data array
+(bound checked), rebuild the layer, run a full TEST phase, restore the layer. Every point goes
+to a JSON cache, written atomically after each test, keyed by (prototxt, weights, data, codecs):
+a killed run resumes where it stopped.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from . import atomic, sparse
+from .caffe_io import sha256_file
+from .codecs import compress_bounded, get_lossy
+from .codecs.lossless import compress_index
+from .errors import ConfigError
+from .optimize import Candidate
+
+DISTORTION_CRITERION = 0.1   # accuracy points (the paper's 0.1%)
+START_EXPONENTS = (-3, -2, -1)  # the paper's [1E-3, 1E-2, 1E-1]
+MAX_BOUND = 1.0              # weights are ~1e-2: beyond 1 nothing is left of a layer
+
+
+def bound(mantissa: int, exponent: int) -> float:
+    return float(f"{mantissa}e{exponent}")
+
+
+def bound_walk(measure: Callable[[float], float], expected_loss: float,
+               distortion: float = DISTORTION_CRITERION,
+               start_exponents=START_EXPONENTS) -> list[float]:
+    """Bounds Algorithm 1 tests for one layer, in test order; `measure(eb)` returns the drop.
+
+    Each bound is measured at most once (the range walk revisits the decade starts)."""
+    drops: dict[float, float] = {}
+
+    def drop(m, e):
+        eb = bound(m, e)
+        if eb not in drops:
+            drops[eb] = measure(eb)
+        return drops[eb]
+
+    for e in start_exponents:
+        if drop(1, e) > distortion:
+            m, e = 1, e - 1          # Check(l, beta/10, beta/10)
+            while bound(m, e) <= MAX_BOUND and drop(m, e) <= expected_loss:
+                m += 1
+                if m == 10:
+                    m, e = 1, e + 1
+            break
+    return list(drops)
+
+
+def cache_key(model, weights, data_files, settings: dict) -> str:
+    h = hashlib.sha256()
+    for path in (model, weights, *data_files):
+        h.update(sha256_file(path).encode())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+class Assessment:
+    """Algorithm 1 on a loaded TEST net (`evaluate.TestPhase`), with a resumable cache."""
+
+    def __init__(self, phase, layers: list[str], cache_path, *, lossy="sz2", lossless="best",
+                 base_top1: float | None = None):
+        self.phase, self.layers, self.cache_path = phase, layers, Path(cache_path)
+        self.codec = get_lossy(lossy)
+        self.lossless = lossless
+        missing = [name for name in layers if name not in phase.net.params]
+        if missing:
+            raise ConfigError(f"layer(s) {', '.join(missing)} not in the net; layers with weights: "
+                              f"{', '.join(phase.net.params.keys())}")
+        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.is_file() else {}
+        if base_top1 is None:
+            base_top1 = self.cache.get("base_top1")
+        if base_top1 is None:
+            base_top1 = phase.run()["top1"]
+        self.cache["base_top1"] = base_top1
+        self.cache.setdefault("points", {})
+        self.cache.setdefault("index_bytes", {})
+
+    @property
+    def base_top1(self) -> float:
+        return self.cache["base_top1"]
+
+    def _save(self):
+        atomic.write_json(self.cache_path, self.cache)
+
+    def run(self, expected_loss: float) -> dict[str, list[dict]]:
+        """Assess every layer; return {layer: [points]} with eb, size, drop, top1, seconds."""
+        bar = tqdm(total=None, desc="assess", unit="test", dynamic_ncols=True)
+        try:
+            for layer in self.layers:
+                self._assess_layer(layer, expected_loss, bar)
+        finally:
+            bar.close()
+        return {layer: sorted(self.cache["points"][layer].values(), key=lambda p: p["eb"])
+                for layer in self.layers}
+
+    def _assess_layer(self, layer: str, expected_loss: float, bar) -> None:
+        live = self.phase.net.params[layer][0].data
+        original = live.copy()
+        sp = sparse.to_sparse(original)
+        if layer not in self.cache["index_bytes"]:
+            self.cache["index_bytes"][layer] = len(compress_index(sp.index.tobytes(), self.lossless)[1])
+        index_bytes = self.cache["index_bytes"][layer]
+        points = self.cache["points"].setdefault(layer, {})
+
+        def measure(eb: float) -> float:
+            key = repr(eb)
+            if key not in points:
+                t0 = time.perf_counter()
+                blob = compress_bounded(self.codec, sp.data, eb)
+                values = self.codec.decompress(blob, sp.n_entries)
+                live[...] = sparse.to_dense(values, sp.index, sp.shape)
+                try:
+                    top1 = self.phase.run()["top1"]
+                finally:
+                    live[...] = original
+                points[key] = {"eb": eb, "size": len(blob) + index_bytes, "data_bytes": len(blob),
+                               "index_bytes": index_bytes, "top1": top1,
+                               "drop": self.base_top1 - top1,
+                               "seconds": time.perf_counter() - t0}
+                self._save()
+            p = points[key]
+            bar.set_postfix_str(f"{layer} eb={eb:g} top1={p['top1']:.2f}% drop={p['drop']:+.2f}")
+            bar.update()
+            return p["drop"]
+
+        bound_walk(measure, expected_loss)
+
+
+def candidates(points: dict[str, list[dict]], backend: str = "sz2") -> dict[str, list[Candidate]]:
+    """Assessment points -> optimiser candidates."""
+    return {layer: [Candidate(p["eb"], int(p["size"]), float(p["drop"]), backend) for p in pts]
+            for layer, pts in points.items()}

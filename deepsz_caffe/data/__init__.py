@@ -1,0 +1,1 @@
+"""Datasets -> Caffe LMDBs of uint8 `Datum` records."""

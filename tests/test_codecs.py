@@ -1,0 +1,338 @@
+"""Lossy codecs (real SZ2/SZ3/ZFP libraries) and lossless index codecs."""
+
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepsz_caffe.codecs import LOSSY_CODECS, RAW_MAX, compress_bounded, get_lossy
+from deepsz_caffe.codecs import sz2
+from deepsz_caffe.codecs.lossless import (
+    INDEX_CODECS,
+    compress_index,
+    compress_lossless,
+    decompress_index,
+    decompress_lossless,
+)
+from deepsz_caffe.codecs.zfp import ZFPCodec
+from deepsz_caffe.errors import BoundViolation, CodecError
+from deepsz_caffe.sparse import to_sparse
+
+BOUNDS = (1e-4, 1e-3, 1e-2, 1e-1)
+HEADER = 13  # mode u8 + n u64 + crc u32
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pruned(n, seed=0, sigma=0.02):
+    """n weights that survived magnitude pruning: the top 8% of N(0, sigma), in random order."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, sigma, max(13 * n, 1)).astype(np.float32)
+    return rng.permutation(w[np.argpartition(-np.abs(w), n - 1)[:n]] if n else w[:0])
+
+
+def max_error(x, y):
+    return float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)), initial=0.0))
+
+
+@pytest.fixture(scope="module")
+def sz2_codec():
+    return get_lossy("sz2")
+
+
+def test_sz2_version():
+    assert sz2.sz2_version() == "2.1.12.4"
+
+
+@pytest.mark.parametrize("eb", BOUNDS)
+def test_sz2_bound_small_sizes(sz2_codec, eb):
+    for n in range(0, 22):
+        x = pruned(n, seed=n)
+        blob = compress_bounded(sz2_codec, x, eb)
+        y = sz2_codec.decompress(blob, n)
+        assert y.dtype == np.float32 and y.shape == (n,)
+        assert max_error(x, y) <= eb
+        if n <= RAW_MAX:
+            assert blob[0] == 0 and len(blob) == HEADER + 4 * n
+            assert np.array_equal(x, y)
+        else:
+            assert blob[0] == sz2_codec.mode_id
+
+
+@pytest.mark.parametrize("eb", BOUNDS)
+@pytest.mark.parametrize("n", [1000, 100_000, 1_000_000])
+def test_sz2_bound_large(sz2_codec, n, eb):
+    x = pruned(n, seed=n)
+    blob = compress_bounded(sz2_codec, x, eb)
+    assert max_error(x, sz2_codec.decompress(blob, n)) <= eb
+    assert len(blob) < x.nbytes
+
+
+def test_sz2_constant_and_zero_data(sz2_codec):
+    for x in (np.zeros(1000, np.float32), np.full(1000, 0.25, np.float32)):
+        assert max_error(x, sz2_codec.decompress(compress_bounded(sz2_codec, x, 1e-3), 1000)) <= 1e-3
+
+
+@pytest.fixture(scope="module")
+def sz2_blob(sz2_codec):
+    return compress_bounded(sz2_codec, pruned(5000), 1e-3)
+
+
+_REFUSE_ALL = """
+import pickle, sys
+from deepsz_caffe.codecs import get_lossy
+from deepsz_caffe.errors import CodecError
+codec = get_lossy("sz2")
+accepted = []
+for i, (blob, n) in enumerate(pickle.load(sys.stdin.buffer)):
+    try:
+        codec.decompress(blob, n)
+        accepted.append(i)
+    except CodecError:
+        pass
+print("accepted", accepted)
+"""
+
+
+def assert_sz2_refuses(cases):
+    """Decode each (blob, n) in a child: SZ calls exit(0) on bad input, which would end
+    pytest itself with status 0, so only the child's final line proves every case was refused."""
+    run = subprocess.run(
+        [sys.executable, "-c", _REFUSE_ALL], input=pickle.dumps(cases), cwd=REPO,
+        capture_output=True, timeout=120,
+    )
+    assert run.returncode == 0 and run.stdout.strip() == b"accepted []", run
+
+
+def test_sz2_refuses_every_corrupted_byte_and_truncation(sz2_blob):
+    flipped = []
+    for pos in range(len(sz2_blob)):
+        bad = bytearray(sz2_blob)
+        bad[pos] ^= 0x5A
+        flipped.append((bytes(bad), 5000))
+    truncated = [(sz2_blob[:length], 5000) for length in range(len(sz2_blob))]
+    assert_sz2_refuses(flipped + truncated)
+
+
+def test_sz2_refuses_forged_frames(sz2_codec, sz2_blob):
+    def frame(n, payload):
+        return struct.pack("<BQI", sz2_codec.mode_id, n, zlib.crc32(payload)) + payload
+
+    payload = sz2_blob[HEADER:]
+    other_version = b"\x02\x00\x00\x00" + payload[4:]
+    with pytest.raises(CodecError, match="written by SZ 2.0.0.0"):
+        sz2_codec.decompress(frame(5000, other_version), 5000)
+    assert_sz2_refuses([
+        (frame(5, payload), 5),  # SZ mishandles n <= 20: such frames must be raw
+        (frame(5000, payload[:4]), 5000),  # version bytes and no stream
+        (frame(5000, other_version), 5000),
+        (sz2_blob, 4999),
+        (sz2_blob, 5001),
+        (sz2_blob, 0),
+    ])
+
+
+def test_missing_sz2_library_is_a_codec_error(tmp_path):
+    code = (
+        "from deepsz_caffe.codecs import get_lossy\n"
+        "from deepsz_caffe.errors import CodecError\n"
+        "try:\n"
+        "    get_lossy('sz2')\n"
+        "except CodecError as e:\n"
+        "    print(e)\n"
+    )
+    env = {"DEEPSZ_SZ_LIB": str(tmp_path / "libSZ.so"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "hdf5plugin" in run.stdout and "DEEPSZ_SZ_LIB" in run.stdout, run
+
+
+_THREAD_STRESS = """
+import threading
+import numpy as np
+from deepsz_caffe.codecs import get_lossy
+codec = get_lossy("sz2")
+inputs = [np.random.default_rng(s).normal(0, 0.02, 50_000).astype(np.float32) for s in range(16)]
+expected = [codec.decompress(codec.compress(x, 1e-3), x.size) for x in inputs]
+wrong = []
+def work(i):
+    for _ in range(10):
+        if not np.array_equal(codec.decompress(codec.compress(inputs[i], 1e-3), 50_000), expected[i]):
+            wrong.append(i)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("wrong", len(wrong))
+"""
+
+
+def test_sz2_lock_serialises_threads():
+    """Unlocked, this stress segfaulted about 1 run in 10; run apart so a crash is a clean failure."""
+    assert isinstance(sz2._LOCK, type(threading.Lock()))
+    run = subprocess.run(
+        [sys.executable, "-c", _THREAD_STRESS], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "wrong 0", run
+
+
+@pytest.mark.parametrize("name", ["sz3", "zfp"])
+@pytest.mark.parametrize("eb", BOUNDS)
+def test_other_codecs_bound(name, eb):
+    codec = get_lossy(name)
+    for n in (0, 1, RAW_MAX, RAW_MAX + 1, 1000, 200_000):
+        x = pruned(n, seed=n)
+        blob = compress_bounded(codec, x, eb)
+        assert blob[0] == (0 if n <= RAW_MAX else codec.mode_id)
+        assert max_error(x, codec.decompress(blob, n)) <= eb
+
+
+def test_zfp_values_below_tolerance_keep_the_bound():
+    """A ZFP block found by search where zfpy with tolerance = eb overshoots to 1.12 eb."""
+    block = [-9.946576756192371e-05, -0.0038768730591982603, -0.002797727007418871, -0.0036899964325129986]
+    x = np.array(block * 6, dtype=np.float32)
+    codec = get_lossy("zfp")
+    assert max_error(x, codec.decompress(compress_bounded(codec, x, 1e-2), x.size)) <= 1e-2
+
+
+def test_bound_violation_is_raised():
+    class LooseZFP(ZFPCodec):
+        def _encode(self, data, error_bound):
+            return super()._encode(data, 16 * error_bound)
+
+    with pytest.raises(BoundViolation, match="100000 values"):
+        compress_bounded(LooseZFP(), pruned(100_000), 1e-3)
+
+
+@pytest.mark.parametrize("name", ["sz3", "zfp"])  # sz2: in a child process above
+def test_wrong_n_and_corruption_refused(name):
+    codec = get_lossy(name)
+    blob = compress_bounded(codec, pruned(3000), 1e-3)
+    for n in (0, 2999, 3001):
+        with pytest.raises(CodecError, match="expected"):
+            codec.decompress(blob, n)
+    bad = bytearray(blob)
+    bad[-1] ^= 1
+    with pytest.raises(CodecError, match="checksum"):
+        codec.decompress(bytes(bad), 3000)
+
+
+def test_streams_of_one_codec_are_refused_by_another():
+    blob = compress_bounded(get_lossy("sz2"), pruned(3000), 1e-3)
+    for name in ("sz3", "zfp"):  # not into sz2: a stray stream could make SZ exit(0)
+        with pytest.raises(CodecError, match="mode"):
+            get_lossy(name).decompress(blob, 3000)
+
+
+@pytest.mark.parametrize("eb", [0, 0.0, -1e-3, float("nan"), float("inf"), -float("inf")])
+def test_invalid_error_bound(sz2_codec, eb):
+    with pytest.raises(CodecError, match="error bound"):
+        compress_bounded(sz2_codec, pruned(100), eb)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.array([0.1, np.nan] * 20, dtype=np.float32),
+        np.array([0.1, np.inf] * 20, dtype=np.float32),
+        np.zeros(100, dtype=np.float64),
+        np.zeros((10, 10), dtype=np.float32),
+    ],
+)
+def test_invalid_data(sz2_codec, data):
+    with pytest.raises(CodecError):
+        compress_bounded(sz2_codec, data, 1e-3)
+
+
+def test_unknown_lossy_codec():
+    with pytest.raises(CodecError, match=", ".join(LOSSY_CODECS)):
+        get_lossy("sz4")
+
+
+def test_missing_package_names_pip_requirement(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pysz", None)  # makes `import pysz` fail
+    monkeypatch.delitem(sys.modules, "deepsz_caffe.codecs.sz3", raising=False)
+    with pytest.raises(CodecError, match="pip install pysz"):
+        get_lossy("sz3")
+
+
+# ---- lossless index codecs ----
+
+def gap_bytes(n=200_000, keep=0.08, seed=0):
+    rng = np.random.default_rng(seed)
+    w = np.where(rng.random(n) < keep, rng.normal(0, 0.02, n), 0).astype(np.float32)
+    return to_sparse(w).index.tobytes()
+
+
+@pytest.mark.parametrize("codec", INDEX_CODECS + ("best",))
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\x01", gap_bytes(), gap_bytes(keep=0.01), np.random.default_rng(1).bytes(5000)],
+    ids=["empty", "one", "gaps8", "gaps1", "random"],
+)
+def test_index_round_trip(codec, raw):
+    used, blob = compress_index(raw, codec)
+    assert used in INDEX_CODECS and (codec == "best" or used == codec)
+    assert decompress_index(blob, used, len(raw)) == raw
+
+
+def test_best_picks_the_smallest():
+    raw = gap_bytes()
+    sizes = {name: len(compress_index(raw, name)[1]) for name in INDEX_CODECS}
+    used, blob = compress_index(raw, "best")
+    assert len(blob) == min(sizes.values()) and sizes[used] == len(blob)
+
+
+def test_unknown_index_codec():
+    with pytest.raises(CodecError, match="gzip, zstd, blosc"):
+        compress_index(b"abc", "lzma")
+    with pytest.raises(CodecError, match="unknown"):
+        decompress_index(b"abc", "best", 3)
+
+
+@pytest.mark.parametrize("codec", INDEX_CODECS)
+def test_index_wrong_size_and_truncation(codec):
+    raw = gap_bytes(20_000)
+    _, blob = compress_index(raw, codec)
+    for size in (0, len(raw) - 1, len(raw) + 1):
+        with pytest.raises(CodecError):
+            decompress_index(blob, codec, size)
+    for length in range(0, len(blob), 97):
+        with pytest.raises(CodecError):
+            decompress_index(blob[:length], codec, len(raw))
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_index_corruption_detected_by_checksummed_codecs(codec):
+    raw = gap_bytes(20_000)
+    _, blob = compress_index(raw, codec)
+    for pos in range(0, len(blob), 13):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x5A
+        with pytest.raises(CodecError):
+            decompress_index(bytes(bad), codec, len(raw))
+
+
+def test_blosc_header_corruption_detected():
+    raw = gap_bytes(20_000)
+    _, blob = compress_index(raw, "blosc")
+    bad = bytearray(blob)
+    bad[0:16] = bytes(16)
+    with pytest.raises(CodecError):
+        decompress_index(bytes(bad), "blosc", len(raw))
+
+
+def test_lossless_helpers():
+    raw = np.arange(10_000, dtype=np.float32).tobytes()
+    blob = compress_lossless(raw)
+    assert len(blob) < len(raw)
+    assert decompress_lossless(blob, len(raw)) == raw
+    with pytest.raises(CodecError):
+        decompress_lossless(blob[:-3], len(raw))

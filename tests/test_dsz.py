@@ -1,0 +1,140 @@
+"""encode -> .dsz -> decode -> pycaffe loads it: bounded on compressed layers, exact elsewhere."""
+import subprocess
+import sys
+
+import caffe
+import numpy as np
+import pytest
+
+from deepsz_caffe import decode, encode, inspect
+
+NET = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 20 dim: 20 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 5 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "conv1" top: "ip1"
+        inner_product_param { num_output: 300 weight_filler { type: "gaussian" std: 0.02 } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 10 weight_filler { type: "gaussian" std: 0.05 }
+        bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+"""
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    """A pruned net: ip1 keeps 8%, ip2 keeps 30% (leading zero runs > 255 included)."""
+    d = tmp_path_factory.mktemp("net")
+    proto = d / "tiny.prototxt"
+    proto.write_text(NET)
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(0)
+    net = caffe.Net(str(proto), caffe.TEST)
+    for layer, keep in (("ip1", 0.08), ("ip2", 0.30)):
+        w = net.params[layer][0].data
+        w[np.abs(w) < np.quantile(np.abs(w), 1 - keep)] = 0
+    net.params["ip1"][0].data[0, :600] = 0
+    weights = d / "tiny.caffemodel"
+    net.save(str(weights))
+    return proto, weights, {k: [b.data.copy() for b in v] for k, v in net.params.items()}
+
+
+def test_round_trip_through_pycaffe(pruned, tmp_path):
+    proto, weights, original = pruned
+    bounds = {"ip1": 0.01, "ip2": 0.003}
+    encode(weights, tmp_path / "m.dsz", error_bounds=bounds)
+    decode(tmp_path / "m.dsz", tmp_path / "back.caffemodel")
+    net = caffe.Net(str(proto), str(tmp_path / "back.caffemodel"), caffe.TEST)
+    for layer, blobs in original.items():
+        for i, want in enumerate(blobs):
+            got = net.params[layer][i].data
+            if i == 0 and layer in bounds:
+                err = np.max(np.abs(got.astype(np.float64) - want))
+                assert err <= bounds[layer]
+                assert np.count_nonzero(got[want == 0] != 0) <= np.count_nonzero(want) // 100 + 3
+            else:
+                assert np.array_equal(got, want), (layer, i)
+
+
+def test_inspect_reports_paper_ratio(pruned, tmp_path):
+    _, weights, original = pruned
+    encode(weights, tmp_path / "m.dsz", eb_all=0.01)
+    r = inspect(tmp_path / "m.dsz")
+    assert [m["name"] for m in r["layers"]] == ["ip1", "ip2"]
+    dense = sum(original[k][0].size * 4 for k in ("ip1", "ip2"))
+    assert r["fc_weight_bytes"] == dense
+    assert r["ratio"] == pytest.approx(dense / r["fc_compressed_bytes"])
+    assert r["ratio"] > 10  # 8%-dense ip1 alone bounds this from below at ~ 1/(0.08*5/4)
+    assert r["fc_bias_bytes"] == 4 * (300 + 10)
+
+
+def test_conv_layer_can_be_compressed(pruned, tmp_path):
+    _, weights, original = pruned
+    encode(weights, tmp_path / "m.dsz", error_bounds={"conv1": 1e-3}, layers=["conv1"])
+    assert [m["name"] for m in inspect(tmp_path / "m.dsz")["layers"]] == ["conv1"]
+    decode(tmp_path / "m.dsz", tmp_path / "b.caffemodel")
+
+
+def deepsz(*args):
+    return subprocess.run([sys.executable, "-m", "deepsz_caffe.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_cli_encode_inspect_decode(pruned, tmp_path):
+    _, weights, _ = pruned
+    out = tmp_path / "m.dsz"
+    r = deepsz("encode", "-weights", weights, "--eb", "ip1=0.02,ip2=0.01", "-o", out)
+    assert r.returncode == 0, r.stderr
+    r = deepsz("inspect", out)
+    assert r.returncode == 0 and "ip1" in r.stdout and "ratio" in r.stdout
+    r = deepsz("decode", out, "-o", tmp_path / "b.caffemodel")
+    assert r.returncode == 0 and (tmp_path / "b.caffemodel").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eb", "ip9=0.01"], "'ip9' not in the net"),
+    (["--eb", "ip1=0"], "must be finite and > 0"),
+    (["--eb", "ip1=-1"], "must be finite and > 0"),
+    (["--eb", "ip1=nan"], "must be finite and > 0"),
+    (["--eb", "ip1"], "LAYER=VALUE"),
+    (["--eb", "ip1=0.01"], "no error bound for layer(s) ip2"),
+    (["--eb-all", "0.01", "--layers", "fc7"], "'fc7' not in the net"),
+    (["--eb-all", "0.01", "--lossy", "lz4"], "unknown lossy codec"),
+    (["--eb-all", "0.01", "--lossless", "brotli"], "brotli"),
+])
+def test_cli_bad_arguments(pruned, tmp_path, args, message):
+    _, weights, _ = pruned
+    out = tmp_path / "m.dsz"
+    r = deepsz("encode", "--weights", weights, *args, "-o", out)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_bad_files(pruned, tmp_path):
+    _, weights, _ = pruned
+    notproto = tmp_path / "x.caffemodel"
+    notproto.write_bytes(b"\xff" * 100)
+    r = deepsz("encode", "--weights", notproto, "--eb-all", "0.01", "-o", tmp_path / "m.dsz")
+    assert r.returncode == 1 and "not a Caffe model" in r.stderr
+    r = deepsz("encode", "--weights", weights, "--eb-all", "0.01", "-o", tmp_path / "no" / "m.dsz")
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    good = tmp_path / "m.dsz"
+    assert deepsz("encode", "--weights", weights, "--eb-all", "0.01", "-o", good).returncode == 0
+    blob = good.read_bytes()
+    for i, pos in enumerate(range(0, len(blob), max(1, len(blob) // 40))):
+        bad = tmp_path / f"bad{i}.dsz"
+        bad.write_bytes(blob[:pos] + bytes([blob[pos] ^ 0xFF]) + blob[pos + 1:])
+        r = deepsz("decode", bad, "-o", tmp_path / f"bad{i}.caffemodel")
+        assert r.returncode == 1 and "deepsz: error:" in r.stderr, (pos, r.stderr)
+        assert not (tmp_path / f"bad{i}.caffemodel").exists()
+    r = deepsz("decode", tmp_path / "missing.dsz", "-o", tmp_path / "x.caffemodel")
+    assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+def test_dense_layer_warns_but_round_trips(pruned, tmp_path):
+    _, weights, _ = pruned
+    r = deepsz("encode", "--weights", weights, "--eb-all", "0.01", "--layers", "conv1", "-o",
+               tmp_path / "m.dsz")
+    assert r.returncode == 0 and "warning" in r.stderr and "dense" in r.stderr

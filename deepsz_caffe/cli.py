@@ -8,7 +8,7 @@ import json
 import sys
 import warnings
 
-from . import dsz
+from . import atomic, dsz
 from .errors import ConfigError, DeepSZError
 
 
@@ -72,6 +72,91 @@ def cmd_inspect(a):
     print(json.dumps(report, indent=2) if a.json else format_inspect(report))
 
 
+def _print_json(obj, path=None):
+    if path:
+        atomic.write_json(path, obj)
+        print(f"wrote {path}")
+    else:
+        print(json.dumps(obj, indent=2))
+
+
+def cmd_compress(a):
+    from .pipeline import compress
+
+    r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
+                 expected_ratio=a.expected_ratio, layers=parse_layers(a.layers),
+                 iterations=a.iterations, gpu=a.gpu, assess_lmdb=a.assess_lmdb, lossy=a.lossy,
+                 lossless=a.lossless, work_dir=a.work_dir)
+    print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
+          f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
+          f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
+
+
+def cmd_assess(a):
+    from .pipeline import assess
+
+    r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss,
+               layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
+               assess_lmdb=a.assess_lmdb, lossy=a.lossy, lossless=a.lossless)
+    for layer, points in r["points"].items():
+        print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
+    print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
+
+
+def cmd_optimize(a):
+    from .assess import candidates
+    from .optimize import optimize_for_loss, optimize_for_ratio
+    from .pipeline import check_targets
+
+    check_targets(a.expected_loss, a.expected_ratio)
+    try:
+        r = json.loads(open(a.assessment).read())
+        cands, fc_bytes = candidates(r["points"], r.get("lossy", "sz2")), sum(r["fc_bytes"].values())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
+    plan = (optimize_for_loss(cands, a.expected_loss) if a.expected_ratio is None
+            else optimize_for_ratio(cands, int(fc_bytes / a.expected_ratio)))
+    _print_json({"error_bounds": {k: c.error_bound for k, c in plan.choice.items()},
+                 "predicted_loss": plan.expected_loss, "total_size": plan.total_size,
+                 "ratio": fc_bytes / max(1, plan.total_size)}, a.output)
+
+
+def cmd_prune(a):
+    from . import caffe_io
+    from .prune import magnitude_masks, parse_kept, retrain
+
+    kept = parse_kept(a.kept)
+    weights = {k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(a.weights)).items()}
+    stats = retrain(a.solver, a.weights, magnitude_masks(weights, kept), a.output,
+                    iterations=a.iterations, lr_scale=a.lr_scale, seed=a.seed)
+    print(f"wrote {a.output}: kept {stats['kept']} after {stats['iterations']} masked iterations")
+
+
+def cmd_reproduce(a):
+    from .reproduce import reproduce
+
+    reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss, seed=a.seed,
+              assess_split=a.assess_split)
+
+
+def _target_flags(p):
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--expected-loss", type=float, help="allowed top-1 loss in points (paper: 0.2)")
+    g.add_argument("--expected-ratio", type=float, help="target fc compression ratio instead")
+
+
+def _caffe_flags(p):
+    _flag(p, "model", required=True, help="train_test prototxt with an LMDB Data layer and Accuracy in TEST")
+    _flag(p, "weights", required=True, help="pruned .caffemodel")
+    _flag(p, "layers", help="layers to compress (default: every InnerProduct layer)")
+    _flag(p, "iterations", type=int, help="TEST iterations (default: one pass over the LMDB)")
+    _flag(p, "gpu", type=int, help="GPU id (CPU when omitted)")
+    p.add_argument("--assess-lmdb", help="assess on this LMDB (e.g. held-out training images) "
+                                         "and verify on the prototxt's own test LMDB")
+    p.add_argument("--lossy", default="sz2", help="sz2 (default, the paper) | sz3 | zfp")
+    p.add_argument("--lossless", default="best", help="best (default) | zstd | gzip | blosc")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +180,45 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=cmd_inspect)
+
+    c = sub.add_parser("compress", help="DeepSZ end to end: assess, optimise, encode, verify")
+    _caffe_flags(c)
+    _target_flags(c)
+    c.add_argument("--work-dir", help="assessment cache and results (default: OUTPUT.work/)")
+    c.add_argument("-o", "--output", required=True, help="output .dsz")
+    c.set_defaults(func=cmd_compress)
+
+    s = sub.add_parser("assess", help="Algorithm 1: per-layer (bound, size, accuracy drop)")
+    _caffe_flags(s)
+    s.add_argument("--expected-loss", type=float, required=True, help="walk until a drop exceeds this")
+    s.add_argument("--work-dir", required=True, help="where assessment.json and its cache go")
+    s.set_defaults(func=cmd_assess)
+
+    o = sub.add_parser("optimize", help="Algorithm 2 over an assessment.json")
+    o.add_argument("assessment")
+    _target_flags(o)
+    o.add_argument("-o", "--output", help="write the plan as JSON here")
+    o.set_defaults(func=cmd_optimize)
+
+    pr = sub.add_parser("prune", help="magnitude pruning + masked retraining with Caffe's solver")
+    _flag(pr, "solver", required=True, help="solver prototxt (its net must have a TRAIN Data layer)")
+    _flag(pr, "weights", required=True, help="trained .caffemodel")
+    pr.add_argument("--kept", required=True, help="kept fraction per layer: ip1=0.08,ip2=0.09")
+    _flag(pr, "iterations", type=int, default=10000, help="retraining iterations (default 10000)")
+    pr.add_argument("--lr-scale", type=float, default=0.1, help="scale of the solver's base_lr")
+    pr.add_argument("--seed", type=int)
+    pr.add_argument("-o", "--output", required=True)
+    pr.set_defaults(func=cmd_prune)
+
+    r = sub.add_parser("reproduce", help="the paper's MNIST experiment from scratch (make reproduce)")
+    r.add_argument("--net", default="lenet300", help="lenet300 | lenet5")
+    r.add_argument("--expected-loss", type=float, default=0.2)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--assess-split", action="store_true",
+                   help="train on 50000 images, assess on the held-out 10000, verify on the test set")
+    r.add_argument("--results", default="results")
+    r.add_argument("--data", default="data")
+    r.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -1,0 +1,172 @@
+"""The paper's MNIST experiments end to end: genuine MNIST -> LMDB -> train from scratch ->
+prune + masked retraining -> DeepSZ compress (assess, optimise, encode, verify) -> summary.
+
+Every stage writes JSON under results/<net>/ and is skipped when its recorded inputs (file
+hashes and settings) are unchanged, so a second run only re-reads results.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from . import atomic, caffe_io
+from .data import lmdb_io, mnist
+from .errors import ConfigError
+from .evaluate import accuracy
+from .pipeline import compress
+from .prune import magnitude_masks, retrain
+from .train import run_solver, runtime_files
+
+PROTOTXT = Path(__file__).resolve().parents[1] / "prototxt"
+
+# Paper Tables 2 and 3 (Jin et al. 2019): kept fractions per layer, accuracies, ratios, sizes.
+NETS = {
+    "lenet300": {
+        "title": "LeNet-300-100",
+        "kept": {"ip1": 0.08, "ip2": 0.09, "ip3": 0.26},
+        "paper": {"top1_original": 98.35, "top1_decoded": 98.31, "ratio": 55.8,
+                  "fc_kb": 1065, "deepsz_kb": 19.1,
+                  "error_bounds": {"ip1": 0.02, "ip2": 0.03, "ip3": 0.04}},
+    },
+    "lenet5": {
+        "title": "LeNet-5",
+        "kept": {"ip1": 0.08, "ip2": 0.19},
+        "paper": {"top1_original": 99.13, "top1_decoded": 99.16, "ratio": 57.3,
+                  "fc_kb": 1620, "deepsz_kb": 28.3,
+                  "error_bounds": {"ip1": 0.03, "ip2": 0.08}},
+    },
+}
+TRAIN_ITERATIONS = 10000    # Caffe's MNIST recipe: 10000 x 64 images (~10.7 epochs)
+RETRAIN_ITERATIONS = 10000  # masked retraining at 1/10 of the learning rate
+
+
+def _fingerprint(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            h.update(caffe_io.sha256_file(part).encode())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def _stage(path: Path, inputs: str, outputs: list[Path]):
+    """The recorded result of a stage if its inputs are unchanged and outputs exist, else None."""
+    if path.is_file() and all(p.exists() for p in outputs):
+        record = json.loads(path.read_text())
+        if record.get("inputs") == inputs:
+            return record
+    return None
+
+
+def prepare_data(data_dir, assess_split: bool) -> dict[str, Path]:
+    """MNIST LMDBs: train (60000) and test (10000); with `assess_split`, train is the first 50000
+    and "assess" the held-out last 10000 training images (for an unbiased final test)."""
+    data_dir = Path(data_dir) / "mnist"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sets = mnist.load()
+    (xtr, ytr), (xte, yte) = sets["train"], sets["test"]
+    paths = {"test": lmdb_io.ensure(data_dir / "test_lmdb", xte, yte, "test lmdb")}
+    if assess_split:
+        paths["train"] = lmdb_io.ensure(data_dir / "train50k_lmdb", xtr[:50000], ytr[:50000], "train lmdb")
+        paths["assess"] = lmdb_io.ensure(data_dir / "assess_lmdb", xtr[50000:], ytr[50000:], "assess lmdb")
+    else:
+        paths["train"] = lmdb_io.ensure(data_dir / "train_lmdb", xtr, ytr, "train lmdb")
+    return paths
+
+
+def reproduce(net: str, *, results="results", data="data", expected_loss: float = 0.2,
+              seed: int = 1, assess_split: bool = False, train_iterations: int = TRAIN_ITERATIONS,
+              retrain_iterations: int = RETRAIN_ITERATIONS) -> dict:
+    if net not in NETS:
+        raise ConfigError(f"unknown net {net!r}; choose from {', '.join(NETS)}")
+    spec = NETS[net]
+    out = Path(results) / net
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    lmdbs = prepare_data(data, assess_split)
+    solver, model = runtime_files(PROTOTXT / net / "solver.prototxt", out / "prototxt",
+                                  {"TRAIN": lmdbs["train"], "TEST": lmdbs["test"]})
+    times["data"] = time.perf_counter() - t0
+
+    # Train from scratch.
+    original = out / "original.caffemodel"
+    inputs = _fingerprint(solver, model, {"seed": seed, "iterations": train_iterations,
+                                          "train": lmdbs["train"].name})
+    record = _stage(out / "train.json", inputs, [original])
+    if record is None:
+        s, stats = run_solver(solver, iterations=train_iterations, seed=seed, desc="train")
+        with atomic.replacing(original) as tmp:
+            s.net.save(str(tmp))
+        del s
+        stats["top1"] = accuracy(model, original)["top1"]
+        record = {"inputs": inputs, "seed": seed, **stats}
+        atomic.write_json(out / "train.json", record)
+    times["train"] = record["seconds"]
+    print(f"[train] {spec['title']}: top-1 {record['top1']:.2f}% (seed {seed})")
+    top1_original = record["top1"]
+
+    # Prune + masked retraining.
+    pruned = out / "pruned.caffemodel"
+    inputs = _fingerprint(original, solver, {"kept": spec["kept"], "iterations": retrain_iterations,
+                                             "seed": seed})
+    record = _stage(out / "prune.json", inputs, [pruned])
+    if record is None:
+        masks = magnitude_masks({k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(original)).items()},
+                                spec["kept"])
+        stats = retrain(solver, original, masks, pruned, iterations=retrain_iterations, seed=seed)
+        stats["top1"] = accuracy(model, pruned)["top1"]
+        record = {"inputs": inputs, "kept_target": spec["kept"], **stats}
+        atomic.write_json(out / "prune.json", record)
+    times["prune"] = record["seconds"]
+    print(f"[prune] kept {record['kept']}: top-1 {record['top1']:.2f}%")
+    top1_pruned = record["top1"]
+
+    # DeepSZ.
+    dsz_path = out / f"{net}.dsz"
+    inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split})
+    record = _stage(out / "compress.json", inputs, [dsz_path])
+    if record is None:
+        result = compress(model, pruned, dsz_path, expected_loss=expected_loss, work_dir=out / "work",
+                          assess_lmdb=lmdbs.get("assess"))
+        record = {"inputs": inputs, **result}
+        atomic.write_json(out / "compress.json", record)
+    times.update(record["seconds"])
+
+    summary = {
+        "net": net, "title": spec["title"], "seed": seed, "assess_split": assess_split,
+        "ratio": record["ratio"], "ratio_with_biases": record["ratio_with_biases"],
+        "top1_original": top1_original, "top1_pruned": top1_pruned,
+        "top1_decoded": record["top1_decoded"], "expected_loss": expected_loss,
+        "predicted_loss": record["predicted_loss"], "actual_loss": record["actual_loss"],
+        "error_bounds": record["error_bounds"], "fc_weight_bytes": record["fc_weight_bytes"],
+        "fc_compressed_bytes": record["fc_compressed_bytes"], "layers": record["layer_sizes"],
+        "rounds": len(record["rounds"]), "seconds": times, "paper": spec["paper"],
+    }
+    atomic.write_json(out / "summary.json", summary)
+    print(paper_table(summary))
+    return summary
+
+
+def paper_table(s: dict) -> str:
+    """Paper-vs-ours rows of Tables 2 and 3, as Markdown."""
+    p = s["paper"]
+    rows = [
+        "| | paper | ours |", "|---|---|---|",
+        f"| top-1 original | {p['top1_original']:.2f}% | {s['top1_original']:.2f}% |",
+        f"| top-1 pruned | - | {s['top1_pruned']:.2f}% |",
+        f"| top-1 DeepSZ | {p['top1_decoded']:.2f}% | {s['top1_decoded']:.2f}% |",
+        f"| fc size (kB = 1000 B, as the paper) | {p['fc_kb']} kB | {s['fc_weight_bytes'] / 1000:.0f} kB |",
+        f"| DeepSZ fc size | {p['deepsz_kb']} kB | {s['fc_compressed_bytes'] / 1000:.1f} kB |",
+        f"| fc ratio (weights only, as the paper) | {p['ratio']}x | {s['ratio']:.1f}x |",
+        f"| fc ratio incl. biases | - | {s['ratio_with_biases']:.1f}x |",
+        f"| expected / actual loss (points) | 0.2 / {p['top1_original'] - p['top1_decoded']:.2f} "
+        f"| {s['expected_loss']} / {s['actual_loss']:.2f} |",
+    ]
+    for m in s["layers"]:
+        paper_eb = p["error_bounds"].get(m["name"], "-")
+        rows.append(f"| {m['name']}: error bound (kept {m['density']:.1%}, {m['ratio']:.1f}x) "
+                    f"| {paper_eb} | {m['error_bound']:g} |")
+    return f"### {s['title']} (seed {s['seed']})\n" + "\n".join(rows)

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(pr, "weights", required=True, help="trained .caffemodel")
     pr.add_argument("--kept", required=True, help="kept fraction per layer: ip1=0.08,ip2=0.09")
     _flag(pr, "iterations", type=int, default=10000, help="retraining iterations (default 10000)")
-    pr.add_argument("--lr-scale", type=float, default=0.1, help="scale of the solver's base_lr")
+    pr.add_argument("--lr-scale", type=float, default=1.0, help="scale of the solver's base_lr")
     pr.add_argument("--seed", type=int)
     pr.add_argument("-o", "--output", required=True)
     pr.set_defaults(func=cmd_prune)

@@ -42,7 +42,7 @@ def parse_kept(text: str) -> dict[str, float]:
 
 
 def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *, iterations: int,
-            lr_scale: float = 0.1, seed: int | None = None):
+            lr_scale: float = 1.0, seed: int | None = None):
     """Masked retraining from `weights`; saves the pruned net to `out_weights`. Returns stats."""
     from .train import run_solver
 

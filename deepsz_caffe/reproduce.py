@@ -24,6 +24,8 @@ NETS = {
     "lenet300": {
         "title": "LeNet-300-100",
         "kept": {"ip1": 0.08, "ip2": 0.09, "ip3": 0.26},
+        # 40000 x 64 images reach Han et al.'s Caffe reference (98.16%); 10000 reach only ~97.7%.
+        "train_iterations": 40000, "retrain_iterations": 20000,
         "paper": {"top1_original": 98.35, "top1_decoded": 98.31, "ratio": 55.8,
                   "fc_kb": 1065, "deepsz_kb": 19.1,
                   "error_bounds": {"ip1": 0.02, "ip2": 0.03, "ip3": 0.04}},
@@ -31,13 +33,13 @@ NETS = {
     "lenet5": {
         "title": "LeNet-5",
         "kept": {"ip1": 0.08, "ip2": 0.19},
+        "train_iterations": 10000, "retrain_iterations": 10000,  # Caffe's own LeNet recipe
         "paper": {"top1_original": 99.13, "top1_decoded": 99.16, "ratio": 57.3,
                   "fc_kb": 1620, "deepsz_kb": 28.3,
                   "error_bounds": {"ip1": 0.03, "ip2": 0.08}},
     },
 }
-TRAIN_ITERATIONS = 10000    # Caffe's MNIST recipe: 10000 x 64 images (~10.7 epochs)
-RETRAIN_ITERATIONS = 10000  # masked retraining at 1/10 of the learning rate
+RETRAIN_LR_SCALE = 1.0  # measured: retraining at the full rate recovers ~0.2 point more than 0.1x
 
 
 def _fingerprint(*parts) -> str:
@@ -76,11 +78,13 @@ def prepare_data(data_dir, assess_split: bool) -> dict[str, Path]:
 
 
 def reproduce(net: str, *, results="results", data="data", expected_loss: float = 0.2,
-              seed: int = 1, assess_split: bool = False, train_iterations: int = TRAIN_ITERATIONS,
-              retrain_iterations: int = RETRAIN_ITERATIONS) -> dict:
+              seed: int = 1, assess_split: bool = False, train_iterations: int | None = None,
+              retrain_iterations: int | None = None) -> dict:
     if net not in NETS:
         raise ConfigError(f"unknown net {net!r}; choose from {', '.join(NETS)}")
     spec = NETS[net]
+    train_iterations = train_iterations or spec["train_iterations"]
+    retrain_iterations = retrain_iterations or spec["retrain_iterations"]
     out = Path(results) / net
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -111,12 +115,13 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     # Prune + masked retraining.
     pruned = out / "pruned.caffemodel"
     inputs = _fingerprint(original, solver, {"kept": spec["kept"], "iterations": retrain_iterations,
-                                             "seed": seed})
+                                             "seed": seed, "lr_scale": RETRAIN_LR_SCALE})
     record = _stage(out / "prune.json", inputs, [pruned])
     if record is None:
         masks = magnitude_masks({k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(original)).items()},
                                 spec["kept"])
-        stats = retrain(solver, original, masks, pruned, iterations=retrain_iterations, seed=seed)
+        stats = retrain(solver, original, masks, pruned, iterations=retrain_iterations, seed=seed,
+                        lr_scale=RETRAIN_LR_SCALE)
         stats["top1"] = accuracy(model, pruned)["top1"]
         record = {"inputs": inputs, "kept_target": spec["kept"], **stats}
         atomic.write_json(out / "prune.json", record)

@@ -25,6 +25,7 @@ from .codecs import compress_bounded, get_lossy
 from .codecs.lossless import compress_index
 from .errors import ConfigError
 from .optimize import Candidate
+from .suffix import SuffixPhase
 
 DISTORTION_CRITERION = 0.1   # accuracy points (the paper's 0.1%)
 START_EXPONENTS = (-3, -2, -1)  # the paper's [1E-3, 1E-2, 1E-1]
@@ -72,8 +73,9 @@ class Assessment:
     """Algorithm 1 on a loaded TEST net (`evaluate.TestPhase`), with a resumable cache."""
 
     def __init__(self, phase, layers: list[str], cache_path, *, lossy="sz2", lossless="best",
-                 base_top1: float | None = None):
+                 base_top1: float | None = None, suffix: bool = True):
         self.phase, self.layers, self.cache_path = phase, layers, Path(cache_path)
+        self.suffix = suffix
         self.codec = get_lossy(lossy)
         self.lossless = lossless
         missing = [name for name in layers if name not in phase.net.params]
@@ -86,8 +88,8 @@ class Assessment:
         if base_top1 is None:
             base_top1 = phase.run()["top1"]
         self.cache["base_top1"] = base_top1
-        self.cache.setdefault("points", {})
-        self.cache.setdefault("index_bytes", {})
+        for key in ("points", "index_bytes", "done"):
+            self.cache.setdefault(key, {})
 
     @property
     def base_top1(self) -> float:
@@ -107,8 +109,26 @@ class Assessment:
         return {layer: sorted(self.cache["points"][layer].values(), key=lambda p: p["eb"])
                 for layer in self.layers}
 
+    def _runner(self, layer: str):
+        """A suffix-only phase for `layer` when the net allows it and it reproduces the full
+        phase's accuracy exactly; otherwise the full phase (the log says why)."""
+        if not self.suffix:
+            return self.phase
+        try:
+            runner = SuffixPhase(self.phase, layer, self.cache_path.parent / "suffix")
+        except ValueError as why:
+            tqdm.write(f"[assess] {layer}: full TEST passes ({why})")
+            return self.phase
+        if runner.run() != self.phase.run():
+            tqdm.write(f"[assess] {layer}: full TEST passes (suffix net disagrees with the full net)")
+            return self.phase
+        return runner
+
     def _assess_layer(self, layer: str, expected_loss: float, bar) -> None:
-        live = self.phase.net.params[layer][0].data
+        if self.cache["done"].get(layer, -1.0) >= expected_loss:
+            return  # walked before at least this far: every point is cached, skip building nets
+        runner = self._runner(layer)
+        live = runner.net.params[layer][0].data
         original = live.copy()
         sp = sparse.to_sparse(original)
         if layer not in self.cache["index_bytes"]:
@@ -124,7 +144,7 @@ class Assessment:
                 values = self.codec.decompress(blob, sp.n_entries)
                 live[...] = sparse.to_dense(values, sp.index, sp.shape)
                 try:
-                    top1 = self.phase.run()["top1"]
+                    top1 = runner.run()["top1"]
                 finally:
                     live[...] = original
                 points[key] = {"eb": eb, "size": len(blob) + index_bytes, "data_bytes": len(blob),
@@ -138,6 +158,9 @@ class Assessment:
             return p["drop"]
 
         bound_walk(measure, expected_loss)
+        done = self.cache["done"]
+        done[layer] = max(expected_loss, done.get(layer, -1.0))
+        self._save()
 
 
 def candidates(points: dict[str, list[dict]], backend: str = "sz2") -> dict[str, list[Candidate]]:

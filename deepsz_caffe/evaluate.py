@@ -100,9 +100,10 @@ def probe(model, weights) -> None:
 class TestPhase:
     """A loaded TEST net over its whole LMDB: `run()` -> {"top1": %, "top5": %}.
 
-    Weights are edited in place through `params` between runs (the assessment perturbs one layer
+    Weights are edited in place through `net.params` between runs (the assessment perturbs one layer
     at a time); each run is exactly one epoch of the test set when the batch divides it.
     """
+    __test__ = False  # not a pytest test class, despite the name
     model: str
     weights: str
     iterations: int | None = None
@@ -127,18 +128,21 @@ class TestPhase:
         self.tops = info["accuracy"]
         self.net = caffe.Net(str(self.model), str(self.weights), caffe.TEST)
 
-    @property
-    def params(self) -> dict:
-        """{layer: [blob arrays]} as live views into the loaded net."""
-        return {name: [b.data for b in blobs] for name, blobs in self.net.params.items()}
-
     def run(self) -> dict[str, float]:
-        sums = dict.fromkeys(self.tops, 0.0)
-        for _ in range(self.iterations):
-            out = self.net.forward()
-            for top in sums:
-                sums[top] += float(out[top])
-        return {f"top{k}": 100.0 * sums[top] / self.iterations for top, k in self.tops.items()}
+        return accuracy_pass(self.net, self.tops, self.iterations)
+
+
+def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None) -> dict[str, float]:
+    """Mean of the Accuracy tops over `iterations` forward passes, in percent (as `caffe test`).
+    `feed(i)`, if given, fills the input blobs before pass i."""
+    sums = dict.fromkeys(tops, 0.0)
+    for i in range(iterations):
+        if feed is not None:
+            feed(i)
+        out = net.forward()
+        for top in sums:
+            sums[top] += float(out[top])
+    return {f"top{k}": 100.0 * sums[top] / iterations for top, k in tops.items()}
 
 
 def accuracy(model, weights, *, iterations=None, gpu=None) -> dict[str, float]:

@@ -3,59 +3,33 @@ import json
 import subprocess
 import sys
 
-import caffe
 import numpy as np
 import pytest
 
 from deepsz_caffe import caffe_io
-from deepsz_caffe.data import lmdb_io, mnist
 from deepsz_caffe.evaluate import accuracy
 from deepsz_caffe.pipeline import compress
-from deepsz_caffe.prune import magnitude_masks, retrain
-from deepsz_caffe.reproduce import PROTOTXT
-from deepsz_caffe.train import run_solver, runtime_files
 
 
-@pytest.fixture(scope="module")
-def lenet(tmp_path_factory):
-    """LeNet-300-100 trained briefly on 6000 MNIST images, pruned to the paper's fractions."""
-    d = tmp_path_factory.mktemp("lenet")
-    data = mnist.load()
-    (xtr, ytr), (xte, yte) = data["train"], data["test"]
-    train_db = lmdb_io.write(d / "train", xtr[:6000], ytr[:6000])
-    test_db = lmdb_io.write(d / "test", xte[:1000], yte[:1000])
-    solver, model = runtime_files(PROTOTXT / "lenet300" / "solver.prototxt", d / "proto",
-                                  {"TRAIN": train_db, "TEST": test_db})
-    s, _ = run_solver(solver, iterations=1500, seed=3)
-    trained = d / "trained.caffemodel"
-    s.net.save(str(trained))
-    masks = magnitude_masks({k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(trained)).items()},
-                            {"ip1": 0.08, "ip2": 0.09, "ip3": 0.26})
-    pruned = d / "pruned.caffemodel"
-    stats = retrain(solver, trained, masks, pruned, iterations=600, seed=3)
-    return {"dir": d, "model": model, "trained": trained, "pruned": pruned, "masks": masks,
-            "stats": stats, "test_db": test_db}
-
-
-def test_training_and_masked_retraining(lenet):
-    assert accuracy(lenet["model"], lenet["trained"])["top1"] > 85
-    pruned = caffe_io.blobs(caffe_io.read_net(lenet["pruned"]))
-    for layer, mask in lenet["masks"].items():
+def test_training_and_masked_retraining(lenet300):
+    assert accuracy(lenet300["model"], lenet300["trained"])["top1"] > 85
+    pruned = caffe_io.blobs(caffe_io.read_net(lenet300["pruned"]))
+    for layer, mask in lenet300["masks"].items():
         w = pruned[layer][0]
         assert not np.any(w[mask == 0])                 # pruned weights stayed exactly zero
         assert np.count_nonzero(w) == int(mask.sum())    # and the kept ones are alive
-    assert accuracy(lenet["model"], lenet["pruned"])["top1"] > 85
+    assert accuracy(lenet300["model"], lenet300["pruned"])["top1"] > 85
 
 
-def test_compress_meets_the_accuracy_constraint(lenet, tmp_path):
+def test_compress_meets_the_accuracy_constraint(lenet300, tmp_path):
     out = tmp_path / "lenet.dsz"
-    r = compress(lenet["model"], lenet["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
+    r = compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
     assert out.is_file() and set(r["error_bounds"]) == {"ip1", "ip2", "ip3"}
     assert r["actual_loss"] <= 0.5 + 1e-9 and r["ratio"] > 20
     # The delivered file, decoded again, is what was verified: Caffe measures the same accuracy.
     from deepsz_caffe import decode
     decode(out, tmp_path / "again.caffemodel")
-    top1 = accuracy(lenet["model"], tmp_path / "again.caffemodel")["top1"]
+    top1 = accuracy(lenet300["model"], tmp_path / "again.caffemodel")["top1"]
     assert top1 == pytest.approx(r["top1_decoded"], abs=1e-6)
     saved = json.loads((tmp_path / "w" / "compress.json").read_text())
     assert saved["error_bounds"] == r["error_bounds"] and saved["rounds"]
@@ -65,12 +39,12 @@ def test_compress_meets_the_accuracy_constraint(lenet, tmp_path):
     # A second run resumes from the cache: no new TEST phases for the assessment.
     cache = next((tmp_path / "w").glob("assess-*.json"))
     before = cache.stat().st_mtime_ns
-    r2 = compress(lenet["model"], lenet["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
+    r2 = compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
     assert cache.stat().st_mtime_ns == before and r2["assessment"] == r["assessment"]
 
 
-def test_expected_ratio_mode(lenet, tmp_path):
-    r = compress(lenet["model"], lenet["pruned"], tmp_path / "r.dsz", expected_ratio=30,
+def test_expected_ratio_mode(lenet300, tmp_path):
+    r = compress(lenet300["model"], lenet300["pruned"], tmp_path / "r.dsz", expected_ratio=30,
                  work_dir=tmp_path / "w")
     assert r["ratio"] >= 30
 
@@ -80,8 +54,8 @@ def deepsz(*args):
                           capture_output=True, text=True)
 
 
-def test_compress_bad_input(lenet, tmp_path):
-    model, pruned = lenet["model"], lenet["pruned"]
+def test_compress_bad_input(lenet300, tmp_path):
+    model, pruned = lenet300["model"], lenet300["pruned"]
     common = ["-o", tmp_path / "x.dsz", "--work-dir", tmp_path / "w"]
 
     def fails(args, message):
@@ -96,7 +70,7 @@ def test_compress_bad_input(lenet, tmp_path):
     no_acc.write_text(model.read_text().replace('type: "Accuracy"', 'type: "Silence"'))
     fails(["--model", no_acc, "--weights", pruned, "--expected-loss", "0.2"], "no Accuracy layer")
     no_db = tmp_path / "nodb.prototxt"
-    no_db.write_text(model.read_text().replace(str(lenet["test_db"].resolve()), "/nonexistent/lmdb"))
+    no_db.write_text(model.read_text().replace(str(lenet300["test_db"].resolve()), "/nonexistent/lmdb"))
     fails(["--model", no_db, "--weights", pruned, "--expected-loss", "0.2"], "does not exist")
     # Weights of another net: Caffe would abort(); the probe turns that into a message.
     other = tmp_path / "other.prototxt"

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from deepsz_caffe import layer_codec, sparse  # noqa: E402
-from deepsz_caffe.atomic import write_json  # noqa: E402
-from deepsz_caffe.codecs import get_lossy  # noqa: E402
-from deepsz_caffe.codecs.lossless import decompress_index  # noqa: E402
-from deepsz_caffe.codecs.sz2 import sz2_version  # noqa: E402
+from deepsz_caffe import layer_codec, sparse
+from deepsz_caffe.atomic import write_json
+from deepsz_caffe.codecs import get_lossy
+from deepsz_caffe.codecs.lossless import decompress_index
+from deepsz_caffe.codecs.sz2 import sz2_version
 
 SEED = 20190622
 # name: (shape, fraction kept, error bound) -- AlexNet's fc layers at the paper's densities and bounds
@@ -51,6 +51,14 @@ def pruned_layer(rng: np.random.Generator, shape: tuple[int, int], keep: float) 
     out = np.zeros_like(w)
     out[kept] = w[kept]
     return out.reshape(shape)
+
+
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.machine())
 
 
 def timed(fn, *args):
@@ -85,6 +93,7 @@ def main() -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
 
+    load = os.getloadavg()[0]  # read before our own work raises it
     rng = np.random.default_rng(SEED)
     originals, encoded = {}, {}
     for name, (shape, keep, eb) in LAYERS.items():
@@ -121,17 +130,18 @@ def main() -> int:
     total["total"] = [sum(total[s][i] for s in STAGES) for i in range(args.repeat)]
 
     ref_ms = 1e3 * min(total["memcpy"])
-    load = os.getloadavg()[0]
-    print(f"decode of AlexNet fc6-fc8, {args.repeat} runs, CPUs allowed: {sorted(os.sched_getaffinity(0))}, "
-          f"load average {load:.2f}{' (busy machine: other processes share memory bandwidth)' if load > 1 else ''}")
+    print(f"decode of AlexNet fc6-fc8 on {cpu_model()}, {args.repeat} runs, CPUs allowed: "
+          f"{sorted(os.sched_getaffinity(0))}, load average at start {load:.2f}"
+          f"{' (busy: other processes share the memory bandwidth)' if load >= 1 else ''}")
     print(f"{'stage':<12}{'best ms':>10}{'median ms':>11}{'x memcpy':>10}{'paper ms':>10}")
     for k in STAGES + ("total", "end_to_end", "memcpy", "fresh_alloc"):
         st = summary(total[k])
         paper = f"{PAPER_MS[k]:10.0f}" if k in PAPER_MS else ""
         print(f"{k:<12}{st['best_ms']:10.1f}{st['median_ms']:11.1f}{st['best_ms'] / ref_ms:10.2f}{paper}")
-    best_total = 1e3 * min(total["total"])
-    print(f"paper (Xeon Gold 6148): {PAPER_MS['total']:.0f} ms total; target <= {TARGET_MS:.0f} ms "
-          f"on one core: {'met' if best_total <= TARGET_MS else 'NOT met'} ({best_total:.1f} ms best)")
+    overall = summary(total["total"])
+    met = overall["median_ms"] <= TARGET_MS  # judged on the median, not the luckiest run
+    print(f"paper (Xeon Gold 6148): {PAPER_MS['total']:.0f} ms total; target <= {TARGET_MS:.0f} ms on one "
+          f"core: {'met' if met else 'NOT met'} (median {overall['median_ms']:.1f} ms, best {overall['best_ms']:.1f})")
 
     sizes = {}
     for name, enc in encoded.items():
@@ -154,13 +164,13 @@ def main() -> int:
         "config": {"seed": SEED, "repeat": args.repeat,
                    "layers": {n: {"shape": list(s), "keep": k, "error_bound": eb}
                               for n, (s, k, eb) in LAYERS.items()}},
-        "environment": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "environment": {"cpu": cpu_model(), "python": platform.python_version(),
                         "numpy": np.__version__, "sz2": sz2_version(),
-                        "cpus_allowed": sorted(os.sched_getaffinity(0)), "load_average_1min": load},
+                        "cpus_allowed": sorted(os.sched_getaffinity(0)), "load_average_at_start": load},
         "timing_ms": {"total": {k: summary(v) for k, v in total.items()},
                       "layers": {n: {k: summary(v) for k, v in t.items()} for n, t in times.items()}},
         "ratio_to_memcpy": {k: 1e3 * min(total[k]) / ref_ms for k in STAGES + ("total", "fresh_alloc")},
-        "paper_ms": PAPER_MS, "target_ms": TARGET_MS, "target_met": best_total <= TARGET_MS,
+        "paper_ms": PAPER_MS, "target_ms": TARGET_MS, "target_met_by_median": met,
         "sizes": sizes, "fc_ratio": fc_ratio,
         "check": {"max_abs_error": max_err, "ok": ok},
     })

@@ -73,7 +73,7 @@ class Assessment:
     """Algorithm 1 on a loaded TEST net (`evaluate.TestPhase`), with a resumable cache."""
 
     def __init__(self, phase, layers: list[str], cache_path, *, lossy="sz2", lossless="best",
-                 base_top1: float | None = None, suffix: bool = True):
+                 suffix: bool = True):
         self.phase, self.layers, self.cache_path = phase, layers, Path(cache_path)
         self.suffix = suffix
         self.codec = get_lossy(lossy)
@@ -82,12 +82,9 @@ class Assessment:
         if missing:
             raise ConfigError(f"layer(s) {', '.join(missing)} not in the net; layers with weights: "
                               f"{', '.join(phase.net.params.keys())}")
-        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.is_file() else {}
-        if base_top1 is None:
-            base_top1 = self.cache.get("base_top1")
-        if base_top1 is None:
-            base_top1 = phase.run()["top1"]
-        self.cache["base_top1"] = base_top1
+        self.cache = self._load()
+        if "base_top1" not in self.cache:
+            self.cache["base_top1"] = phase.run()["top1"]
         for key in ("points", "index_bytes", "done"):
             self.cache.setdefault(key, {})
 
@@ -95,12 +92,21 @@ class Assessment:
     def base_top1(self) -> float:
         return self.cache["base_top1"]
 
+    def _load(self) -> dict:
+        if not self.cache_path.is_file():
+            return {}
+        try:
+            return json.loads(self.cache_path.read_text())
+        except (OSError, ValueError) as e:
+            tqdm.write(f"[assess] ignoring unreadable cache {self.cache_path} ({e}); starting afresh")
+            return {}
+
     def _save(self):
         atomic.write_json(self.cache_path, self.cache)
 
-    def run(self, expected_loss: float) -> dict[str, list[dict]]:
+    def run(self, expected_loss: float, progress: bool = True) -> dict[str, list[dict]]:
         """Assess every layer; return {layer: [points]} with eb, size, drop, top1, seconds."""
-        bar = tqdm(total=None, desc="assess", unit="test", dynamic_ncols=True)
+        bar = tqdm(total=None, desc="assess", unit="test", dynamic_ncols=True, disable=not progress)
         try:
             for layer in self.layers:
                 self._assess_layer(layer, expected_loss, bar)

@@ -86,7 +86,7 @@ def cmd_compress(a):
     r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
                  expected_ratio=a.expected_ratio, layers=parse_layers(a.layers),
                  iterations=a.iterations, gpu=a.gpu, assess_lmdb=a.assess_lmdb, lossy=a.lossy,
-                 lossless=a.lossless, work_dir=a.work_dir)
+                 lossless=a.lossless, work_dir=a.work_dir, **_parallel(a))
     print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
@@ -97,7 +97,7 @@ def cmd_assess(a):
 
     r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss,
                layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
-               assess_lmdb=a.assess_lmdb, lossy=a.lossy, lossless=a.lossless)
+               assess_lmdb=a.assess_lmdb, lossy=a.lossy, lossless=a.lossless, **_parallel(a))
     for layer, points in r["points"].items():
         print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
     print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
@@ -155,6 +155,22 @@ def _caffe_flags(p):
                                          "and verify on the prototxt's own test LMDB")
     p.add_argument("--lossy", default="sz2", help="sz2 (default, the paper) | sz3 | zfp")
     p.add_argument("--lossless", default="best", help="best (default) | zstd | gzip | blosc")
+    p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
+    p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+
+
+def parse_gpus(text: str) -> list[int]:
+    try:
+        return [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gpus expects ids like 0,1,2, got {text!r}") from None
+
+
+def _parallel(a) -> dict:
+    if a.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {a.workers}")
+    return {"workers": a.workers, "gpus": a.gpus, "scheduler": a.scheduler}
 
 
 def build_parser() -> argparse.ArgumentParser:

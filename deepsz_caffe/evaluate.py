@@ -108,10 +108,12 @@ class TestPhase:
     weights: str
     iterations: int | None = None
     gpu: int | None = None
+    probed: bool = False  # True when the caller already ran `probe` on (model, weights)
 
     def __post_init__(self):
         info = check_model(self.model)
-        probe(self.model, self.weights)
+        if not self.probed:
+            probe(self.model, self.weights)
         import caffe
 
         if self.gpu is None:

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 from . import atomic, caffe_io, dsz
-from .assess import Assessment, cache_key, candidates
+from .assess import cache_key, candidates
 from .errors import ConfigError
-from .evaluate import TestPhase, check_model, with_test_source
+from .evaluate import TestPhase, check_model, probe, with_test_source
 from .optimize import Plan, optimize_for_loss, optimize_for_ratio
+from .parallel import LayerTask, run_tasks
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
 MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
@@ -36,8 +37,12 @@ def _min_drop_plan(cands) -> Plan:
 
 def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] | None = None,
            iterations: int | None = None, gpu: int | None = None, assess_lmdb=None,
-           lossy: str = "sz2", lossless: str = "best") -> dict:
-    """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json."""
+           lossy: str = "sz2", lossless: str = "best", workers: int = 1,
+           gpus: list[int] | None = None, scheduler: str | None = None, suffix: bool = True) -> dict:
+    """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json.
+
+    One cache file per layer under `work_dir`/assess-<key>/, key = hash of the prototxt, weights,
+    test data and codec settings; layers run in parallel with `workers`, `gpus` or `scheduler`."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     net = caffe_io.read_net(weights)
@@ -45,18 +50,23 @@ def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] 
     t0 = time.perf_counter()
     assess_model = with_test_source(model, assess_lmdb, work / "assess.prototxt") if assess_lmdb else model
     info = check_model(assess_model)
-    phase = TestPhase(str(assess_model), str(weights), iterations, gpu)
+    probe(assess_model, weights)
+    if iterations is None:
+        iterations = math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
-                    {"layers": layers, "lossy": lossy, "lossless": lossless,
-                     "iterations": phase.iterations})
-    assessment = Assessment(phase, layers, work / f"assess-{key}.json", lossy=lossy, lossless=lossless)
-    points = assessment.run(expected_loss)
+                    {"lossy": lossy, "lossless": lossless, "iterations": iterations})
+    cache_dir = work / f"assess-{key}"
+    cache_dir.mkdir(exist_ok=True)
+    tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.json"),
+                       expected_loss, lossy, lossless, iterations, gpu, suffix) for layer in layers]
+    results = run_tasks(tasks, workers=workers, gpus=gpus, scheduler=scheduler)
     blobs = caffe_io.blobs(net)
     result = {"model": str(model), "weights": str(weights), "lmdb": info["lmdb"],
               "records": info["records"], "lossy": lossy, "lossless": lossless,
-              "base_top1": assessment.base_top1, "walk_loss": expected_loss,
+              "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": {layer: 4 * blobs[layer][0].size for layer in layers},
-              "points": points, "seconds": time.perf_counter() - t0}
+              "points": {r["layer"]: r["points"] for r in results},
+              "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
     return result
 
@@ -64,7 +74,8 @@ def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] 
 def compress(model, weights, output, *, expected_loss: float | None = None,
              expected_ratio: float | None = None, layers: list[str] | None = None,
              iterations: int | None = None, gpu: int | None = None, assess_lmdb=None,
-             lossy: str = "sz2", lossless: str = "best", work_dir=None, max_rounds: int = 8) -> dict:
+             lossy: str = "sz2", lossless: str = "best", work_dir=None, max_rounds: int = 8,
+             workers: int = 1, gpus: list[int] | None = None, scheduler: str | None = None) -> dict:
     """Compress `weights` (pruned, for the train_test prototxt `model`) into the `.dsz` `output`.
 
     Returns (and writes to `work_dir`/compress.json) the assessment points, chosen bounds,
@@ -77,7 +88,8 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     test_info = check_model(model)
     walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
     assessed = assess(model, weights, work, expected_loss=walk, layers=layers, iterations=iterations,
-                      gpu=gpu, assess_lmdb=assess_lmdb, lossy=lossy, lossless=lossless)
+                      gpu=gpu, assess_lmdb=assess_lmdb, lossy=lossy, lossless=lossless,
+                      workers=workers, gpus=gpus, scheduler=scheduler)
     layers, points = list(assessed["fc_bytes"]), assessed["points"]
     cands = candidates(points, lossy)
     seconds = {"assess": assessed["seconds"]}

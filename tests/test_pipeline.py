@@ -37,10 +37,32 @@ def test_compress_meets_the_accuracy_constraint(lenet300, tmp_path):
     assert all(min(p["eb"] for p in pts) <= 1e-3 for pts in r["assessment"].values())
 
     # A second run resumes from the cache: no new TEST phases for the assessment.
-    cache = next((tmp_path / "w").glob("assess-*.json"))
-    before = cache.stat().st_mtime_ns
+    caches = sorted((tmp_path / "w").glob("assess-*/*.json"))
+    assert [c.stem for c in caches] == ["ip1", "ip2", "ip3"]
+    before = [c.stat().st_mtime_ns for c in caches]
     r2 = compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
-    assert cache.stat().st_mtime_ns == before and r2["assessment"] == r["assessment"]
+    assert [c.stat().st_mtime_ns for c in caches] == before and r2["assessment"] == r["assessment"]
+
+
+def test_results_do_not_depend_on_workers(lenet300, tmp_path):
+    """The same assessment inline, in 2 processes, and on a Dask LocalCluster (loopback)."""
+    from dask.distributed import LocalCluster
+
+    from deepsz_caffe.pipeline import assess
+
+    kw = {"expected_loss": 0.3, "layers": ["ip2", "ip3"]}
+    inline = assess(lenet300["model"], lenet300["pruned"], tmp_path / "a", **kw)
+    pooled = assess(lenet300["model"], lenet300["pruned"], tmp_path / "b", workers=2, **kw)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        dasked = assess(lenet300["model"], lenet300["pruned"], tmp_path / "c",
+                        scheduler=cluster.scheduler_address, **kw)
+
+    def strip(r):  # wall times differ, measurements must not
+        return {k: [{f: v for f, v in p.items() if f != "seconds"} for p in pts]
+                for k, pts in r["points"].items()}
+    assert strip(inline) == strip(pooled) == strip(dasked)
+    assert inline["base_top1"] == pooled["base_top1"] == dasked["base_top1"]
 
 
 def test_expected_ratio_mode(lenet300, tmp_path):

@@ -15,8 +15,8 @@ Choices where the papers leave room:
   symbol costs only what its frequency warrants.
 - Huffman codes are canonical and length-limited to 16 bits (frequencies are halved until they
   fit, which only bites on pathological distributions). Every 4096th symbol's bit offset is
-  stored (4 bytes each, <0.2% of the stream) so numpy decodes all blocks in lockstep; a stream
-  whose blocks do not end exactly on the next offset is rejected as corrupt.
+  stored (4 bytes per 4096 symbols, ~0.15% of a 5-bit stream) so numpy decodes all blocks in
+  lockstep; a stream whose blocks do not end exactly on the next offset is rejected as corrupt.
 - `nbytes` is the full serialised size: header, codebook, code-length tables, offsets, both
   bitstreams and a CRC32, i.e. everything a decoder needs.
 
@@ -291,7 +291,7 @@ class DCEncoded:
     bits: int
     index_bits: int
     n_entries: int            # stored entries incl. fillers: symbols in each stream
-    codebook: np.ndarray      # float32, 2**bits sorted centroids
+    codebook: np.ndarray      # float32, 2**bits centroids (sorted by encode)
     codes: HuffmanStream      # alphabet 2**bits + 1 (last symbol = filler, exact 0.0)
     gaps: HuffmanStream       # alphabet 2**index_bits (symbol = gap, 0 unused)
 

@@ -36,7 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepsz_caffe.baselines.deep_compression import Reader, kmeans_1d, seal, shape_header
+from deepsz_caffe.baselines.deep_compression import (
+    Reader,
+    kmeans_1d,
+    seal,
+    shape_header,
+)
 from deepsz_caffe.errors import CodecError, ConfigError
 
 MAGIC = b"WLB1"
@@ -98,19 +103,27 @@ def _peel(cells: np.ndarray, m: int):
         touched = cells[:, keys].reshape(-1)
         np.subtract.at(count, touched, 1)
         np.bitwise_xor.at(key_xor, touched, np.tile(keys, k))
-        touched = np.unique(touched)
-        singles = touched[count[touched] == 1]
+        singles = np.sort(touched[count[touched] == 1])  # sort-based dedupe: np.unique hashes, slowly
+        singles = singles[np.diff(singles, prepend=-1) != 0]
     return rounds if peeled == n else None
 
 
+def _cell_dtype(t_bits: int):
+    """Narrowest cell type: decoding gathers k random cells per position, so cache size matters."""
+    return np.uint8 if t_bits <= 8 else np.uint16
+
+
 def _pack(values: np.ndarray, width: int) -> bytes:
-    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
-    return np.packbits(((values[:, None] >> shifts) & 1).astype(np.uint8)).tobytes()
+    """Concatenate the low `width` bits of each value (MSB first), via byte-wise unpackbits."""
+    as_bytes = values.astype(">u2").view(np.uint8).reshape(-1, 2)
+    return np.packbits(np.unpackbits(as_bytes, axis=1)[:, 16 - width:]).tobytes()
 
 
 def _unpack(data: bytes, width: int, count: int) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * width)
-    return bits.reshape(count, width).astype(np.int64) @ (1 << np.arange(width - 1, -1, -1, dtype=np.int64))
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * width).reshape(count, width)
+    padded = np.zeros((count, 16), dtype=np.uint8)
+    padded[:, 16 - width:] = bits
+    return np.packbits(padded, axis=1).view(">u2")[:, 0].astype(_cell_dtype(width))
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +137,7 @@ class WLEncoded:
     seed: int                 # the seed whose hashes peeled (encode's seed + failed attempts)
     n_keys: int               # kept weights (informational: decode needs only the table)
     codebook: np.ndarray      # float32, 2**value_bits sorted centroids
-    table: np.ndarray         # int64 cells in [0, 2**t_bits), length m (a multiple of k)
+    table: np.ndarray         # cells in [0, 2**t_bits), length m (a multiple of k)
 
     @property
     def m(self) -> int:
@@ -166,7 +179,7 @@ def encode(weights: np.ndarray, t_bits: int = 6, value_bits: int = 3, k: int = 3
     codebook, values = kmeans_1d(flat[keys], 1 << value_bits)
     shape = tuple(int(d) for d in weights.shape)
     if keys.size == 0:
-        return WLEncoded(shape, t_bits, value_bits, k, seed, 0, codebook, np.zeros(0, dtype=np.int64))
+        return WLEncoded(shape, t_bits, value_bits, k, seed, 0, codebook, np.zeros(0, _cell_dtype(t_bits)))
     for attempt in range(MAX_ATTEMPTS):
         load = LOADS[k] + 0.02 * (attempt // 2)
         segment = math.ceil((load * keys.size + SLACK_CELLS) / k)
@@ -176,7 +189,7 @@ def encode(weights: np.ndarray, t_bits: int = 6, value_bits: int = 3, k: int = 3
             break
     else:
         raise CodecError(f"weightless: Bloomier filter did not peel in {MAX_ATTEMPTS} attempts")
-    table = np.zeros(k * segment, dtype=np.int64)
+    table = np.zeros(k * segment, dtype=_cell_dtype(t_bits))
     for ks, owned in reversed(rounds):  # cells of later-peeled keys are final by now
         table[owned] = values[ks] ^ mask[ks] ^ np.bitwise_xor.reduce(table[cells[:, ks]], axis=0)
     return WLEncoded(shape, t_bits, value_bits, k, seed + attempt, int(keys.size), codebook, table)

@@ -9,10 +9,15 @@ Choices, measured on gap arrays of 4096x4096 layers with random positions:
   compressor/shuffle combinations at every density (bit-shuffle only helps
   the weaker lz4/blosclz). Blosc has no checksum: corruption inside a block
   can decode silently, so containers must checksum what they store.
+- ctx: not a byte compressor but a context model of the positions the gaps
+  encode (codecs/context_index.py); smaller on structured masks, but it only
+  accepts gap arrays and decodes far slower, so "best" (the paper's best of
+  gzip/zstd/blosc) leaves it out and "best-all" includes it.
 Decoders check the declared size before allocating, so a corrupt header
 cannot request a huge buffer.
 """
 
+import importlib
 import zlib
 
 import blosc
@@ -20,7 +25,10 @@ import zstandard
 
 from deepsz_caffe.errors import CodecError
 
-INDEX_CODECS = ("gzip", "zstd", "blosc")
+PAPER_INDEX_CODECS = ("gzip", "zstd", "blosc")
+INDEX_CODECS = PAPER_INDEX_CODECS  # the name existing callers use
+ALL_INDEX_CODECS = PAPER_INDEX_CODECS + ("ctx",)
+_CHOICES = {"best": PAPER_INDEX_CODECS, "best-all": ALL_INDEX_CODECS}
 _ZSTD_LEVEL = 19
 _LIB_ERRORS = (zlib.error, zstandard.ZstdError, blosc.blosc_extension.error, ValueError, TypeError)
 
@@ -59,10 +67,29 @@ def _blosc_decode(blob: bytes, size: int) -> bytes:
     return blosc.decompress(blob)
 
 
+def _context_index():
+    """The ctx codec, imported on first use: only it needs constriction."""
+    try:
+        return importlib.import_module("deepsz_caffe.codecs.context_index")
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.startswith("deepsz_caffe"):
+            raise
+        raise CodecError("index codec 'ctx' needs a missing package: pip install constriction") from e
+
+
+def _ctx_encode(raw: bytes, row_length: int) -> bytes:
+    return _context_index().encode(raw, row_length)
+
+
+def _ctx_decode(blob: bytes, size: int) -> bytes:
+    return _context_index().decode(blob, size)
+
+
 _CODECS = {
     "gzip": (_gzip_encode, _gzip_decode),
     "zstd": (_zstd_encode, _zstd_decode),
     "blosc": (_blosc_encode, _blosc_decode),
+    "ctx": (_ctx_encode, _ctx_decode),
 }
 
 
@@ -71,15 +98,18 @@ def _lookup(codec: str, allowed: tuple[str, ...]) -> None:
         raise CodecError(f"unknown index codec {codec!r}; valid: {', '.join(allowed)}")
 
 
-def compress_index(raw: bytes, codec: str) -> tuple[str, bytes]:
-    """Compress with `codec`, or with each codec for "best", keeping the smallest.
+def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str, bytes]:
+    """Compress with `codec`, or with each of a set for "best"/"best-all", keeping the smallest.
 
-    Returns (codec actually used, stream); ties go to the earlier of INDEX_CODECS.
+    Returns (codec actually used, stream); ties go to the earlier in ALL_INDEX_CODECS.
+    row_length is the layer's row width (prod(shape[1:])), a context for "ctx" only;
+    0 means unknown.
     """
-    _lookup(codec, INDEX_CODECS + ("best",))
-    names = INDEX_CODECS if codec == "best" else (codec,)
+    _lookup(codec, ALL_INDEX_CODECS + tuple(_CHOICES))
+    names = _CHOICES.get(codec, (codec,))
     try:
-        blobs = [(name, _CODECS[name][0](raw)) for name in names]
+        blobs = [(name, _CODECS[name][0](raw, row_length) if name == "ctx" else _CODECS[name][0](raw))
+                 for name in names]
     except _LIB_ERRORS as e:
         raise CodecError(f"index compression failed: {e}") from e
     return min(blobs, key=lambda nb: len(nb[1]))
@@ -87,7 +117,7 @@ def compress_index(raw: bytes, codec: str) -> tuple[str, bytes]:
 
 def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
     """Decode and insist on exactly `size` bytes; any library failure becomes CodecError."""
-    _lookup(codec, INDEX_CODECS)
+    _lookup(codec, ALL_INDEX_CODECS)
     try:
         out = _CODECS[codec][1](bytes(blob), size)
     except _LIB_ERRORS as e:

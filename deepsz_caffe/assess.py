@@ -125,7 +125,7 @@ class Assessment:
         except ValueError as why:
             tqdm.write(f"[assess] {layer}: full TEST passes ({why})")
             return self.phase
-        if runner.run() != self.phase.run():
+        if runner.run()["top1"] != self.base_top1:  # same weights: must match the full pass
             tqdm.write(f"[assess] {layer}: full TEST passes (suffix net disagrees with the full net)")
             return self.phase
         return runner

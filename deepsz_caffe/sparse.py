@@ -21,6 +21,7 @@ import numpy as np
 from deepsz_caffe.errors import CodecError
 
 _MAX_GAP = 255
+_CHUNK = 1 << 16  # entries per to_dense step: their int64 positions (512 KiB) fit in L2 cache
 CSR_BYTES_PER_ENTRY = 5  # 32-bit value + 8-bit gap: the paper's "40 bits"
 
 
@@ -58,19 +59,27 @@ def density(weights: np.ndarray) -> float:
     return np.count_nonzero(weights) / weights.size if weights.size else 0.0
 
 
+def gap_entries(flat: np.ndarray, max_gap: int = _MAX_GAP):
+    """Gaps of the nonzeros of a 1-D array, split by fillers so each fits 1..max_gap.
+
+    Returns (gaps int64 with fillers = max_gap, where each real entry landed, flat positions of
+    the nonzeros). Deep Compression's 5-bit variant uses max_gap = 31."""
+    pos = np.flatnonzero(flat)
+    gaps = np.diff(pos, prepend=-1)
+    fillers = (gaps - 1) // max_gap  # leaves each real gap in 1..max_gap
+    real_at = np.cumsum(fillers + 1) - 1  # where each real entry lands after its fillers
+    out = np.full(int(real_at[-1]) + 1 if pos.size else 0, max_gap, dtype=np.int64)
+    out[real_at] = gaps - max_gap * fillers
+    return out, real_at, pos
+
+
 def to_sparse(weights: np.ndarray) -> SparseLayer:
     """Encode a layer of any ndim; inverse of to_dense."""
     flat = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
-    pos = np.flatnonzero(flat)
-    gaps = np.diff(pos, prepend=-1)
-    fillers = (gaps - 1) // _MAX_GAP  # leaves each real gap in 1..255
-    real_at = np.cumsum(fillers + 1) - 1  # where each real entry lands after its fillers
-    n_entries = int(real_at[-1]) + 1 if pos.size else 0
-    data = np.zeros(n_entries, dtype=np.float32)
-    index = np.full(n_entries, _MAX_GAP, dtype=np.uint8)
+    gaps, real_at, pos = gap_entries(flat)
+    data = np.zeros(len(gaps), dtype=np.float32)
     data[real_at] = flat[pos]
-    index[real_at] = gaps - _MAX_GAP * fillers
-    return SparseLayer(data=data, index=index, shape=tuple(int(d) for d in np.shape(weights)))
+    return SparseLayer(data=data, index=gaps.astype(np.uint8), shape=tuple(int(d) for d in np.shape(weights)))
 
 
 def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -91,18 +100,23 @@ def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...]) -> np.
     if index.size and (index.min() < 1 or index.max() > _MAX_GAP):
         raise CodecError(f"sparse layer: gaps must lie in 1..{_MAX_GAP}")
     size = math.prod(shape)
-    # positions = cumsum(index) - 1, in one int64 buffer: widening first and summing in place is
-    # ~2.5x faster than cumsum(uint8, dtype=int64), which casts through a buffer; folding the -1
-    # into the first gap saves a pass. int64 because fancy indexing converts narrower ints anyway.
-    positions = index.astype(np.int64)
-    if positions.size:
-        positions[0] -= 1
+    out = np.zeros(size, dtype=np.float32)
+    # positions = cumsum(index) - 1, built a chunk at a time in one reused int64 buffer that stays
+    # in cache (a full-length one costs n * 8 bytes of fresh pages); widening first and summing in
+    # place is ~3x faster than cumsum(uint8, dtype=int64), which casts through a buffer. int64
+    # because fancy indexing would convert narrower positions to it anyway.
+    buf = np.empty(min(_CHUNK, index.size), dtype=np.int64)
+    last = -1
+    for start in range(0, index.size, _CHUNK):
+        positions = buf[:index.size - start]
+        positions[...] = index[start:start + _CHUNK]
+        positions[0] += last
         np.cumsum(positions, out=positions)
-        if positions[-1] >= size:
+        last = int(positions[-1])
+        if last >= size:
             raise CodecError(
-                f"sparse layer: index reaches position {positions[-1]} but shape {tuple(shape)} "
+                f"sparse layer: index reaches position {last} but shape {tuple(shape)} "
                 f"holds only {size} values"
             )
-    out = np.zeros(size, dtype=np.float32)
-    out[positions] = data
+        out[positions] = data[start:start + _CHUNK]
     return out.reshape(shape)

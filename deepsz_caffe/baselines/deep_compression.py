@@ -313,26 +313,11 @@ def _check_widths(bits: int, index_bits: int) -> None:
         raise ConfigError(f"index_bits must be 1..8 (gaps are bytes at most), got {index_bits}")
 
 
-def _entries(flat: np.ndarray, max_gap: int):
-    """Relative-index entries with max_gap-wide fillers -> (gaps, index of each real entry).
-
-    The convention of sparse.to_sparse with the gap cap as a parameter (that one is fixed at 255),
-    so sparse.to_dense rebuilds the layer from either.
-    """
-    pos = np.flatnonzero(flat)
-    gaps = np.diff(pos, prepend=-1)
-    fillers = (gaps - 1) // max_gap
-    real_at = np.cumsum(fillers + 1) - 1
-    out = np.full(int(real_at[-1]) + 1 if pos.size else 0, max_gap, dtype=np.int64)
-    out[real_at] = gaps - max_gap * fillers
-    return out, real_at, pos
-
-
 def encode(weights: np.ndarray, bits: int = 5, index_bits: int = 5) -> DCEncoded:
     _check_widths(bits, index_bits)
     weights = np.asarray(weights, dtype=np.float32)
     flat = weights.reshape(-1)
-    gaps, real_at, pos = _entries(flat, (1 << index_bits) - 1)
+    gaps, real_at, pos = sparse.gap_entries(flat, (1 << index_bits) - 1)
     codebook, codes = kmeans_1d(flat[pos], 1 << bits)
     symbols = np.full(len(gaps), 1 << bits, dtype=np.int64)
     symbols[real_at] = codes

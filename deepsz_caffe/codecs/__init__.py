@@ -5,7 +5,7 @@ in Python before any C code sees it: the SZ 2 library calls exit(0) on
 corrupt or truncated input, and pysz decodes many corrupted streams into
 garbage without complaint (both measured). Frame layout, little-endian:
 
-    mode: uint8   RAW (0) or the backend's own id (1 sz2, 2 sz3, 3 zfp)
+    mode: uint8   RAW (0) or the backend's own id (1 sz2, 2 sz3, 3 zfp, 4 quant)
     n:    uint64  number of float32 values
     crc:  uint32  CRC-32 of the payload
     payload       RAW: n float32 values; otherwise the backend's stream
@@ -24,7 +24,7 @@ import numpy as np
 
 from deepsz_caffe.errors import BoundViolation, CodecError
 
-LOSSY_CODECS = ("sz2", "sz3", "zfp")
+LOSSY_CODECS = ("sz2", "sz3", "zfp", "quant")
 
 RAW_MAX = 20
 _RAW = 0
@@ -35,6 +35,7 @@ _BACKENDS = {
     "sz2": ("deepsz_caffe.codecs.sz2", "SZ2Codec", "--no-deps hdf5plugin==7.1.0"),
     "sz3": ("deepsz_caffe.codecs.sz3", "SZ3Codec", "pysz"),
     "zfp": ("deepsz_caffe.codecs.zfp", "ZFPCodec", "zfpy"),
+    "quant": ("deepsz_caffe.codecs.quant", "QuantCodec", "constriction"),
 }
 
 
@@ -94,17 +95,31 @@ def _describe(a) -> str:
     return f"{a.dtype} array of shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
 
 
+def import_codec(module: str, name: str, requirement: str):
+    """Import a codec's module only when it is used, naming the package to install if missing."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.startswith("deepsz_caffe"):
+            raise
+        raise CodecError(f"codec {name!r} needs a missing package: pip install {requirement}") from e
+
+
 def get_lossy(name: str) -> FramedCodec:
     """Instantiate a backend by name, importing its package only now."""
     if name not in _BACKENDS:
         raise CodecError(f"unknown lossy codec {name!r}; valid: {', '.join(LOSSY_CODECS)}")
     module, cls, requirement = _BACKENDS[name]
-    try:
-        return getattr(importlib.import_module(module), cls)()
-    except ModuleNotFoundError as e:
-        if e.name is not None and e.name.startswith("deepsz_caffe"):
-            raise
-        raise CodecError(f"codec {name!r} needs a missing package: pip install {requirement}") from e
+    return getattr(import_codec(module, name, requirement), cls)()
+
+
+def zigzag(v: int) -> int:
+    """Signed to unsigned, small magnitudes first (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)."""
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def unzigzag(z: int) -> int:
+    return z // 2 if z % 2 == 0 else -(z + 1) // 2
 
 
 def compress_bounded(codec: FramedCodec, data: np.ndarray, error_bound: float) -> bytes:

@@ -48,6 +48,7 @@ import constriction
 import numpy as np
 
 from deepsz_caffe import sparse
+from deepsz_caffe.codecs import unzigzag, zigzag
 from deepsz_caffe.errors import CodecError
 
 _VERSION = 1
@@ -59,12 +60,13 @@ _SSE_BUCKETS = 32    # half-octaves of p in [2**-16, 1)
 _SSE_WEIGHT = 32.0   # pseudo-count of the rank-1 estimate in its bucket
 _SQRT_HALF = 0.7071067811865476  # a literal: pow() need not round alike everywhere
 _CHUNK = 1 << 16     # bits per coder call: bounds the (n, 2) probability array
+_MAX_ROWS = 1 << 16  # more rows are merged: a row costs ~30 us of Python whatever its width
 _RICE_QMAX = 24      # unary part beyond which the count is escaped to Elias gamma
 _GAMMA_MAX = 64      # Elias gamma prefix limit: values below 2**64
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 _FAIR = constriction.stream.model.Categorical(np.array([0.5, 0.5]), perfect=False)
-_DECODE_ERRORS = (ValueError, RuntimeError, TypeError, OverflowError)
+_DECODE_ERRORS = (ValueError, RuntimeError, TypeError, OverflowError, AssertionError)  # constriction raises AssertionError on invalid data
 
 
 class _Model:
@@ -138,6 +140,7 @@ def encode(raw: bytes, row_length: int = 0) -> bytes:
         mask = np.zeros(length, dtype=np.uint8)
         mask[positions[canonical]] = 1
         width = min(row_length, length) if row_length else length
+        width *= -(-length // width) // -_MAX_ROWS * -1  # merge rows until at most _MAX_ROWS
         _put_uint(enc, length)
         _put_uint(enc, width)
         model = _Model(length, width, gaps.size)
@@ -145,7 +148,7 @@ def encode(raw: bytes, row_length: int = 0) -> bytes:
             row = mask[i * width:i * width + model.width(i)]
             count = int(row.sum())
             pred, k = model.predict(i, row.size)
-            _put_rice(enc, _zigzag(count - pred), k)
+            _put_rice(enc, zigzag(count - pred), k)
             if 0 < count < row.size:
                 for start in range(0, row.size, _CHUNK):
                     stop = min(start + _CHUNK, row.size)
@@ -187,14 +190,14 @@ def _decode_gaps(words: np.ndarray, size: int) -> np.ndarray:
     if not size <= length <= _MAX_GAP * size:
         raise CodecError(f"ctx: bitmap length {length} impossible for {size} entries")
     width = _get_uint(dec)
-    if not 1 <= width <= length:
-        raise CodecError(f"ctx: row length {width} outside 1..{length}")
+    if not 1 <= width <= length or -(-length // width) > _MAX_ROWS:
+        raise CodecError(f"ctx: row length {width} impossible for bitmap length {length}")
     model = _Model(length, width, size)
     mask = np.zeros(length, dtype=np.uint8)
     for i in range(model.rows):
         row = mask[i * width:i * width + model.width(i)]
         pred, k = model.predict(i, row.size)
-        count = pred + _unzigzag(_get_rice(dec, k))
+        count = pred + unzigzag(_get_rice(dec, k))
         if not 0 <= count <= row.size:
             raise CodecError(f"ctx: row {i} claims {count} entries in {row.size} positions")
         if count == row.size:
@@ -207,14 +210,6 @@ def _decode_gaps(words: np.ndarray, size: int) -> np.ndarray:
                 raise CodecError(f"ctx: row {i} decoded to the wrong number of entries")
         model.update(row, count - pred, 0 < count < row.size)
     return sparse.to_sparse(mask).index
-
-
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
-
-
-def _unzigzag(z: int) -> int:
-    return z // 2 if z % 2 == 0 else -(z + 1) // 2
 
 
 def _put_bits(enc, value: int, nbits: int) -> None:

@@ -17,12 +17,12 @@ Decoders check the declared size before allocating, so a corrupt header
 cannot request a huge buffer.
 """
 
-import importlib
 import zlib
 
 import blosc
 import zstandard
 
+from deepsz_caffe.codecs import import_codec
 from deepsz_caffe.errors import CodecError
 
 PAPER_INDEX_CODECS = ("gzip", "zstd", "blosc")
@@ -69,12 +69,7 @@ def _blosc_decode(blob: bytes, size: int) -> bytes:
 
 def _context_index():
     """The ctx codec, imported on first use: only it needs constriction."""
-    try:
-        return importlib.import_module("deepsz_caffe.codecs.context_index")
-    except ModuleNotFoundError as e:
-        if e.name is not None and e.name.startswith("deepsz_caffe"):
-            raise
-        raise CodecError("index codec 'ctx' needs a missing package: pip install constriction") from e
+    return import_codec("deepsz_caffe.codecs.context_index", "ctx", "constriction")
 
 
 def _ctx_encode(raw: bytes, row_length: int) -> bytes:

@@ -92,7 +92,7 @@ class _Malloced:
     """Lends a buffer SZ malloc'ed to numpy, freeing it with the last array that views it.
 
     Decoded layers are tens of MB: handing SZ's buffer over instead of copying it saves a
-    fresh allocation, its page faults and a full pass (~1.5 ms of ~62 ms SZ time on AlexNet's
+    fresh allocation, its page faults and a full pass (~2 ms of ~60 ms SZ time on AlexNet's
     fc layers).
     """
 

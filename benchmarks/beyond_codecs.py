@@ -1,0 +1,201 @@
+"""Codecs beyond the paper: "ctx" position coding against gzip/zstd/blosc for the index array,
+and "quant" (quantisation without prediction) against SZ 2 / SZ 3 for the data array.
+
+Layers measured:
+- lenet300/*: the pruned LeNet-300-100 of --model (skipped, with a note, if the file is absent);
+- synthetic/mnist-like: 300x784 at 8%, weights N(0, 1) scaled per column by a Gaussian blob
+  over the 28x28 pixel grid (border inputs matter little, as in MNIST) and per row by a
+  log-normal factor, then magnitude-pruned: the column and row structure ctx is built for;
+- synthetic/uniform: 300x784 at 8% of i.i.d. weights, a mask with no structure to learn;
+- alexnet/fc6: 4096x9216 at 9% as in benchmarks/decode_speed.py, for decode speed.
+Every stream is decoded and checked (exact for index codecs, |x - x'| <= eb for data codecs).
+SZ 3 without prediction is pysz with cmprAlgo = NOPRED; its size is counted with the same
+13-byte frame the registered backends carry.
+
+    taskset -c 0 .venv/bin/python benchmarks/beyond_codecs.py [--model PATH] [--repeat N] [--out PATH]
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # must precede the numpy import to take effect
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode_speed import LAYERS as ALEXNET, SEED, pruned_layer, summary, timed  # noqa: E402
+from deepsz_caffe import sparse  # noqa: E402
+from deepsz_caffe.atomic import write_json  # noqa: E402
+from deepsz_caffe.codecs import compress_bounded, get_lossy  # noqa: E402
+from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index  # noqa: E402
+
+BOUNDS = (0.01, 0.02, 0.03, 0.05)
+DATA_CODECS = ("quant", "sz2", "sz3", "sz3-nopred")
+FRAME_BYTES = 13  # mode u8 + n u64 + crc u32, as codecs.FramedCodec writes
+
+
+def mnist_like(rng: np.random.Generator, rows=300, side=28, keep=0.08) -> np.ndarray:
+    """fc weights [rows, side*side] whose columns matter by pixel position and rows by neuron."""
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    column = np.exp(-(xx ** 2 + yy ** 2) / (2 * (side / 5) ** 2)).reshape(-1)
+    row = rng.lognormal(0.0, 0.5, rows)
+    w = rng.standard_normal((rows, side * side)) * row[:, None] * column[None, :]
+    return magnitude_prune(w.astype(np.float32) * np.float32(0.05), keep)
+
+
+def magnitude_prune(w: np.ndarray, keep: float) -> np.ndarray:
+    flat = w.reshape(-1).copy()
+    k = round(keep * flat.size)
+    flat[np.argpartition(np.abs(flat), flat.size - k)[:flat.size - k]] = 0
+    return flat.reshape(w.shape)
+
+
+def lenet_layers(path: Path) -> dict[str, np.ndarray]:
+    from deepsz_caffe import caffe_io  # imports caffe's protobuf module: benchmark only
+    return {f"lenet300/{name}": blobs[0] for name, blobs in caffe_io.blobs(caffe_io.read_net(path)).items()
+            if blobs and blobs[0].ndim >= 2}
+
+
+def index_sizes(w: np.ndarray) -> dict:
+    sp = sparse.to_sparse(w)
+    raw, row_length = sp.index.tobytes(), int(np.prod(w.shape[1:]))
+    out = {"nnz": sp.nnz, "n_entries": sp.n_entries}
+    for name in ALL_INDEX_CODECS:
+        _, blob = compress_index(raw, name, row_length=row_length)
+        if decompress_index(blob, name, len(raw)) != raw:
+            raise AssertionError(f"{name} does not round-trip")
+        out[name] = len(blob)
+    out["ctx_vs_zstd"] = out["ctx"] / out["zstd"] - 1
+    return out
+
+
+def sz3_nopred(x: np.ndarray, eb: float) -> int:
+    from pysz import sz, szAlgorithm, szConfig, szErrorBoundMode
+    config = szConfig(x.shape)
+    config.errorBoundMode = szErrorBoundMode.ABS
+    config.absErrorBound = eb
+    config.cmprAlgo = szAlgorithm.NOPRED
+    compressed, _ = sz.compress(x, config)
+    y, _ = sz.decompress(compressed, np.float32, x.shape)
+    if np.max(np.abs(x.astype(np.float64) - y), initial=0.0) > eb:
+        raise AssertionError("SZ3 NOPRED broke the bound")
+    return FRAME_BYTES + compressed.nbytes
+
+
+def data_sizes(x: np.ndarray, eb: float) -> dict:
+    out = {name: len(compress_bounded(get_lossy(name), x, eb)) for name in DATA_CODECS[:-1]}
+    out["sz3-nopred"] = sz3_nopred(x, eb)
+    out["quant_vs_sz2"] = out["quant"] / out["sz2"] - 1
+    return out
+
+
+def positions(gaps: bytes) -> np.ndarray:
+    return np.cumsum(np.frombuffer(gaps, np.uint8), dtype=np.int64) - 1
+
+
+def index_decode_speed(w: np.ndarray, repeat: int) -> dict:
+    """zstd path vs ctx path: decompress, then positions = cumsum(gaps) - 1, as decode_layer does."""
+    sp = sparse.to_sparse(w)
+    raw = sp.index.tobytes()
+    out = {}
+    for name in ("zstd", "ctx"):
+        _, blob = compress_index(raw, name, row_length=w.shape[1])
+        runs = []
+        for _ in range(repeat):
+            gaps, t = timed(decompress_index, blob, name, len(raw))
+            runs.append(t + timed(positions, gaps)[1])
+        out[name] = {"bytes": len(blob), **summary(runs)}
+    out["ctx_over_zstd_time"] = out["ctx"]["best_ms"] / out["zstd"]["best_ms"]
+    return out
+
+
+def data_decode_speed(x: np.ndarray, eb: float, repeat: int) -> dict:
+    out = {}
+    for name in DATA_CODECS[:-1]:
+        codec = get_lossy(name)
+        blob = compress_bounded(codec, x, eb)
+        runs = [timed(codec.decompress, blob, x.size)[1] for _ in range(repeat)]
+        out[name] = {"bytes": len(blob), **summary(runs)}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=Path("results/lenet300/pruned.caffemodel"))
+    ap.add_argument("--repeat", type=int, default=3, help="timed decodes; best and median are reported")
+    ap.add_argument("--out", type=Path, default=Path("results/bench/beyond_codecs.json"))
+    args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+
+    rng = np.random.default_rng(SEED)
+    layers = {}
+    if args.model.is_file():
+        layers.update(lenet_layers(args.model))
+    else:
+        print(f"note: {args.model} not found; LeNet-300-100 rows skipped")
+    layers["synthetic/mnist-like"] = mnist_like(rng)
+    layers["synthetic/uniform"] = magnitude_prune(rng.standard_normal((300, 784)).astype(np.float32), 0.08)
+
+    print("index array, bytes (ctx codes the positions, row length = prod(shape[1:]))")
+    print(f"{'layer':<22}{'nnz':>8}" + "".join(f"{c:>9}" for c in ALL_INDEX_CODECS) + f"{'ctx/zstd':>10}")
+    index = {}
+    for name, w in layers.items():
+        r = index[name] = index_sizes(w)
+        print(f"{name:<22}{r['nnz']:>8}" + "".join(f"{r[c]:>9}" for c in ALL_INDEX_CODECS)
+              + f"{r['ctx_vs_zstd']:>+10.1%}")
+    lenet = [r for n, r in index.items() if n.startswith("lenet300/")]
+    if lenet:
+        totals = {c: sum(r[c] for r in lenet) for c in ALL_INDEX_CODECS}
+        index["lenet300/total"] = {**totals, "ctx_vs_zstd": totals["ctx"] / totals["zstd"] - 1}
+        print(f"{'lenet300/total':<22}{'':>8}" + "".join(f"{totals[c]:>9}" for c in ALL_INDEX_CODECS)
+              + f"{index['lenet300/total']['ctx_vs_zstd']:>+10.1%}")
+
+    print("\ndata array (fillers included), bytes at each error bound")
+    print(f"{'layer':<22}{'eb':>6}" + "".join(f"{c:>12}" for c in DATA_CODECS) + f"{'quant/sz2':>11}")
+    data = {}
+    data_layers = {**layers, "synthetic/top8%-N(0,0.02)": magnitude_prune(
+        rng.normal(0, 0.02, 13 * 20_000).astype(np.float32), 1 / 13)}
+    for name, w in data_layers.items():
+        x = sparse.to_sparse(w).data
+        for eb in BOUNDS:
+            r = data[f"{name}@{eb}"] = data_sizes(x, eb)
+            print(f"{name:<22}{eb:>6}" + "".join(f"{r[c]:>12}" for c in DATA_CODECS)
+                  + f"{r['quant_vs_sz2']:>+11.1%}")
+    for eb in BOUNDS if lenet else ():
+        keys = [f"{n}@{eb}" for n in layers if n.startswith("lenet300/")]
+        totals = {c: sum(data[k][c] for k in keys) for c in DATA_CODECS}
+        data[f"lenet300/total@{eb}"] = {**totals, "quant_vs_sz2": totals["quant"] / totals["sz2"] - 1}
+        print(f"{'lenet300/total':<22}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
+              + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
+
+    shape, keep, eb = ALEXNET["fc6"]
+    fc6 = pruned_layer(rng, shape, keep)
+    load = os.getloadavg()[0]
+    print(f"\nAlexNet fc6 {shape} at {keep:.0%}, decode (best of {args.repeat}; load average {load:.2f})")
+    index_speed = index_decode_speed(fc6, args.repeat)
+    for name in ("zstd", "ctx"):
+        s = index_speed[name]
+        print(f"  index {name:<6}{s['bytes']:>10} B  {s['best_ms']:8.1f} ms  (decompress + cumsum)")
+    print(f"  ctx takes {index_speed['ctx_over_zstd_time']:.0f}x the zstd path's time")
+    data_speed = data_decode_speed(sparse.to_sparse(fc6).data, eb, args.repeat)
+    for name, s in data_speed.items():
+        print(f"  data  {name:<6}{s['bytes']:>10} B  {s['best_ms']:8.1f} ms  (eb {eb:g})")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, {
+        "model": str(args.model) if lenet else None, "seed": SEED, "repeat": args.repeat,
+        "load_average": load, "index_bytes": index, "data_bytes": data,
+        "fc6_decode": {"shape": list(shape), "keep": keep, "error_bound": eb,
+                       "index": index_speed, "data": data_speed},
+    })
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The paper's tables and figures, one script each: `python -m experiments.<name> [--render-only]`."""

@@ -1,0 +1,142 @@
+"""Table 1: layer counts, fc shapes, parameter storage and conv vs fc forward time per network.
+
+Everything comes from the deploy prototxts loaded in pycaffe; their weights are Caffe's default
+fillers (zeros), which is enough: shapes fix the storage, and dense convolutions and inner
+products cost the same whatever the values. Forward times are measured with Caffe's CPU build on
+this machine: from the first layer to the layer before the first fc layer (the conv part, last
+conv/pool included), then from the first fc layer to the output (the fc part). At batch 1 an fc
+layer is a matrix-vector product bound by reading its weights from memory, so the fc share of
+the time depends on the batch: AlexNet and VGG-16 are also timed at their deploy batch of 10.
+"""
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from deepsz_caffe.reproduce import PROTOTXT
+
+from . import common
+
+# Batch 1 keeps VGG-16 on a CPU to about a second per pass; the LeNets run a typical batch.
+BATCHES = {"lenet300": (64,), "lenet5": (64,), "alexnet": (1, 10), "vgg16": (1, 10)}
+REPEATS = {"lenet300": 50, "lenet5": 50, "alexnet": 5, "vgg16": 3}
+
+
+def _median_ms(net, start: str, end: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        net.forward(start=start, end=end)
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def measure(name: str) -> dict:
+    import caffe
+
+    caffe.set_mode_cpu()
+    deploy = PROTOTXT / name / "deploy.prototxt"
+    net = caffe.Net(str(deploy), caffe.TEST)
+    names = list(net._layer_names)
+    types = [layer.type for layer in net.layers]
+    first_fc = types.index("InnerProduct")
+    conv = [n for n, t in zip(names, types) if t == "Convolution"]
+    fc = [n for n, t in zip(names, types) if t == "InnerProduct"]
+    param_bytes = {n: sum(4 * b.count for b in blobs) for n, blobs in net.params.items()}
+    total = sum(param_bytes.values())
+    fc_bytes = sum(param_bytes[n] for n in fc)
+    timings = []
+    for batch in BATCHES[name]:
+        data = net.inputs[0]
+        shape = (batch, *net.blobs[data].data.shape[1:])
+        net.blobs[data].reshape(*shape)
+        net.reshape()
+        net.blobs[data].data[...] = np.random.default_rng(0).standard_normal(shape)
+        net.forward()  # warm-up: allocates and fills every blob
+        repeats = REPEATS[name]
+        timings.append({
+            "batch": batch, "repeats": repeats,
+            "conv_fwd_ms": _median_ms(net, names[0], names[first_fc - 1], repeats) if conv else 0.0,
+            "fc_fwd_ms": _median_ms(net, names[first_fc], names[-1], repeats)})
+    return {
+        "deploy": str(deploy.relative_to(PROTOTXT.parent)), "conv_layers": len(conv),
+        "fc_layers": len(fc), "fc_shapes": {n: list(net.params[n][0].data.shape) for n in fc},
+        "total_bytes": total, "fc_bytes": fc_bytes, "fc_share_pct": 100 * fc_bytes / total,
+        "timings": timings,
+    }
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def _fc_share(t: dict) -> float:
+    return 100 * t["fc_fwd_ms"] / (t["fc_fwd_ms"] + t["conv_fwd_ms"])
+
+
+def compute(args) -> dict:
+    nets = {}
+    for name in common.NETS:
+        print(f"[table1] {common.TITLES[name]}: timing batches {BATCHES[name]}", file=sys.stderr)
+        nets[name] = measure(name)
+    return {"machine": _cpu(), "caffe": "BVLC Caffe, CPU build", "nets": nets}
+
+
+def render(data: dict, figures=common.FIGURES) -> list:
+    paper = common.paper_values()["table1"]
+    nets = data["nets"]
+    order = [n for n in common.NETS if n in nets]
+
+    def cell(ours: str, theirs: str) -> str:
+        return ours if ours == theirs else f"{ours} ({theirs})"
+
+    def shape(s) -> str:
+        return " × ".join(map(str, s)) if s else "-"
+
+    rows = []
+    for key, label in (("conv_layers", "conv layers"), ("fc_layers", "fc layers")):
+        rows.append([label] + [cell(str(nets[n][key]), str(paper["nets"][n][key])) for n in order])
+    for i in range(3):
+        label = ["ip1 / fc6", "ip2 / fc7", "ip3 / fc8"][i]
+        row = [label]
+        for n in order:
+            ours = list(nets[n]["fc_shapes"].values())
+            theirs = list(paper["nets"][n]["fc_shapes"].values())
+            row.append(cell(shape(ours[i] if i < len(ours) else None),
+                            shape(theirs[i] if i < len(theirs) else None)))
+        rows.append(row)
+    for i in range(max(len(nets[n]["timings"]) for n in order)):
+        times = {n: nets[n]["timings"][i] if i < len(nets[n]["timings"]) else None for n in order}
+        rows.append([f"batch (ours, timing {i + 1})"] + [str(t["batch"]) if t else "-" for t in times.values()])
+        for key, label in (("conv_fwd_ms", "conv fwd time"), ("fc_fwd_ms", "fc fwd time")):
+            rows.append([label] + [f"{t[key]:.2f} ms ({paper['nets'][n][key]} ms)" if t else "-"
+                                   for n, t in times.items()])
+        rows.append(["fc share of fwd time"] + [
+            f"{_fc_share(t):.1f}% ({_fc_share(paper['nets'][n]):.1f}%)" if t else "-"
+            for n, t in times.items()])
+    rows.append(["total size"] + [f"{nets[n]['total_bytes'] / 1e6:.1f} MB ({paper['nets'][n]['total_mb']} MB)"
+                                  for n in order])
+    rows.append(["fc layers' size (%)"] + [f"{nets[n]['fc_share_pct']:.1f}% ({paper['nets'][n]['fc_share_pct']}%)"
+                                           for n in order])
+    md = [
+        "# Table 1: architectures (ours, paper in parentheses where it differs)", "",
+        common.markdown_table(["", *(common.TITLES[n] for n in order)], rows), "",
+        f"Ours: deploy prototxts of `prototxt/<net>/` in pycaffe; sizes = weights + biases x 4 B "
+        f"(MB = 10^6 B). Forward times: median of several passes with {data['caffe']} on "
+        f"{data['machine']}; weights are zeros (shapes only). Conv part = first layer up to the first fc layer, fc part = first fc layer to the output. At batch 1 the fc layers are matrix-vector products that read all of their "
+        "weights from memory per image, which is why their share of the time falls at batch 10. "
+        "Paper: " + paper["source"] + "; " + " ".join(paper["notes"]),
+    ]
+    return [common.write_table("table1_architecture", "\n".join(md), figures)]
+
+
+if __name__ == "__main__":
+    common.main("table1_architecture", compute, render, description=__doc__.splitlines()[0])

@@ -62,15 +62,20 @@ def lenet_layers(path: Path) -> dict[str, np.ndarray]:
 
 def index_sizes(w: np.ndarray) -> dict:
     sp = sparse.to_sparse(w)
-    raw, row_length = sp.index.tobytes(), int(np.prod(w.shape[1:]))
+    raw = sp.index.tobytes()
     out = {"nnz": sp.nnz, "n_entries": sp.n_entries}
     for name in ALL_INDEX_CODECS:
-        _, blob = compress_index(raw, name, row_length=row_length)
+        _, blob = compress_index(raw, name, row_length=row_length(w))
         if decompress_index(blob, name, len(raw)) != raw:
             raise AssertionError(f"{name} does not round-trip")
         out[name] = len(blob)
     out["ctx_vs_zstd"] = out["ctx"] / out["zstd"] - 1
     return out
+
+
+def row_length(w: np.ndarray) -> int:
+    """The ctx hint: weights per output neuron, prod(shape[1:])."""
+    return int(np.prod(w.shape[1:]))
 
 
 def sz3_nopred(x: np.ndarray, eb: float) -> int:
@@ -103,7 +108,7 @@ def index_decode_speed(w: np.ndarray, repeat: int) -> dict:
     raw = sp.index.tobytes()
     out = {}
     for name in ("zstd", "ctx"):
-        _, blob = compress_index(raw, name, row_length=w.shape[1])
+        _, blob = compress_index(raw, name, row_length=row_length(w))
         runs = []
         for _ in range(repeat):
             gaps, t = timed(decompress_index, blob, name, len(raw))
@@ -142,21 +147,24 @@ def main() -> int:
     layers["synthetic/uniform"] = magnitude_prune(rng.standard_normal((300, 784)).astype(np.float32), 0.08)
 
     print("index array, bytes (ctx codes the positions, row length = prod(shape[1:]))")
-    print(f"{'layer':<22}{'nnz':>8}" + "".join(f"{c:>9}" for c in ALL_INDEX_CODECS) + f"{'ctx/zstd':>10}")
+    print(f"{'layer':<26}{'nnz':>8}" + "".join(f"{c:>9}" for c in ALL_INDEX_CODECS)
+          + f"{'ctx/zstd':>10}{'decode ms zstd/ctx':>20}")
     index = {}
     for name, w in layers.items():
         r = index[name] = index_sizes(w)
-        print(f"{name:<22}{r['nnz']:>8}" + "".join(f"{r[c]:>9}" for c in ALL_INDEX_CODECS)
-              + f"{r['ctx_vs_zstd']:>+10.1%}")
+        r["decode"] = index_decode_speed(w, args.repeat)
+        print(f"{name:<26}{r['nnz']:>8}" + "".join(f"{r[c]:>9}" for c in ALL_INDEX_CODECS)
+              + f"{r['ctx_vs_zstd']:>+10.1%}{r['decode']['zstd']['best_ms']:>12.2f}"
+              + f"{r['decode']['ctx']['best_ms']:>8.2f}")
     lenet = [r for n, r in index.items() if n.startswith("lenet300/")]
     if lenet:
         totals = {c: sum(r[c] for r in lenet) for c in ALL_INDEX_CODECS}
         index["lenet300/total"] = {**totals, "ctx_vs_zstd": totals["ctx"] / totals["zstd"] - 1}
-        print(f"{'lenet300/total':<22}{'':>8}" + "".join(f"{totals[c]:>9}" for c in ALL_INDEX_CODECS)
+        print(f"{'lenet300/total':<26}{'':>8}" + "".join(f"{totals[c]:>9}" for c in ALL_INDEX_CODECS)
               + f"{index['lenet300/total']['ctx_vs_zstd']:>+10.1%}")
 
     print("\ndata array (fillers included), bytes at each error bound")
-    print(f"{'layer':<22}{'eb':>6}" + "".join(f"{c:>12}" for c in DATA_CODECS) + f"{'quant/sz2':>11}")
+    print(f"{'layer':<26}{'eb':>6}" + "".join(f"{c:>12}" for c in DATA_CODECS) + f"{'quant/sz2':>11}")
     data = {}
     data_layers = {**layers, "synthetic/top8%-N(0,0.02)": magnitude_prune(
         rng.normal(0, 0.02, 13 * 20_000).astype(np.float32), 1 / 13)}
@@ -164,13 +172,13 @@ def main() -> int:
         x = sparse.to_sparse(w).data
         for eb in BOUNDS:
             r = data[f"{name}@{eb}"] = data_sizes(x, eb)
-            print(f"{name:<22}{eb:>6}" + "".join(f"{r[c]:>12}" for c in DATA_CODECS)
+            print(f"{name:<26}{eb:>6}" + "".join(f"{r[c]:>12}" for c in DATA_CODECS)
                   + f"{r['quant_vs_sz2']:>+11.1%}")
     for eb in BOUNDS if lenet else ():
         keys = [f"{n}@{eb}" for n in layers if n.startswith("lenet300/")]
         totals = {c: sum(data[k][c] for k in keys) for c in DATA_CODECS}
         data[f"lenet300/total@{eb}"] = {**totals, "quant_vs_sz2": totals["quant"] / totals["sz2"] - 1}
-        print(f"{'lenet300/total':<22}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
+        print(f"{'lenet300/total':<26}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
               + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
 
     shape, keep, eb = ALEXNET["fc6"]

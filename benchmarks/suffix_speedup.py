@@ -19,14 +19,13 @@ from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from deepsz_caffe import atomic  # noqa: E402
-from deepsz_caffe.data import lmdb_io  # noqa: E402
-from deepsz_caffe.evaluate import TestPhase, with_test_source  # noqa: E402
-from deepsz_caffe.suffix import SuffixPhase  # noqa: E402
+from deepsz_caffe import atomic
+from deepsz_caffe.data import lmdb_io
+from deepsz_caffe.evaluate import TestPhase, with_test_source
+from deepsz_caffe.suffix import SuffixPhase
 
 
 def best_of(fn, repeat):

@@ -213,14 +213,23 @@ def label_groups(ax, groups: list[tuple[str, int, int]]) -> None:
                 fontweight="bold")
 
 
-def plain_log_axis(ax) -> None:
-    """Log-scale y with plain numbers (2, 5, 10) instead of 2x10^0."""
-    from matplotlib.ticker import LogLocator, ScalarFormatter
+def human_bytes(n: float) -> str:
+    """1500 -> "1.5 kB" (decimal units, as the paper)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n:g} B"
+
+
+def plain_log_axis(ax, subs=(1.0, 2.0, 3.0, 5.0), label=lambda v: f"{v:g}") -> None:
+    """Log-scale y with ticks at `subs` x 10^k labelled `label(v)` (plain 2, 5, 10 by default,
+    never 2x10^0)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(plt_null_formatter())
+    ax.yaxis.set_major_locator(LogLocator(subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: label(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def main(name: str, compute, render, argv=None, add_arguments=None, description=None) -> None:
@@ -228,8 +237,10 @@ def main(name: str, compute, render, argv=None, add_arguments=None, description=
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
     parser.add_argument("--render-only", action="store_true",
                         help=f"redraw from RESULTS/experiments/{name}.json without recomputing")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="results directory (default: results)")
-    parser.add_argument("--figures", type=Path, default=FIGURES, help="output directory (default: figures)")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="results directory (default: results)")
+    parser.add_argument("--figures", type=Path, default=FIGURES,
+                        help="tables and figures directory (default: figures)")
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)

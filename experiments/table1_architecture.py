@@ -87,56 +87,61 @@ def compute(args) -> dict:
     for name in common.NETS:
         print(f"[table1] {common.TITLES[name]}: timing batches {BATCHES[name]}", file=sys.stderr)
         nets[name] = measure(name)
-    return {"machine": _cpu(), "caffe": "BVLC Caffe, CPU build", "nets": nets}
+    # the machine may be shared: a load above the core count inflates every time
+    return {"machine": _cpu(), "caffe": "BVLC Caffe, CPU build", "load_average": os.getloadavg()[0],
+            "nets": nets}
 
 
 def render(data: dict, figures=common.FIGURES) -> list:
     paper = common.paper_values()["table1"]
     nets = data["nets"]
     order = [n for n in common.NETS if n in nets]
+    theirs = {n: paper["nets"][n] for n in order}
 
-    def cell(ours: str, theirs: str) -> str:
-        return ours if ours == theirs else f"{ours} ({theirs})"
+    def cell(ours: str, paper_value: str) -> str:
+        return ours if ours == paper_value else f"{ours} ({paper_value})"
 
-    def shape(s) -> str:
-        return " × ".join(map(str, s)) if s else "-"
+    def shape(shapes: dict, i: int) -> str:
+        shapes = list(shapes.values())
+        return " × ".join(map(str, shapes[i])) if i < len(shapes) else "-"
 
-    rows = []
-    for key, label in (("conv_layers", "conv layers"), ("fc_layers", "fc layers")):
-        rows.append([label] + [cell(str(nets[n][key]), str(paper["nets"][n][key])) for n in order])
-    for i in range(3):
-        label = ["ip1 / fc6", "ip2 / fc7", "ip3 / fc8"][i]
-        row = [label]
-        for n in order:
-            ours = list(nets[n]["fc_shapes"].values())
-            theirs = list(paper["nets"][n]["fc_shapes"].values())
-            row.append(cell(shape(ours[i] if i < len(ours) else None),
-                            shape(theirs[i] if i < len(theirs) else None)))
-        rows.append(row)
+    rows = [[label] + [cell(str(nets[n][key]), str(theirs[n][key])) for n in order]
+            for key, label in (("conv_layers", "conv layers"), ("fc_layers", "fc layers"))]
+    for i, label in enumerate(("ip1 / fc6", "ip2 / fc7", "ip3 / fc8")):
+        rows.append([label] + [cell(shape(nets[n]["fc_shapes"], i), shape(theirs[n]["fc_shapes"], i))
+                               for n in order])
     for i in range(max(len(nets[n]["timings"]) for n in order)):
         times = {n: nets[n]["timings"][i] if i < len(nets[n]["timings"]) else None for n in order}
-        rows.append([f"batch (ours, timing {i + 1})"] + [str(t["batch"]) if t else "-" for t in times.values()])
+        rows.append([f"batch (ours, timing {i + 1})"]
+                    + [str(t["batch"]) if t else "-" for t in times.values()])
         for key, label in (("conv_fwd_ms", "conv fwd time"), ("fc_fwd_ms", "fc fwd time")):
-            rows.append([label] + [f"{t[key]:.2f} ms ({paper['nets'][n][key]} ms)" if t else "-"
+            rows.append([label] + [f"{t[key]:.2f} ms ({theirs[n][key]} ms)" if t else "-"
                                    for n, t in times.items()])
         rows.append(["fc share of fwd time"] + [
-            f"{_fc_share(t):.1f}% ({_fc_share(paper['nets'][n]):.1f}%)" if t else "-"
+            f"{_fc_share(t):.1f}% ({_fc_share(theirs[n]):.1f}%)" if t else "-"
             for n, t in times.items()])
-    rows.append(["total size"] + [f"{nets[n]['total_bytes'] / 1e6:.1f} MB ({paper['nets'][n]['total_mb']} MB)"
+    rows.append(["total size"] + [f"{nets[n]['total_bytes'] / 1e6:.1f} MB ({theirs[n]['total_mb']} MB)"
                                   for n in order])
-    rows.append(["fc layers' size (%)"] + [f"{nets[n]['fc_share_pct']:.1f}% ({paper['nets'][n]['fc_share_pct']}%)"
-                                           for n in order])
+    rows.append(["fc layers' size (%)"] + [
+        f"{nets[n]['fc_share_pct']:.1f}% ({theirs[n]['fc_share_pct']}%)" for n in order])
     md = [
-        "# Table 1: architectures (ours, paper in parentheses where it differs)", "",
+        "# Table 1: architectures (ours; the paper's value in parentheses where it differs)", "",
         common.markdown_table(["", *(common.TITLES[n] for n in order)], rows), "",
-        f"Ours: deploy prototxts of `prototxt/<net>/` in pycaffe; sizes = weights + biases x 4 B "
-        f"(MB = 10^6 B). Forward times: median of several passes with {data['caffe']} on "
-        f"{data['machine']}; weights are zeros (shapes only). Conv part = first layer up to the first fc layer, fc part = first fc layer to the output. At batch 1 the fc layers are matrix-vector products that read all of their "
-        "weights from memory per image, which is why their share of the time falls at batch 10. "
-        "Paper: " + paper["source"] + "; " + " ".join(paper["notes"]),
+        (f"Ours: deploy prototxts of `prototxt/<net>/` in pycaffe; sizes = weights + biases x 4 B "
+         f"(MB = 10^6 B). Forward times: median of several passes with {data['caffe']} on "
+         f"{data['machine']} (1-minute load average {data['load_average']:.1f} "
+         "after timing); weights are zeros (shapes only). Conv part = first layer up to the "
+         "first fc layer, fc part = first fc layer to the output. At batch 1 the fc layers are "
+         "matrix-vector products that read all of their weights from memory per image, which is "
+         "why their share of the time falls at batch 10."),
+        "", f"Notes on the paper's {paper['source']}:", "", *(f"- {note}" for note in paper["notes"]),
     ]
     return [common.write_table("table1_architecture", "\n".join(md), figures)]
 
 
+def main(argv=None) -> None:
+    common.main("table1_architecture", compute, render, argv, description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    common.main("table1_architecture", compute, render, description=__doc__.splitlines()[0])
+    main()

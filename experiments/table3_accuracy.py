@@ -21,6 +21,7 @@ def compute(args) -> dict:
             # compress.json knows no unpruned net (its reference is the pruned input): None
             "top1_original": s.get("top1_original"), "top1_pruned": s["top1_pruned"],
             "top1_decoded": s["top1_decoded"],
+            # top-5 only where a run recorded it (pipeline.compress keeps top-1 only today)
             "top5_original": s.get("top5_original"), "top5_pruned": s.get("top5_pruned"),
             "top5_decoded": s.get("top5_decoded"),
             "fc_weight_bytes": s["fc_weight_bytes"], "fc_compressed_bytes": s["fc_compressed_bytes"],
@@ -33,8 +34,13 @@ def compute(args) -> dict:
 def _row(title: str, model: str, ours: dict, theirs: dict | None, unit: str) -> list:
     """One table row; `ours` and `theirs` hold top1, top5 (%), fc_size (in `unit`) and ratio."""
     theirs = theirs or {}
-    pct = lambda v: common.fmt(v, ".2f", "%")  # noqa: E731
-    size = lambda v: common.fmt(v, ".4g", f" {unit}")  # noqa: E731
+
+    def pct(v):
+        return common.fmt(v, ".2f", "%")
+
+    def size(v):
+        return common.fmt(v, ".4g", f" {unit}")
+
     return [title, model, pct(ours.get("top1")), pct(theirs.get("top1")), pct(ours.get("top5")),
             pct(theirs.get("top5")), size(ours.get("fc_size")), size(theirs.get("fc_size")),
             common.fmt(ours.get("ratio"), ".1f", "×"), common.fmt(theirs.get("ratio"), "g", "×")]
@@ -78,5 +84,9 @@ def render(data: dict, figures=common.FIGURES) -> list:
     return [common.write_table("table3_accuracy", "\n".join(md), figures)]
 
 
+def main(argv=None) -> None:
+    common.main("table3_accuracy", compute, render, argv, description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    common.main("table3_accuracy", compute, render, description=__doc__.splitlines()[0])
+    main()

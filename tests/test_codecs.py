@@ -336,3 +336,18 @@ def test_lossless_helpers():
     assert decompress_lossless(blob, len(raw)) == raw
     with pytest.raises(CodecError):
         decompress_lossless(blob[:-3], len(raw))
+
+
+def test_sz2_streams_are_reproducible_across_processes():
+    """SZ 2 leaves bytes uninitialised; with M_PERTURB set around compress, fresh processes
+    write identical streams (so assessment sizes do not depend on which worker ran them)."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np; from deepsz_caffe.codecs import get_lossy; "
+            "x = np.random.default_rng(0).normal(0, 0.02, 80000).astype(np.float32); "
+            "junk = [np.empty(n) for n in range(1, 5000, 7)]; "
+            "print(hashlib.sha256(get_lossy('sz2').compress(x, 0.01)).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout for _ in range(3)}
+    assert len(digests) == 1

@@ -8,8 +8,14 @@ one process-wide lock because SZ 2 keeps global state and is not
 thread-safe. The SZ payload starts with the 4 version bytes of the library
 that wrote it: streams from another build are refused, not handed to a
 decoder that could exit(0) on them.
+
+SZ 2 compresses a buffer with bytes it never initialised (valgrind: convertTDPStoFlatBytes_float
+mallocs it, zstd reads it), so its output varied from process to process, by up to a few bytes
+in length. While it runs we set glibc's M_PERTURB so malloc hands out memory filled with one
+fixed byte: streams, and the sizes Algorithm 1 records, are the same in any process.
 """
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -25,6 +31,7 @@ _INSTALL = f"pip install --no-deps hdf5plugin==7.1.0, or set {_ENV}=/path/to/lib
 _SZ_FLOAT = 0
 _ABS = 0
 _LOCK = threading.Lock()
+_M_PERTURB = -6  # mallopt parameter (glibc malloc.h)
 _lib = None
 _version = b""
 
@@ -59,8 +66,9 @@ def _load() -> None:
     lib.SZ_compress_args.restype = ctypes.c_void_p
     lib.SZ_decompress.argtypes = [ctypes.c_int, ctypes.c_void_p, size_t] + [size_t] * 5
     lib.SZ_decompress.restype = ctypes.c_void_p
-    if lib.SZ_Init(None) != 0:
-        raise CodecError(f"SZ_Init failed in {path}")
+    with _perturbed_malloc():
+        if lib.SZ_Init(None) != 0:
+            raise CodecError(f"SZ_Init failed in {path}")
     try:
         _version = bytes(int(v) for v in (ctypes.c_int * 4).in_dll(lib, "versionNumber"))
     except ValueError:  # builds without the export still work; their streams carry 0.0.0.0
@@ -73,15 +81,31 @@ _libc.free.argtypes = [ctypes.c_void_p]
 _libc.free.restype = None
 
 
-def _checked(ptr: int, what: str) -> int:
-    if not ptr:  # SZ returns NULL on failure
-        raise CodecError(f"sz2: {what} failed")
-    return ptr
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.malloc.restype = ctypes.c_void_p
+# glibc's per-thread cache hands out small chunks (<= 1032 bytes, 7 per size) without applying
+# M_PERTURB; holding them during the SZ call routes SZ's small mallocs through the perturbed path.
+_TCACHE_SIZES = range(8, 1033, 16)
+_TCACHE_DEPTH = 7
+
+
+@contextlib.contextmanager
+def _perturbed_malloc():
+    """malloc hands SZ memory filled with one fixed byte meanwhile (see the module docstring)."""
+    _libc.mallopt(_M_PERTURB, 0x5A)
+    held = [_libc.malloc(size) for size in _TCACHE_SIZES for _ in range(_TCACHE_DEPTH)]
+    try:
+        yield
+    finally:
+        for ptr in held:
+            _libc.free(ptr)
+        _libc.mallopt(_M_PERTURB, 0)
 
 
 def _take(ptr: int, nbytes: int, what: str) -> np.ndarray:
-    """Copy a buffer SZ malloc'ed into a uint8 array and free it."""
-    _checked(ptr, what)
+    """Copy a buffer SZ malloc'ed into a uint8 array and free it (SZ returns NULL on failure)."""
+    if not ptr:
+        raise CodecError(f"sz2: {what} failed")
     out = np.empty(nbytes, dtype=np.uint8)
     ctypes.memmove(out.ctypes.data, ptr, nbytes)
     _libc.free(ptr)
@@ -128,10 +152,11 @@ class SZ2Codec(FramedCodec):
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         out_size = ctypes.c_size_t()
         with _LOCK:
-            ptr = _lib.SZ_compress_args(
-                _SZ_FLOAT, data.ctypes.data, ctypes.byref(out_size), _ABS,
-                error_bound, 0.0, 0.0, 0, 0, 0, 0, data.size,
-            )
+            with _perturbed_malloc():
+                ptr = _lib.SZ_compress_args(
+                    _SZ_FLOAT, data.ctypes.data, ctypes.byref(out_size), _ABS,
+                    error_bound, 0.0, 0.0, 0, 0, 0, 0, data.size,
+                )
             return _version + _take(ptr, out_size.value, "compress").tobytes()
 
     def _decode(self, payload: bytes, n: int) -> np.ndarray:
@@ -144,5 +169,7 @@ class SZ2Codec(FramedCodec):
             )
         stream = ctypes.create_string_buffer(payload[4:], len(payload) - 4)  # SZ takes a non-const pointer
         with _LOCK:
-            ptr = _checked(_lib.SZ_decompress(_SZ_FLOAT, stream, len(payload) - 4, 0, 0, 0, 0, n), "decompress")
+            ptr = _lib.SZ_decompress(_SZ_FLOAT, stream, len(payload) - 4, 0, 0, 0, 0, n)
+        if not ptr:
+            raise CodecError("sz2: decompress failed")
         return np.asarray(_Malloced(ptr, 4 * n)).view(np.float32)

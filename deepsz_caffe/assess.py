@@ -22,8 +22,8 @@ from tqdm import tqdm
 from . import atomic, sparse
 from .caffe_io import sha256_file
 from .codecs import compress_bounded, get_lossy
-from .codecs.lossless import compress_index
 from .errors import ConfigError
+from .layer_codec import index_stream
 from .optimize import Candidate
 from .suffix import SuffixPhase
 
@@ -138,7 +138,7 @@ class Assessment:
         original = live.copy()
         sp = sparse.to_sparse(original)
         if layer not in self.cache["index_bytes"]:
-            self.cache["index_bytes"][layer] = len(compress_index(sp.index.tobytes(), self.lossless)[1])
+            self.cache["index_bytes"][layer] = len(index_stream(sp, self.lossless)[1])
         index_bytes = self.cache["index_bytes"][layer]
         points = self.cache["points"].setdefault(layer, {})
 
@@ -153,7 +153,8 @@ class Assessment:
                     top1 = runner.run()["top1"]
                 finally:
                     live[...] = original
-                points[key] = {"eb": eb, "size": len(blob) + index_bytes, "data_bytes": len(blob),
+                points[key] = {"eb": eb, "backend": self.codec.name,
+                               "size": len(blob) + index_bytes, "data_bytes": len(blob),
                                "index_bytes": index_bytes, "top1": top1,
                                "drop": self.base_top1 - top1,
                                "seconds": time.perf_counter() - t0}
@@ -169,7 +170,7 @@ class Assessment:
         self._save()
 
 
-def candidates(points: dict[str, list[dict]], backend: str = "sz2") -> dict[str, list[Candidate]]:
-    """Assessment points -> optimiser candidates."""
-    return {layer: [Candidate(p["eb"], int(p["size"]), float(p["drop"]), backend) for p in pts]
+def candidates(points: dict[str, list[dict]]) -> dict[str, list[Candidate]]:
+    """Assessment points (of any backends) -> optimiser candidates."""
+    return {layer: [Candidate(p["eb"], int(p["size"]), float(p["drop"]), p["backend"]) for p in pts]
             for layer, pts in points.items()}

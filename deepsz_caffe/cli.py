@@ -34,8 +34,7 @@ def _flag(p, name, **kw):
 
 def cmd_encode(a):
     header = dsz.encode(a.weights, a.output, error_bounds=parse_bounds(a.eb or ""),
-                        eb_all=a.eb_all, layers=parse_layers(a.layers), lossy=a.lossy,
-                        lossless=a.lossless)
+                        eb_all=a.eb_all, layers=parse_layers(a.layers), **_codecs(a))
     report = dsz.inspect(a.output)
     print(f"wrote {a.output}: {len(header['layers'])} layer(s) compressed, "
           f"fc ratio {report['ratio']:.1f}x ({report['fc_weight_bytes']} -> "
@@ -48,14 +47,14 @@ def cmd_decode(a):
 
 def format_inspect(r: dict) -> str:
     head = (f"{'layer':<10} {'shape':>12} {'nnz':>9} {'density':>8} {'eb':>9} {'CSR B':>10} "
-            f"{'data B':>9} {'index B':>9} {'codec':>6} {'ratio':>7}")
+            f"{'data B':>9} {'lossy':>6} {'index B':>9} {'codec':>6} {'ratio':>7}")
     lines = [f"network: {r['network'] or '(unnamed)'}   SZ: {r['sz2_version'] or '-'}", head,
              "-" * len(head)]
     for m in r["layers"]:
         shape = "x".join(map(str, m["shape"]))
         lines.append(f"{m['name']:<10} {shape:>12} {m['nnz']:>9} {m['density']:>8.2%} "
                      f"{m['error_bound']:>9.2g} {m['csr_bytes']:>10} {m['data_bytes']:>9} "
-                     f"{m['index_bytes']:>9} {m['index_codec']:>6} {m['ratio']:>6.1f}x")
+                     f"{m['lossy_codec']:>6} {m['index_bytes']:>9} {m['index_codec']:>6} {m['ratio']:>6.1f}x")
     lines += [
         "-" * len(head),
         f"fc weights: {r['fc_weight_bytes']} B -> {r['fc_compressed_bytes']} B   "
@@ -85,8 +84,8 @@ def cmd_compress(a):
 
     r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
                  expected_ratio=a.expected_ratio, layers=parse_layers(a.layers),
-                 iterations=a.iterations, gpu=a.gpu, assess_lmdb=a.assess_lmdb, lossy=a.lossy,
-                 lossless=a.lossless, work_dir=a.work_dir, **_parallel(a))
+                 iterations=a.iterations, gpu=a.gpu, assess_lmdb=a.assess_lmdb,
+                 work_dir=a.work_dir, **_codecs(a), **_parallel(a))
     print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
@@ -97,7 +96,7 @@ def cmd_assess(a):
 
     r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss,
                layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
-               assess_lmdb=a.assess_lmdb, lossy=a.lossy, lossless=a.lossless, **_parallel(a))
+               assess_lmdb=a.assess_lmdb, **_codecs(a), **_parallel(a))
     for layer, points in r["points"].items():
         print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
     print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
@@ -111,7 +110,7 @@ def cmd_optimize(a):
     check_targets(a.expected_loss, a.expected_ratio)
     try:
         r = json.loads(open(a.assessment).read())
-        cands, fc_bytes = candidates(r["points"], r.get("lossy", "sz2")), sum(r["fc_bytes"].values())
+        cands, fc_bytes = candidates(r["points"]), sum(r["fc_bytes"].values())
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
     plan = (optimize_for_loss(cands, a.expected_loss) if a.expected_ratio is None
@@ -136,7 +135,21 @@ def cmd_reproduce(a):
     from .reproduce import reproduce
 
     reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss, seed=a.seed,
-              assess_split=a.assess_split)
+              assess_split=a.assess_split, preset=a.preset)
+
+
+def _codec_flags(p):
+    p.add_argument("--preset", help="paper (default: SZ2 + best of gzip/zstd/blosc, as published) | "
+                                    "best (also SZ3, quant, ctx; each layer gets its best coder)")
+    p.add_argument("--lossy", help="lossy codec(s), comma-separated: sz2 | sz3 | zfp | quant")
+    p.add_argument("--lossless", help="index codec: best | best-all | zstd | gzip | blosc | ctx")
+
+
+def _codecs(a) -> dict:
+    from .presets import resolve
+
+    preset = resolve(a.preset, a.lossy, a.lossless)
+    return {"lossy": preset.lossy, "lossless": preset.lossless}
 
 
 def _target_flags(p):
@@ -153,8 +166,7 @@ def _caffe_flags(p):
     _flag(p, "gpu", type=int, help="GPU id (CPU when omitted)")
     p.add_argument("--assess-lmdb", help="assess on this LMDB (e.g. held-out training images) "
                                          "and verify on the prototxt's own test LMDB")
-    p.add_argument("--lossy", default="sz2", help="sz2 (default, the paper) | sz3 | zfp")
-    p.add_argument("--lossless", default="best", help="best (default) | zstd | gzip | blosc")
+    _codec_flags(p)
     p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
     p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
@@ -182,8 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eb", help="per-layer absolute error bounds: ip1=0.02,ip2=0.03")
     e.add_argument("--eb-all", type=float, help="error bound for every selected layer without --eb")
     _flag(e, "layers", help="layers to compress (default: every InnerProduct layer)")
-    e.add_argument("--lossy", default="sz2", help="sz2 (default, the paper) | sz3 | zfp")
-    e.add_argument("--lossless", default="best", help="best (default) | zstd | gzip | blosc")
+    _codec_flags(e)
     e.add_argument("-o", "--output", required=True, help="output .dsz")
     e.set_defaults(func=cmd_encode)
 
@@ -232,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--assess-split", action="store_true",
                    help="train on 50000 images, assess on the held-out 10000, verify on the test set")
+    r.add_argument("--preset", default="paper", help="paper (default) | best")
     r.add_argument("--results", default="results")
     r.add_argument("--data", default="data")
     r.set_defaults(func=cmd_reproduce)

@@ -43,22 +43,25 @@ def resolve_bounds(types: dict, error_bounds: dict | None, eb_all: float | None,
 
 
 def encode(weights, output, *, error_bounds: dict | None = None, eb_all: float | None = None,
-           layers: list | None = None, lossy: str = "sz2", lossless: str = "best") -> dict:
-    """Compress a `.caffemodel` into a `.dsz`; return the header written (see `inspect`)."""
+           layers: list | None = None, lossy="sz2", lossless: str = "best") -> dict:
+    """Compress a `.caffemodel` into a `.dsz`; return the header written (see `inspect`).
+
+    `lossy`: a codec name, several (each layer keeps its smallest stream), or {layer: name}."""
     net = caffe_io.read_net(weights)
     values = caffe_io.blobs(net)
     types = caffe_io.layer_types(net)
     bounds = resolve_bounds(types, error_bounds, eb_all, layers)
     header = {"format": "deepsz-caffe", "created_by": f"deepsz-caffe {__version__}",
               "network": net.name, "source_sha256": caffe_io.sha256_file(weights),
-              "sz2_version": sz2_version() if lossy == "sz2" else None, "layers": [], "blobs": []}
+              "layers": [], "blobs": []}
     skeleton = caffe_io.skeleton(net)
     sections = {"skeleton": compress_lossless(skeleton)}
     header["skeleton_bytes"] = len(skeleton)
     for layer, arrays in values.items():
         for i, arr in enumerate(arrays):
             if i == 0 and layer in bounds:
-                enc = encode_layer(arr, bounds[layer], lossy, lossless)
+                enc = encode_layer(arr, bounds[layer], lossy[layer] if isinstance(lossy, dict) else lossy,
+                                   lossless)
                 if enc.meta["density"] > DENSE_WARNING_DENSITY:
                     warnings.warn(f"layer '{layer}' is {enc.meta['density']:.0%} dense (not pruned?): "
                                   "its sparse form is larger than the dense one", stacklevel=2)
@@ -71,6 +74,8 @@ def encode(weights, output, *, error_bounds: dict | None = None, eb_all: float |
                 header["blobs"].append({"name": key, "layer": layer, "type": types[layer],
                                         "index": i, "shape": list(arr.shape), "raw_bytes": len(raw),
                                         "stored_bytes": len(sections[key])})
+    used = {m["lossy_codec"] for m in header["layers"]}
+    header["sz2_version"] = sz2_version() if "sz2" in used else None
     container.write(output, header, sections)
     return header
 

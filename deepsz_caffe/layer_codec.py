@@ -3,6 +3,8 @@
 Pure (no Caffe): the sparse form, a lossy codec for the data array (bound checked on every
 call), and the best-fit lossless codec for the index array.
 """
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +28,21 @@ class EncodedLayer:
         return len(self.data) + len(self.index)
 
 
-def encode_layer(weights: np.ndarray, error_bound: float, lossy: str = "sz2",
+def index_stream(sp: sparse.SparseLayer, lossless: str) -> tuple[str, bytes]:
+    """(codec, bytes) of the index array; the row length lets the context model see columns."""
+    row_length = math.prod(sp.shape[1:]) if len(sp.shape) > 1 else 0
+    return compress_index(sp.index.tobytes(), lossless, row_length=row_length)
+
+
+def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[str] = "sz2",
                  lossless: str = "best") -> EncodedLayer:
+    """Encode one blob; with several lossy codecs the smallest stream wins (all meet the bound)."""
     sp = sparse.to_sparse(np.asarray(weights, dtype=np.float32))
-    data = compress_bounded(get_lossy(lossy), sp.data, error_bound)
-    index_codec, index = compress_index(sp.index.tobytes(), lossless)
+    streams = {name: compress_bounded(get_lossy(name), sp.data, error_bound)
+               for name in ((lossy,) if isinstance(lossy, str) else lossy)}
+    lossy = min(streams, key=lambda name: len(streams[name]))
+    data = streams[lossy]
+    index_codec, index = index_stream(sp, lossless)
     meta = {
         "shape": list(sp.shape), "nnz": sp.nnz, "n_entries": sp.n_entries,
         "density": sp.nnz / max(1, int(np.prod(sp.shape))),

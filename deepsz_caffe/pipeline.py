@@ -8,6 +8,7 @@ loss the budget is lowered by the overshoot and the DP re-run; every round is lo
 """
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import atomic, caffe_io, dsz
@@ -37,12 +38,15 @@ def _min_drop_plan(cands) -> Plan:
 
 def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] | None = None,
            iterations: int | None = None, gpu: int | None = None, assess_lmdb=None,
-           lossy: str = "sz2", lossless: str = "best", workers: int = 1,
+           lossy: str | Sequence[str] = "sz2", lossless: str = "best", workers: int = 1,
            gpus: list[int] | None = None, scheduler: str | None = None, suffix: bool = True) -> dict:
     """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json.
 
-    One cache file per layer under `work_dir`/assess-<key>/, key = hash of the prototxt, weights,
-    test data and codec settings; layers run in parallel with `workers`, `gpus` or `scheduler`."""
+    With several lossy backends every (layer, backend) pair is assessed, so Algorithm 2 can give
+    each layer its best coder. One cache file per pair under `work_dir`/assess-<key>/, key = hash
+    of the prototxt, weights, test data and index codec; pairs run in parallel with `workers`,
+    `gpus` or `scheduler`."""
+    backends = (lossy,) if isinstance(lossy, str) else tuple(lossy)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     net = caffe_io.read_net(weights)
@@ -54,18 +58,22 @@ def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] 
     if iterations is None:
         iterations = math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
-                    {"lossy": lossy, "lossless": lossless, "iterations": iterations})
+                    {"lossless": lossless, "iterations": iterations})
     cache_dir = work / f"assess-{key}"
     cache_dir.mkdir(exist_ok=True)
-    tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.json"),
-                       expected_loss, lossy, lossless, iterations, gpu, suffix) for layer in layers]
+    tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.{backend}.json"),
+                       expected_loss, backend, lossless, iterations, gpu, suffix)
+             for layer in layers for backend in backends]
     results = run_tasks(tasks, workers=workers, gpus=gpus, scheduler=scheduler)
+    points: dict[str, list[dict]] = {layer: [] for layer in layers}
+    for r in results:
+        points[r["layer"]] += r["points"]
     blobs = caffe_io.blobs(net)
     result = {"model": str(model), "weights": str(weights), "lmdb": info["lmdb"],
-              "records": info["records"], "lossy": lossy, "lossless": lossless,
+              "records": info["records"], "lossy": list(backends), "lossless": lossless,
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": {layer: 4 * blobs[layer][0].size for layer in layers},
-              "points": {r["layer"]: r["points"] for r in results},
+              "points": points,
               "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
     return result
@@ -74,7 +82,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] 
 def compress(model, weights, output, *, expected_loss: float | None = None,
              expected_ratio: float | None = None, layers: list[str] | None = None,
              iterations: int | None = None, gpu: int | None = None, assess_lmdb=None,
-             lossy: str = "sz2", lossless: str = "best", work_dir=None, max_rounds: int = 8,
+             lossy: str | Sequence[str] = "sz2", lossless: str = "best", work_dir=None, max_rounds: int = 8,
              workers: int = 1, gpus: list[int] | None = None, scheduler: str | None = None) -> dict:
     """Compress `weights` (pruned, for the train_test prototxt `model`) into the `.dsz` `output`.
 
@@ -91,7 +99,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
                       gpu=gpu, assess_lmdb=assess_lmdb, lossy=lossy, lossless=lossless,
                       workers=workers, gpus=gpus, scheduler=scheduler)
     layers, points = list(assessed["fc_bytes"]), assessed["points"]
-    cands = candidates(points, lossy)
+    cands = candidates(points)
     seconds = {"assess": assessed["seconds"]}
 
     t0 = time.perf_counter()
@@ -114,12 +122,13 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
             except ConfigError:
                 plan = _min_drop_plan(cands)
         bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
-        dsz.encode(weights, output, error_bounds=bounds, layers=layers, lossy=lossy, lossless=lossless)
+        coders = {layer: c.backend for layer, c in plan.choice.items()}
+        dsz.encode(weights, output, error_bounds=bounds, layers=layers, lossy=coders, lossless=lossless)
         dsz.decode(output, decoded)
         top1 = TestPhase(str(model), str(decoded), iterations, gpu).run()["top1"]
         report = dsz.inspect(output)
         actual = top1_pruned - top1
-        rounds.append({"round": round_no, "budget": budget, "error_bounds": bounds,
+        rounds.append({"round": round_no, "budget": budget, "error_bounds": bounds, "lossy": coders,
                        "predicted_loss": plan.expected_loss, "actual_loss": actual, "top1": top1,
                        "ratio": report["ratio"], "seconds": time.perf_counter() - t0})
         print(f"[verify] round {round_no}: bounds {bounds} predicted loss {plan.expected_loss:+.3f} "
@@ -137,7 +146,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
 
     result = {
         "model": str(model), "weights": str(weights), "output": str(output), "layers": layers,
-        "lossy": lossy, "lossless": lossless, "test_records": test_info["records"],
+        "lossy": coders, "lossless": lossless, "test_records": test_info["records"],
         "assess_lmdb": str(assess_lmdb) if assess_lmdb else None,
         "expected_loss": expected_loss, "expected_ratio": expected_ratio,
         "top1_pruned": top1_pruned, "top1_decoded": top1, "actual_loss": actual,

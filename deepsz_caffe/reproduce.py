@@ -14,6 +14,7 @@ from .data import lmdb_io, mnist
 from .errors import ConfigError
 from .evaluate import accuracy
 from .pipeline import compress
+from .presets import resolve
 from .prune import magnitude_masks, retrain
 from .train import run_solver, runtime_files
 
@@ -79,7 +80,7 @@ def prepare_data(data_dir, assess_split: bool) -> dict[str, Path]:
 
 def reproduce(net: str, *, results="results", data="data", expected_loss: float = 0.2,
               seed: int = 1, assess_split: bool = False, train_iterations: int | None = None,
-              retrain_iterations: int | None = None) -> dict:
+              retrain_iterations: int | None = None, preset: str = "paper") -> dict:
     if net not in NETS:
         raise ConfigError(f"unknown net {net!r}; choose from {', '.join(NETS)}")
     spec = NETS[net]
@@ -129,19 +130,23 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     print(f"[prune] kept {record['kept']}: top-1 {record['top1']:.2f}%")
     top1_pruned = record["top1"]
 
-    # DeepSZ.
-    dsz_path = out / f"{net}.dsz"
-    inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split})
-    record = _stage(out / "compress.json", inputs, [dsz_path])
+    # DeepSZ, with the preset's codecs; outputs of other presets than "paper" carry its name.
+    codecs = resolve(preset)
+    tag = "" if preset == "paper" else f"-{preset}"
+    dsz_path = out / f"{net}{tag}.dsz"
+    inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
+                                          "lossy": codecs.lossy, "lossless": codecs.lossless})
+    record = _stage(out / f"compress{tag}.json", inputs, [dsz_path])
     if record is None:
         result = compress(model, pruned, dsz_path, expected_loss=expected_loss, work_dir=out / "work",
-                          assess_lmdb=lmdbs.get("assess"))
+                          assess_lmdb=lmdbs.get("assess"), lossy=codecs.lossy, lossless=codecs.lossless)
         record = {"inputs": inputs, **result}
-        atomic.write_json(out / "compress.json", record)
+        atomic.write_json(out / f"compress{tag}.json", record)
     times.update(record["seconds"])
 
     summary = {
         "net": net, "title": spec["title"], "seed": seed, "assess_split": assess_split,
+        "preset": preset, "lossy": record["lossy"], "lossless": record["lossless"],
         "ratio": record["ratio"], "ratio_with_biases": record["ratio_with_biases"],
         "top1_original": top1_original, "top1_pruned": top1_pruned,
         "top1_decoded": record["top1_decoded"], "expected_loss": expected_loss,
@@ -150,7 +155,7 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
         "fc_compressed_bytes": record["fc_compressed_bytes"], "layers": record["layer_sizes"],
         "rounds": len(record["rounds"]), "seconds": times, "paper": spec["paper"],
     }
-    atomic.write_json(out / "summary.json", summary)
+    atomic.write_json(out / f"summary{tag}.json", summary)
     print(paper_table(summary))
     return summary
 
@@ -172,6 +177,6 @@ def paper_table(s: dict) -> str:
     ]
     for m in s["layers"]:
         paper_eb = p["error_bounds"].get(m["name"], "-")
-        rows.append(f"| {m['name']}: error bound (kept {m['density']:.1%}, {m['ratio']:.1f}x) "
-                    f"| {paper_eb} | {m['error_bound']:g} |")
-    return f"### {s['title']} (seed {s['seed']})\n" + "\n".join(rows)
+        rows.append(f"| {m['name']}: error bound (kept {m['density']:.1%}, {m['ratio']:.1f}x, "
+                    f"{m['lossy_codec']} + {m['index_codec']}) | {paper_eb} | {m['error_bound']:g} |")
+    return f"### {s['title']} (seed {s['seed']}, preset {s['preset']})\n" + "\n".join(rows)

@@ -38,7 +38,7 @@ def test_compress_meets_the_accuracy_constraint(lenet300, tmp_path):
 
     # A second run resumes from the cache: no new TEST phases for the assessment.
     caches = sorted((tmp_path / "w").glob("assess-*/*.json"))
-    assert [c.stem for c in caches] == ["ip1", "ip2", "ip3"]
+    assert [c.stem for c in caches] == ["ip1.sz2", "ip2.sz2", "ip3.sz2"]
     before = [c.stat().st_mtime_ns for c in caches]
     r2 = compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=tmp_path / "w")
     assert [c.stat().st_mtime_ns for c in caches] == before and r2["assessment"] == r["assessment"]
@@ -100,3 +100,31 @@ def test_compress_bad_input(lenet300, tmp_path):
     fails(["--model", other, "--weights", pruned, "--expected-loss", "0.2"], "Caffe cannot run")
     fails(["--model", model, "--weights", tmp_path / "missing.caffemodel", "--expected-loss", "0.2"],
           "missing.caffemodel")
+
+
+def test_best_preset_gives_each_layer_its_coder(lenet300, tmp_path):
+    """Alg. 1 over (backend, bound) pairs, Alg. 2 picks per layer; the file names the coders."""
+    from deepsz_caffe import inspect
+    from deepsz_caffe.presets import resolve
+
+    best = resolve("best")
+    r = compress(lenet300["model"], lenet300["pruned"], tmp_path / "b.dsz", expected_loss=0.5,
+                 work_dir=tmp_path / "w", lossy=best.lossy, lossless=best.lossless)
+    backends = {p["backend"] for pts in r["assessment"].values() for p in pts}
+    assert backends == {"sz2", "sz3", "quant"}
+    layers = inspect(tmp_path / "b.dsz")["layers"]
+    assert {m["name"]: m["lossy_codec"] for m in layers} == r["lossy"]
+    assert r["actual_loss"] <= 0.5 + 1e-9
+    paper = compress(lenet300["model"], lenet300["pruned"], tmp_path / "p.dsz", expected_loss=0.5,
+                     work_dir=tmp_path / "w")
+    # "best" searches a superset of "paper"'s candidates with the same assessed drops for sz2.
+    assert r["predicted_loss"] <= 0.5 and paper["fc_compressed_bytes"] >= 0.9 * r["fc_compressed_bytes"]
+
+
+def test_unknown_preset_and_codec_are_clear_errors(lenet300, tmp_path):
+    for args, message in ((["--preset", "fastest"], "unknown preset"),
+                          (["--lossy", "sz2,lz4"], "unknown lossy codec"),
+                          (["--lossless", "brotli"], "unknown lossless codec")):
+        r = deepsz("compress", "--model", lenet300["model"], "--weights", lenet300["pruned"],
+                   "--expected-loss", "0.2", *args, "-o", tmp_path / "x.dsz")
+        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr

@@ -2,20 +2,43 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RESULTS ?= results
+EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py,$(wildcard experiments/*.py))))
+export GLOG_minloglevel := 2
 
-.PHONY: setup test reproduce reproduce-lenet5 clean-results
+.PHONY: setup test reproduce reproduce-lenet5 reproduce-best figures experiments bench clean-results
 
 setup:
 	@bash scripts/setup.sh
 
 test: setup
-	GLOG_minloglevel=2 $(PY) -m pytest -q
+	$(PY) -m pytest -q
 
+# LeNet-300-100 from scratch to a verified .dsz, then the paper-vs-ours table.
 reproduce: setup
-	GLOG_minloglevel=2 $(VENV)/bin/deepsz reproduce --net lenet300 --results $(RESULTS)
+	$(VENV)/bin/deepsz reproduce --net lenet300 --results $(RESULTS)
 
 reproduce-lenet5: setup
-	GLOG_minloglevel=2 $(VENV)/bin/deepsz reproduce --net lenet5 --results $(RESULTS)
+	$(VENV)/bin/deepsz reproduce --net lenet5 --results $(RESULTS)
+
+# Beyond the paper: both LeNets with every coder (reuses the trained and pruned nets).
+reproduce-best: setup
+	$(VENV)/bin/deepsz reproduce --net lenet300 --preset best --results $(RESULTS)
+	$(VENV)/bin/deepsz reproduce --net lenet5 --preset best --results $(RESULTS)
+
+# Redraw every table and figure from the stored results (no recomputation).
+figures: setup
+	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e --render-only || exit 1; done
+
+# Recompute every table and figure that can be recomputed here (needs make reproduce[-lenet5]).
+experiments: setup
+	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e || exit 1; done
+
+bench: setup
+	$(PY) benchmarks/decode_speed.py
+	$(PY) benchmarks/suffix_speedup.py
+	$(PY) benchmarks/encode_lenet5.py
+	$(PY) benchmarks/codec_throughput.py
+	$(PY) benchmarks/beyond_codecs.py
 
 clean-results:
 	rm -rf $(RESULTS)

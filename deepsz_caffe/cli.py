@@ -152,6 +152,18 @@ def _codecs(a) -> dict:
     return {"lossy": preset.lossy, "lossless": preset.lossless}
 
 
+def cmd_experiment(a):
+    import importlib
+    import pkgutil
+
+    import experiments
+
+    names = sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if m.name != "common")
+    if a.name not in names:
+        raise ConfigError(f"unknown experiment {a.name!r}; choose from {', '.join(names)}")
+    importlib.import_module(f"experiments.{a.name}").main(a.args)
+
+
 def _target_flags(p):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--expected-loss", type=float, help="allowed top-1 loss in points (paper: 0.2)")
@@ -247,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default="results")
     r.add_argument("--data", default="data")
     r.set_defaults(func=cmd_reproduce)
+
+    ex = sub.add_parser("experiment", help="one table/figure script: deepsz experiment fig2_sz_vs_zfp "
+                                           "[--render-only]")
+    ex.add_argument("name")
+    ex.add_argument("args", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_experiment)
     return p
 
 

@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CODECS = ("sz2", "sz3", "zfp", "quant")
 
 
-def best_seconds(fn, repeat):
+def best_seconds(repeat, fn, *args):
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -54,12 +54,12 @@ def main(argv=None):
     for layer, data in layers.items():
         mb = data.nbytes / 1e6
         copy = np.empty_like(data)
-        memcpy = mb / best_seconds(lambda: np.copyto(copy, data), a.repeat)
+        memcpy = mb / best_seconds(a.repeat, np.copyto, copy, data)
         for name in CODECS:
             codec = get_lossy(name)
             blob = compress_bounded(codec, data, a.eb)
-            comp = mb / best_seconds(lambda: codec.compress(data, a.eb), a.repeat)
-            decomp = mb / best_seconds(lambda: codec.decompress(blob, data.size), a.repeat)
+            comp = mb / best_seconds(a.repeat, codec.compress, data, a.eb)
+            decomp = mb / best_seconds(a.repeat, codec.decompress, blob, data.size)
             rows.append({"layer": layer, "codec": name, "values": int(data.size), "eb": a.eb,
                          "ratio": data.nbytes / len(blob), "compress_mb_s": comp,
                          "decompress_mb_s": decomp, "memcpy_mb_s": memcpy})

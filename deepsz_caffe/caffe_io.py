@@ -54,20 +54,36 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+def _read(path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise CaffeIOError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
 def read_net(path):
     """Parse a binary `.caffemodel` into a NetParameter; raise CaffeIOError if it is not one."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise CaffeIOError(f"cannot read {path}: {e.strerror}") from None
     net = caffe_pb2().NetParameter()
     try:
-        net.ParseFromString(raw)
+        net.ParseFromString(_read(path, "weights"))
+    except CaffeIOError:
+        raise
     except Exception as e:  # protobuf's DecodeError and friends
         raise CaffeIOError(f"{path} is not a Caffe model (protobuf parse failed: {e})") from None
     if not any(len(layer.blobs) for layer in _layers(net)):
         raise CaffeIOError(f"{path} holds no weights: is it a .caffemodel (not a prototxt/solverstate)?")
+    return net
+
+
+def read_prototxt(path):
+    """Parse a text prototxt into a NetParameter (CaffeIOError if missing or malformed)."""
+    from google.protobuf import text_format
+
+    net = caffe_pb2().NetParameter()
+    try:
+        text_format.Merge(_read(path, "prototxt").decode("utf-8", "replace"), net)
+    except text_format.ParseError as e:
+        raise CaffeIOError(f"{path}: not a valid Caffe prototxt ({e})") from None
     return net
 
 

@@ -14,26 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import atomic
-from .caffe_io import caffe_pb2
+from .caffe_io import caffe_pb2, read_prototxt
 from .data import lmdb_io
 from .errors import CaffeIOError
-
-
-def read_prototxt(path):
-    """Parse a text prototxt into a NetParameter (CaffeIOError if missing or malformed)."""
-    from google.protobuf import text_format
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise CaffeIOError(f"cannot read prototxt {path}: {e.strerror}") from None
-    net = caffe_pb2().NetParameter()
-    try:
-        text_format.Merge(text, net)
-    except text_format.ParseError as e:
-        raise CaffeIOError(f"{path}: not a valid Caffe prototxt ({e})") from None
-    return net
 
 
 def _in_phase(layer, phase: int) -> bool:

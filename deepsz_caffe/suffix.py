@@ -15,7 +15,8 @@ from google.protobuf import text_format
 
 from . import atomic
 from .caffe_io import caffe_pb2
-from .evaluate import _in_phase, accuracy_pass, read_prototxt
+from .caffe_io import read_prototxt
+from .evaluate import _in_phase, accuracy_pass
 
 IN_MEMORY_LIMIT = 512 << 20   # bytes of stored features; larger ones go to a memory-mapped file
 

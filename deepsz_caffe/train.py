@@ -11,9 +11,9 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from . import atomic
-from .caffe_io import caffe_pb2
-from .evaluate import _in_phase, read_prototxt
+from .caffe_io import caffe_pb2, read_prototxt
 from .errors import CaffeIOError
+from .evaluate import _in_phase
 
 PHASES = {"TRAIN": 0, "TEST": 1}
 

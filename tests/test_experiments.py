@@ -185,7 +185,8 @@ def test_table1_measures_lenet300_with_caffe():
 def test_imagenet_prototxts_load_in_caffe(net, fc6, crop):
     import caffe
 
-    from deepsz_caffe.evaluate import read_prototxt, test_layers
+    from deepsz_caffe.caffe_io import read_prototxt
+    from deepsz_caffe.evaluate import test_layers
     from deepsz_caffe.reproduce import PROTOTXT
 
     caffe.set_mode_cpu()

@@ -4,7 +4,8 @@ import pytest
 
 from google.protobuf import text_format
 
-from deepsz_caffe.evaluate import TestPhase, read_prototxt
+from deepsz_caffe.caffe_io import read_prototxt
+from deepsz_caffe.evaluate import TestPhase
 from deepsz_caffe.suffix import SuffixPhase, split
 
 

@@ -7,7 +7,7 @@ Layers measured:
   over the 28x28 pixel grid (border inputs matter little, as in MNIST) and per row by a
   log-normal factor, then magnitude-pruned: the column and row structure ctx is built for;
 - synthetic/uniform: 300x784 at 8% of i.i.d. weights, a mask with no structure to learn;
-- alexnet/fc6: 4096x9216 at 9% as in benchmarks/decode_speed.py, for decode speed.
+- alexnet/fc6: 4096x9216 at 9% (deepsz_caffe.synthetic, as the decode benchmark), for decode speed.
 Every stream is decoded and checked (exact for index codecs, |x - x'| <= eb for data codecs).
 SZ 3 without prediction is pysz with cmprAlgo = NOPRED; its size is counted with the same
 13-byte frame the registered backends carry.
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from decode_speed import LAYERS as ALEXNET, SEED, pruned_layer, summary, timed  # noqa: E402
-from deepsz_caffe import sparse  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's timers
+from decode_speed import summary, timed  # noqa: E402
+from deepsz_caffe import sparse, synthetic  # noqa: E402
 from deepsz_caffe.atomic import write_json  # noqa: E402
 from deepsz_caffe.codecs import compress_bounded, get_lossy  # noqa: E402
 from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index  # noqa: E402
 
+SEED = 20190622
 BOUNDS = (0.01, 0.02, 0.03, 0.05)
 DATA_CODECS = ("quant", "sz2", "sz3", "sz3-nopred")
 FRAME_BYTES = 13  # mode u8 + n u64 + crc u32, as codecs.FramedCodec writes
@@ -137,7 +137,7 @@ def main() -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
 
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(SEED)  # the synthetic MNIST-like and uniform layers
     layers = {}
     if args.model.is_file():
         layers.update(lenet_layers(args.model))
@@ -181,8 +181,9 @@ def main() -> int:
         print(f"{'lenet300/total':<26}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
               + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
 
-    shape, keep, eb = ALEXNET["fc6"]
-    fc6 = pruned_layer(rng, shape, keep)
+    shape, keep = synthetic.FC_SHAPES["alexnet"]["fc6"], synthetic.PAPER_KEPT["alexnet"]["fc6"]
+    eb = synthetic.PAPER_ERROR_BOUNDS["alexnet"]["fc6"]
+    fc6 = synthetic.pruned_layer(shape, keep, seed=SEED)
     load = os.getloadavg()[0]
     print(f"\nAlexNet fc6 {shape} at {keep:.0%}, decode (best of {args.repeat}; load average {load:.2f})")
     index_speed = index_decode_speed(fc6, args.repeat)

@@ -3,17 +3,20 @@
 `bound_walk` is the pure search: starting at 1e-3 it goes up by 10x while the accuracy drop
 stays within the distortion criterion (0.1 point); at the first distorting decade beta it walks
 the feasible range from beta/10 in steps of the current decade (eb += base, base x10 at each
-decade) until the drop exceeds the expected loss. Bounds are kept as (mantissa, exponent) pairs
-so that 3e-2 is exactly "3e-2", not 0.030000000000000006.
+decade) until the drop exceeds the expected loss (or the bound reaches MAX_BOUND). Bounds are
+kept as (mantissa, exponent) pairs so that 3e-2 is exactly "3e-2", not 0.030000000000000006.
 
 `Assessment` measures those points on a real network with Caffe: compress the layer's data array
-(bound checked), rebuild the layer, run a full TEST phase, restore the layer. Every point goes
+(bound checked), rebuild the layer, run a TEST phase (suffix-only when the net allows; the same
+numbers as a full pass), restore the layer. Every point goes
 to a JSON cache, written atomically after each test, keyed by (prototxt, weights, data, codecs):
 a killed run resumes where it stopped.
 """
 import hashlib
 import json
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +33,7 @@ from .suffix import SuffixPhase
 DISTORTION_CRITERION = 0.1   # accuracy points (the paper's 0.1%)
 START_EXPONENTS = (-3, -2, -1)  # the paper's [1E-3, 1E-2, 1E-1]
 MAX_BOUND = 1.0              # weights are ~1e-2: beyond 1 nothing is left of a layer
+ASSESSMENT_VERSION = 2       # part of the cache key: bump when the walk's choice of bounds changes
 
 
 def bound(mantissa: int, exponent: int) -> float:
@@ -50,14 +54,16 @@ def bound_walk(measure: Callable[[float], float], expected_loss: float,
             drops[eb] = measure(eb)
         return drops[eb]
 
-    for e in start_exponents:
-        if drop(1, e) > distortion:
-            m, e = 1, e - 1          # Check(l, beta/10, beta/10)
-            while bound(m, e) <= MAX_BOUND and drop(m, e) <= expected_loss:
-                m += 1
-                if m == 10:
-                    m, e = 1, e + 1
-            break
+    # The first distorting decade beta starts the range at beta/10. If even the last start does
+    # not distort, the range starts at its tenth too: the walk then finds where the expected
+    # loss is exceeded (the paper's own ranges, e.g. [1e-2, 2e-1] for LeNet-300-100's ip3, go
+    # past 1e-1), instead of leaving the layer with three candidates.
+    first = next((e for e in start_exponents if drop(1, e) > distortion), start_exponents[-1])
+    m, e = 1, first - 1          # Check(l, beta/10, beta/10)
+    while bound(m, e) <= MAX_BOUND and drop(m, e) <= expected_loss:
+        m += 1
+        if m == 10:
+            m, e = 1, e + 1
     return list(drops)
 
 
@@ -174,3 +180,16 @@ def candidates(points: dict[str, list[dict]]) -> dict[str, list[Candidate]]:
     """Assessment points (of any backends) -> optimiser candidates."""
     return {layer: [Candidate(p["eb"], int(p["size"]), float(p["drop"]), p["backend"]) for p in pts]
             for layer, pts in points.items()}
+
+
+def monotone_drops(cands: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
+    """Each (layer, backend) drop curve replaced by its running maximum over increasing bounds:
+    a dip below a smaller bound's drop is measurement noise the optimiser should not chase."""
+    out = {}
+    for layer, cs in cands.items():
+        worst: dict[str, float] = {}
+        out[layer] = []
+        for c in sorted(cs, key=lambda c: (c.backend, c.error_bound)):
+            worst[c.backend] = max(worst.get(c.backend, -math.inf), c.drop)
+            out[layer].append(replace(c, drop=worst[c.backend]))
+    return out

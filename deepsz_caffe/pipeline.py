@@ -3,8 +3,11 @@ encode -> decode -> verify with Caffe, tightening until the user's accuracy cons
 
 Per-layer drops measured on one test set are noisy (+-0.05-0.1 point on 10,000 images) and the
 optimiser favours bounds whose drops were lucky, so the sum of drops can under-predict the real
-loss. The delivered model is therefore measured, and while its actual loss exceeds the expected
-loss the budget is lowered by the overshoot and the DP re-run; every round is logged.
+loss. The delivered model is therefore measured. Round 1 is the paper's Algorithm 2 on the
+measured drops. If its actual loss exceeds the expected loss, later rounds stop trusting lucky
+dips: each layer's drop curve is replaced by its running maximum over growing bounds (a larger
+bound cannot be expected to hurt less), and from the third round on the budget is also lowered
+by the overshoot. Every round is logged.
 """
 import math
 import time
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import atomic, caffe_io, dsz
-from .assess import cache_key, candidates
+from .assess import ASSESSMENT_VERSION, cache_key, candidates, monotone_drops
 from .errors import ConfigError
 from .evaluate import TestPhase, check_model, probe, with_test_source
 from .optimize import Plan, optimize_for_loss, optimize_for_ratio
@@ -58,7 +61,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, layers: list[str] 
     if iterations is None:
         iterations = math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
-                    {"lossless": lossless, "iterations": iterations})
+                    {"lossless": lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION})
     cache_dir = work / f"assess-{key}"
     cache_dir.mkdir(exist_ok=True)
     tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.{backend}.json"),
@@ -111,7 +114,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
 
     fc_bytes = sum(assessed["fc_bytes"].values())
     decoded = work / "decoded.caffemodel"
-    rounds, budget = [], expected_loss
+    rounds, budget, drops = [], expected_loss, "measured"
     for round_no in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         if expected_ratio is not None:
@@ -128,17 +131,22 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         top1 = TestPhase(str(model), str(decoded), iterations, gpu).run()["top1"]
         report = dsz.inspect(output)
         actual = top1_pruned - top1
-        rounds.append({"round": round_no, "budget": budget, "error_bounds": bounds, "lossy": coders,
+        rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
+                       "lossy": coders,
                        "predicted_loss": plan.expected_loss, "actual_loss": actual, "top1": top1,
                        "ratio": report["ratio"], "seconds": time.perf_counter() - t0})
-        print(f"[verify] round {round_no}: bounds {bounds} predicted loss {plan.expected_loss:+.3f} "
-              f"actual {actual:+.3f} top-1 {top1:.2f}% ratio {report['ratio']:.1f}x")
+        print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
+              f"{plan.expected_loss:+.3f} actual {actual:+.3f} top-1 {top1:.2f}% "
+              f"ratio {report['ratio']:.1f}x")
         if expected_ratio is not None or actual <= expected_loss + 1e-9:
             break
         if budget <= _min_drop_plan(cands).expected_loss:
             raise ConfigError(f"even the smallest assessed bounds lose {actual:.3f} points > expected "
                               f"loss {expected_loss}: assess smaller bounds or allow a larger loss")
-        budget = min(budget, plan.expected_loss) - max(actual - expected_loss, MIN_TIGHTENING)
+        if drops == "measured":
+            cands, drops = monotone_drops(cands), "monotone"
+        else:
+            budget = min(budget, plan.expected_loss) - max(actual - expected_loss, MIN_TIGHTENING)
     else:
         raise ConfigError(f"the accuracy constraint still fails after {max_rounds} rounds "
                           f"(last actual loss {actual:.3f} > {expected_loss})")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import atomic, caffe_io
+from .assess import ASSESSMENT_VERSION
 from .data import lmdb_io, mnist
 from .errors import ConfigError
 from .evaluate import accuracy
@@ -135,7 +136,8 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     tag = "" if preset == "paper" else f"-{preset}"
     dsz_path = out / f"{net}{tag}.dsz"
     inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
-                                          "lossy": codecs.lossy, "lossless": codecs.lossless})
+                                          "lossy": codecs.lossy, "lossless": codecs.lossless,
+                                          "assessment": ASSESSMENT_VERSION})
     record = _stage(out / f"compress{tag}.json", inputs, [dsz_path])
     if record is None:
         result = compress(model, pruned, dsz_path, expected_loss=expected_loss, work_dir=out / "work",

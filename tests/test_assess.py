@@ -29,8 +29,15 @@ def test_distortion_at_first_bound_starts_a_decade_lower():
     assert tested == [1e-3, 1e-4, 2e-4, 3e-4]
 
 
-def test_no_distortion_tests_the_three_decades_only():
-    assert bound_walk(lambda eb: 0.0, expected_loss=0.2) == [1e-3, 1e-2, 1e-1]
+def test_no_distortion_walks_on_from_the_last_decade():
+    measure = drops_from([(9e-2, 0.05), (2e-1, 0.15), (3e-1, 0.4)])
+    tested = bound_walk(measure, expected_loss=0.2)
+    assert tested == [1e-3, 1e-2, 1e-1] + [bound(m, -2) for m in range(2, 10)] + [2e-1, 3e-1]
+
+
+def test_walk_stops_at_max_bound_when_nothing_hurts():
+    tested = bound_walk(lambda eb: 0.0, expected_loss=0.2)
+    assert max(tested) == 1.0 and tested[-1] == 1.0
 
 
 def test_each_bound_measured_once_and_walk_terminates():

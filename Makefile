@@ -2,7 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RESULTS ?= results
-EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py,$(wildcard experiments/*.py))))
+# Every table/figure script; the report that assembles them runs last.
+EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py experiments/reproduction_report.py,$(wildcard experiments/*.py))))
 export GLOG_minloglevel := 2
 
 .PHONY: setup test reproduce reproduce-lenet5 reproduce-best figures experiments bench clean-results
@@ -28,10 +29,12 @@ reproduce-best: setup
 # Redraw every table and figure from the stored results (no recomputation).
 figures: setup
 	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e --render-only || exit 1; done
+	$(PY) -m experiments.reproduction_report
 
 # Recompute every table and figure that can be recomputed here (needs make reproduce[-lenet5]).
 experiments: setup
 	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e || exit 1; done
+	$(PY) -m experiments.reproduction_report
 
 bench: setup
 	$(PY) benchmarks/decode_speed.py

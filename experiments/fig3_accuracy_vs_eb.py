@@ -251,8 +251,8 @@ def _markdown(data: dict, paper: dict) -> str:
         md += [f"Check: the sweep re-measures {len(checks)} of Algorithm 1's points; the largest "
                f"difference in drop is {max(checks):.3f} points (SZ2 streams and Caffe CPU passes "
                "are deterministic).", ""]
-    md += ["AlexNet and VGG-16 (the paper's Figure 3 and Figures 5c-d) are not reproduced: they need "
-           "the ILSVRC2012 validation set, which is not available here. " + common.IMAGENET_NOTE]
+    md += ["AlexNet and VGG-16 (the paper's Figure 3 and Figures 5c-d) are not reproduced (no "
+           "ImageNet here): " + common.IMAGENET_NOTE]
     if todo:
         md += ["", "Not run yet:", "", *todo]
     return "\n".join(md)

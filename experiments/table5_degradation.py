@@ -117,12 +117,10 @@ def render(data: dict, figures=common.FIGURES) -> list:
            "original fc weight bytes / stored bytes (layers a method leaves alone counted dense). "
            "The paper's numbers are repeated on every row of a method family."), "",
           ("Neither baseline is retrained here: Deep Compression's centroids are not fine-tuned "
-           "(Han et al. do) and Weightless's network is not retrained around its false positives "
-           "(Reagen et al. do); the paper's baseline numbers include that retraining. DeepSZ needs "
-           "none."), "",
+           "and Weightless's network is not retrained around its false positives, although both "
+           "methods rely on retraining (DeepSZ sections 4.2, 4.3). DeepSZ needs none."), "",
           *[f"- Paper note: {n}" for n in pv["notes"]], "",
-          "AlexNet and VGG-16 rows need the ILSVRC2012 validation set (not available here). "
-          + common.IMAGENET_NOTE]
+          "AlexNet and VGG-16 are not measured (not available here): " + common.IMAGENET_NOTE]
     if todo:
         md += ["", "Not run yet:", "", *todo]
     return [common.write_table("table5_degradation", "\n".join(md), figures)]

@@ -128,3 +128,19 @@ def test_unknown_preset_and_codec_are_clear_errors(lenet300, tmp_path):
         r = deepsz("compress", "--model", lenet300["model"], "--weights", lenet300["pruned"],
                    "--expected-loss", "0.2", *args, "-o", tmp_path / "x.dsz")
         assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_assess_on_held_out_images_verify_on_test_set(lenet300, tmp_path):
+    """--assess-lmdb: drops come from other images; the reported accuracies from the test set."""
+    from deepsz_caffe.data import lmdb_io, mnist
+
+    xtr, ytr = mnist.load()["train"]
+    held_out = lmdb_io.write(tmp_path / "assess", xtr[-1000:], ytr[-1000:])
+    r = compress(lenet300["model"], lenet300["pruned"], tmp_path / "h.dsz", expected_loss=0.5,
+                 work_dir=tmp_path / "w", assess_lmdb=held_out)
+    assert r["assess_lmdb"] == str(held_out)
+    saved = json.loads((tmp_path / "w" / "assessment.json").read_text())
+    assert saved["lmdb"] == str(held_out.resolve()) and saved["records"] == 1000
+    test_top1 = accuracy(lenet300["model"], lenet300["pruned"])["top1"]
+    assert r["top1_pruned"] == pytest.approx(test_top1)
+    assert r["actual_loss"] <= 0.5 + 1e-9

@@ -96,7 +96,7 @@ def _deepsz(net: str, layers: dict, measured: dict | None, repeat: int) -> dict:
             enc["compress"] += tests_per_layer * c
             enc["decompress"] += tests_per_layer * d
             points += tests_per_layer
-        layer, t_final = _best(repeat, encode_layer, w, bounds[name])
+        layer, t_final = _best(1 if measured else repeat, encode_layer, w, bounds[name])
         if not measured:
             enc["final"] += t_final
         meta, n = layer.meta, layer.meta["n_entries"]
@@ -129,9 +129,10 @@ def _baseline(method: str, layers: dict, repeat: int) -> dict:
         if method == "deep_compression":
             m = METHODS[method]
             e = m.from_bytes(m.to_bytes(m.encode(w, **params)))
-            dec["huffman"] += sum(_best(repeat, huffman_decode, stream, e.n_entries)[1]
-                                  for stream in (e.codes, e.gaps))
-            dec["rebuild"] += max(0.0, decode - t)
+            huffman = sum(_best(repeat, huffman_decode, stream, e.n_entries)[1]
+                          for stream in (e.codes, e.gaps))
+            dec["huffman"] += huffman
+            dec["rebuild"] += max(0.0, decode - huffman)
         else:
             dec["queries"] += decode
     return {"encode": enc, "decode": dec}
@@ -148,9 +149,7 @@ def compute(args) -> dict:
         methods = {"deepsz": _deepsz(net, src["layers"], measured, args.repeat)}
         methods.update({m: _baseline(m, src["layers"], args.repeat) for m in METHODS})
         nets[net] = {"source": src["source"], "synthetic": src["synthetic"],
-                     "measured_run": str(run) if measured else None,
-                     "nnz": sum(int(np.count_nonzero(w)) for w in src["layers"].values()),
-                     "positions": sum(int(w.size) for w in src["layers"].values()), "methods": methods}
+                     "measured_run": str(run) if measured else None, "methods": methods}
     return {"repeat": args.repeat, "load_average": load, "nets": nets}
 
 

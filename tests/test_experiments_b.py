@@ -47,7 +47,7 @@ def _fig7_net(synthetic_layers: bool) -> dict:
         methods["deepsz"]["encode"]["tests"] = None
     return {"source": common.SYNTHETIC_LABEL if synthetic_layers else "real", "synthetic": synthetic_layers,
             "measured_run": None if synthetic_layers else "results/lenet5/compress.json",
-            "nnz": 1000, "positions": 10000, "methods": methods}
+            "methods": methods}
 
 
 def _combo(expected, actual):

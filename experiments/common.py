@@ -63,8 +63,12 @@ def apply_style():
     return plt
 
 
+_NO_STAMPS = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+
+
 def save_figure(fig, name: str, figures=FIGURES) -> list[Path]:
-    """Write figures/<name>.png and .pdf, each atomically; close the figure."""
+    """Write figures/<name>.png and .pdf, each atomically; close the figure. No creation date or
+    software version is embedded, so redrawing unchanged data gives identical files."""
     import matplotlib.pyplot as plt
 
     figures = Path(figures)
@@ -73,7 +77,7 @@ def save_figure(fig, name: str, figures=FIGURES) -> list[Path]:
     for fmt in ("png", "pdf"):
         path = figures / f"{name}.{fmt}"
         with atomic.replacing(path) as tmp:
-            fig.savefig(tmp, format=fmt)
+            fig.savefig(tmp, format=fmt, metadata=_NO_STAMPS[fmt])
         paths.append(path)
     plt.close(fig)
     return paths

@@ -130,8 +130,8 @@ def render(data: dict, figures=common.FIGURES) -> list:
 def _markdown(data: dict) -> str:
     limit = data["linear_below_pct"]
     paper = common.paper_values()["figure6"]
-    header = ["network", "combinations", "region", "r (Pearson)", "mean |actual - expected|",
-              "max |actual - expected|"]
+    header = ["network", "combinations", "region", "r (Pearson)", "mean abs(actual - expected)",
+              "max abs(actual - expected)"]
     rows, todo, cands = [], [], []
     for net, e in data["nets"].items():
         if not e["available"]:

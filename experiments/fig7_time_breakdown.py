@@ -161,6 +161,11 @@ def _human(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds >= 1 else f"{1e3 * seconds:.3g} ms"
 
 
+def _ms(seconds: float) -> str:
+    ms = 1e3 * seconds
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.3g}"
+
+
 def _colors(method: str, phase: str) -> dict:
     import matplotlib
 
@@ -174,7 +179,7 @@ def render(data: dict, figures=common.FIGURES) -> list:
     from matplotlib.patches import Patch
 
     nets = data["nets"]
-    fig, axes = plt.subplots(2, len(nets), figsize=(3.6 * len(nets) + 1, 8.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(nets), figsize=(3.6 * len(nets) + 1, 9.2), squeeze=False)
     for row, phase in enumerate(("encode", "decode")):
         for ax, (net, e) in zip(axes[row], nets.items()):
             for x, method in enumerate(NAMES):
@@ -191,16 +196,18 @@ def render(data: dict, figures=common.FIGURES) -> list:
             title = common.TITLES[net] + ("*" if e["synthetic"] else "")
             ax.set_title(f"{title}: {phase}", loc="left")
         axes[row, 0].set_ylabel(f"{phase} time (seconds)")
-    handles = [Patch(color=_colors(m, p)[k], label=f"{NAMES[m].replace(chr(10), ' ')} {p}: {label}")
-               for p in ("encode", "decode") for m in NAMES for k, label in STAGES[p][m].items()]
-    fig.legend(handles=handles, ncol=3, loc="lower center", bbox_to_anchor=(0.5, -0.01), fontsize=8)
+    columns = [[Patch(color=_colors(m, p)[k], label=f"{NAMES[m].replace(chr(10), ' ')} {p}: {label}")
+                for m in NAMES for k, label in STAGES[p][m].items()] for p in ("encode", "decode")]
+    rows = max(map(len, columns))
+    handles = [h for col in columns for h in col + [Patch(color="none", label="")] * (rows - len(col))]
+    fig.legend(handles=handles, ncol=2, loc="lower center", bbox_to_anchor=(0.5, -0.01), fontsize=8)
     fig.suptitle("Figure 7 (reproduced): encode and decode time by stage on this CPU, no retraining",
                  y=0.995)
     notes = [f"* {common.SYNTHETIC_LABEL}; DeepSZ encode there is codec work only (no ImageNet for "
              "its accuracy tests)." if any(e["synthetic"] for e in nets.values()) else "",
              "Deep Compression and Weightless encode without the retraining the paper counts."]
     fig.text(0.5, 0.962, " ".join(n for n in notes if n), fontsize=9, ha="center", va="top")
-    fig.tight_layout(rect=(0, 0.13, 1, 0.94))
+    fig.tight_layout(rect=(0, 0.17, 1, 0.94))
     outputs = common.save_figure(fig, "fig7_time_breakdown", figures)
     return outputs + [common.write_table("fig7_time_breakdown", _markdown(data), figures)]
 
@@ -216,13 +223,13 @@ def _markdown(data: dict) -> str:
             m = e["methods"][method]
             enc = ", ".join(f"{STAGES['encode'][method][k]} {common.fmt(v, '.3g')}"
                             for k, v in m["encode"].items())
-            dec = ", ".join(f"{STAGES['decode'][method][k]} {1e3 * v:.3g}" for k, v in m["decode"].items())
+            dec = ", ".join(f"{STAGES['decode'][method][k]} {_ms(v)}" for k, v in m["decode"].items())
             p_enc = pv["encode_minutes"].get(net, {}).get(method)
             upper = pv["encode_upper_bound"].get(net, {}).get(method)
             p_dec = pv["decode_ms"].get(net, {}).get(method)
             rows.append([title, name.replace("\n", " "), f"**{_total(m['encode']):.3g}** ({enc})",
                          "-" if p_enc is None else f"{'< ' if upper else ''}{p_enc:g} min",
-                         f"**{1e3 * _total(m['decode']):.3g}** ({dec})",
+                         f"**{_ms(_total(m['decode']))}** ({dec})",
                          common.fmt(p_dec, "g", " ms")])
     speed = pv["speedup_over_second_best"]
     ratios = []

@@ -1,7 +1,7 @@
 """Figures 3/5, 6, 7 and Tables 4, 5: every script's render path on small fabricated data, and
 the pure pieces (Algorithm 1's feasible range, Figure 6's sampler, Table 4's ratios) on known
 inputs; one real Caffe check of the probe the accuracy scripts share."""
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
@@ -181,10 +181,13 @@ def test_fig7_baseline_stages_add_up_on_a_small_layer():
         assert r["encode"]["kmeans"] > 0
 
 
-@pytest.mark.skipif(not Path("results/lenet300/pruned.caffemodel").is_file(),
-                    reason="needs `deepsz reproduce --net lenet300`")
-def test_layer_probe_matches_the_full_pass(tmp_path):
-    probe = fig3_accuracy_vs_eb.LayerProbe("lenet300", Path("results"), tmp_path)
+def test_layer_probe_matches_the_full_pass(tmp_path, lenet300):
+    """On the session's small trained LeNet-300-100, laid out as `deepsz reproduce` does."""
+    root = tmp_path / "results" / "lenet300"
+    (root / "prototxt").mkdir(parents=True)
+    shutil.copy(lenet300["model"], root / "prototxt" / "train_test.prototxt")
+    shutil.copy(lenet300["pruned"], root / "pruned.caffemodel")
+    probe = fig3_accuracy_vs_eb.LayerProbe("lenet300", tmp_path / "results", tmp_path / "work")
     assert probe.top1_with({"ip2": probe.weights["ip2"]}) == probe.base_top1
     assert probe.runner("ip2") is not probe.phase  # a suffix phase that agreed with the full pass
     wrecked = {"ip1": np.zeros_like(probe.weights["ip1"])}

@@ -105,26 +105,34 @@ def feasible_range(points: list[dict], expected_loss: float,
     return start, (over[0] if over else None)
 
 
+def measured_nets(results):
+    """(net, summary, assessment points, LayerProbe) per MNIST net with a measured run, or
+    (net, None, None, None) without one; each probe's scratch directory lives until the next."""
+    for net in MNIST_NETS:
+        summary = common.measured_summary(net, results)
+        compressed = Path(results) / net / "compress.json"
+        if summary is None or not compressed.is_file():
+            yield net, None, None, None
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            yield net, summary, common.load_json(compressed)["assessment"], LayerProbe(net, results, work)
+
+
 def compute(args) -> dict:
     nets = {}
-    for net in MNIST_NETS:
-        summary = common.measured_summary(net, args.results)
-        compressed = Path(args.results) / net / "compress.json"
-        if summary is None or not compressed.is_file():
+    for net, summary, assessment, probe in measured_nets(args.results):
+        if probe is None:
             nets[net] = {"available": False, "how_to_run": common.HOW_TO_RUN[net]}
             continue
-        assessment = common.load_json(compressed)["assessment"]
-        with tempfile.TemporaryDirectory() as work:
-            probe = LayerProbe(net, args.results, work)
-            layers = {}
-            for layer in probe.layers:
-                print(f"[fig3] {common.TITLES[net]} {layer}: {len(SWEEP)} bounds", file=sys.stderr)
-                layers[layer] = {
-                    "top1": [probe.top1({layer: eb}) for eb in SWEEP],
-                    "assessment": [{k: p[k] for k in ("eb", "drop", "top1", "size")}
-                                   for p in assessment[layer]],
-                    "chosen": summary["error_bounds"][layer],
-                }
+        layers = {}
+        for layer in probe.layers:
+            print(f"[fig3] {common.TITLES[net]} {layer}: {len(SWEEP)} bounds", file=sys.stderr)
+            layers[layer] = {
+                "top1": [probe.top1({layer: eb}) for eb in SWEEP],
+                "assessment": [{k: p[k] for k in ("eb", "drop", "top1", "size")}
+                               for p in assessment[layer]],
+                "chosen": summary["error_bounds"][layer],
+            }
         nets[net] = {"available": True, "base_top1": probe.base_top1, "layers": layers,
                      "expected_loss": summary["expected_loss"],
                      "source": f"{args.results}/{net}/pruned.caffemodel, MNIST test set (10,000 images)"}

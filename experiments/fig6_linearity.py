@@ -12,13 +12,11 @@ bound whose own drop exceeds the paper's 2% linearity limit, at most 1e-1 (the p
 import itertools
 import math
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from . import common
-from .fig3_accuracy_vs_eb import MNIST_NETS, SWEEP, LayerProbe, feasible_range
+from .fig3_accuracy_vs_eb import SWEEP, LayerProbe, feasible_range, measured_nets
 
 
 def sample_combinations(candidates: dict[str, list[float]], n: int, seed: int) -> list[dict]:
@@ -49,27 +47,22 @@ def _candidates(probe: LayerProbe, layer: str, start: float, limit_pct: float, m
 def compute(args) -> dict:
     paper = common.paper_values()["figure6"]
     nets = {}
-    for i, net in enumerate(MNIST_NETS):
-        summary = common.measured_summary(net, args.results)
-        compressed = Path(args.results) / net / "compress.json"
-        if summary is None or not compressed.is_file():
+    for i, (net, summary, assessment, probe) in enumerate(measured_nets(args.results)):
+        if probe is None:
             nets[net] = {"available": False, "how_to_run": common.HOW_TO_RUN[net]}
             continue
-        assessment = common.load_json(compressed)["assessment"]
-        with tempfile.TemporaryDirectory() as work:
-            probe = LayerProbe(net, args.results, work)
-            candidates = {
-                layer: _candidates(probe, layer,
-                                   feasible_range(assessment[layer], summary["expected_loss"])[0],
-                                   paper["linear_below_pct"], paper["max_error_bound"])
-                for layer in probe.layers}
-            combos = sample_combinations(candidates, args.combos, args.seed + i)
-            print(f"[fig6] {common.TITLES[net]}: {len(combos)} combinations", file=sys.stderr)
-            rows = []
-            for bounds in combos:
-                drops = {n: probe.base_top1 - probe.top1({n: eb}) for n, eb in bounds.items()}
-                rows.append({"bounds": bounds, "layer_drops": drops, "expected": sum(drops.values()),
-                             "actual": probe.base_top1 - probe.top1(bounds)})
+        candidates = {
+            layer: _candidates(probe, layer,
+                               feasible_range(assessment[layer], summary["expected_loss"])[0],
+                               paper["linear_below_pct"], paper["max_error_bound"])
+            for layer in probe.layers}
+        combos = sample_combinations(candidates, args.combos, args.seed + i)
+        print(f"[fig6] {common.TITLES[net]}: {len(combos)} combinations", file=sys.stderr)
+        rows = []
+        for bounds in combos:
+            drops = {n: probe.base_top1 - probe.top1({n: eb}) for n, eb in bounds.items()}
+            rows.append({"bounds": bounds, "layer_drops": drops, "expected": sum(drops.values()),
+                         "actual": probe.base_top1 - probe.top1(bounds)})
         nets[net] = {"available": True, "base_top1": probe.base_top1, "candidates": candidates,
                      "seed": args.seed + i, "combinations": rows}
     return {"linear_below_pct": paper["linear_below_pct"], "nets": nets}

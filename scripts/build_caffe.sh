@@ -127,14 +127,12 @@ package_wheel() {  # $1 = src, $2 = route key -> prints wheel path
   # caffe.io imports scikit-image and scipy at the top, but only load_image/resize_image use them:
   # make those imports optional instead of pulling both (and their stacks) into every install.
   "$PY" - "$pkg/caffe/io.py" <<'PYEOF' || return 1
-import sys
+import re, sys
 path = sys.argv[1]
 src = open(path).read()
-old = "import skimage.io\nfrom scipy.ndimage import zoom\nfrom skimage.transform import resize\n"
-new = ("try:\n    import skimage.io\n    from scipy.ndimage import zoom\n    from skimage.transform import resize\n"
-       "except ImportError:  # deepsz-caffe: only load_image/resize_image need scikit-image and scipy\n    pass\n")
-if old in src:
-    open(path, "w").write(src.replace(old, new, 1))
+wrap = ("try:\n    \\1\nexcept ImportError:  # deepsz-caffe: only load_image/resize_image need it\n"
+        "    pass\n")
+open(path, "w").write(re.sub(r"^((?:import|from) (?:skimage|scipy)\b.*)\n", wrap, src, flags=re.M))
 PYEOF
   find "$pkg" -name __pycache__ -prune -exec rm -rf {} +
   echo "$2" > "$pkg/caffe/BUILD_KEY"

@@ -47,3 +47,25 @@ def lenet300(tmp_path_factory, mnist_small):
 def lenet5(tmp_path_factory, mnist_small):
     """LeNet-5 trained briefly, pruned to the paper's 8/19%."""
     return _train(tmp_path_factory, mnist_small, "lenet5", 300, {"ip1": 0.08, "ip2": 0.19}, 100)
+
+
+@pytest.fixture
+def render_check(tmp_path):
+    """Render an experiment from fabricated data saved as its results JSON; check that exactly
+    `expected` files appear, non-empty, with no temp files left; return the Markdown text."""
+    from experiments import common
+
+    def check(module, data: dict, expected: list[str]) -> str:
+        name = module.__name__.rsplit(".", 1)[1]
+        path = common.save_json(common.data_path(name, tmp_path / "results"), data)
+        figures = tmp_path / "figures"
+        written = module.render(common.load_json(path), figures)
+        assert sorted(p.name for p in written) == sorted(expected)
+        assert all((figures / out).stat().st_size > 0 for out in expected)
+        assert not list(figures.glob(".*.tmp"))  # atomic writes leave no temp files behind
+        text = (figures / f"{name}.md").read_text()
+        if any(e.get("synthetic") for e in data.get("nets", {}).values()):
+            assert "synthetic" in text.lower()
+        return text
+
+    return check

@@ -130,18 +130,9 @@ def test_paper_values_have_sources_and_agree_with_synthetic():
 
 
 @pytest.mark.parametrize("module", SCRIPTS, ids=_name)
-def test_render_from_fabricated_data(module, tmp_path):
+def test_render_from_fabricated_data(module, render_check):
     name = _name(module)
-    path = common.save_json(common.data_path(name, tmp_path / "results"), FABRICATED[name])
-    figures = tmp_path / "figures"
-    written = module.render(common.load_json(path), figures)
-    assert sorted(p.name for p in written) == sorted(OUTPUTS[name])
-    for out in OUTPUTS[name]:
-        assert (figures / out).stat().st_size > 0
-    assert not list(figures.glob(".*.tmp"))  # atomic writes leave no temp files behind
-    text = (figures / OUTPUTS[name][-1]).read_text()
-    if any(e.get("synthetic") for e in FABRICATED[name].get("nets", {}).values()):
-        assert "synthetic" in text.lower()
+    render_check(module, FABRICATED[name], OUTPUTS[name])
 
 
 @pytest.mark.parametrize("module", SCRIPTS, ids=_name)

@@ -107,19 +107,10 @@ def _name(module) -> str:
 
 
 @pytest.mark.parametrize("module", SCRIPTS, ids=_name)
-def test_render_from_fabricated_data(module, tmp_path):
+def test_render_from_fabricated_data(module, render_check):
     name = _name(module)
-    path = common.save_json(common.data_path(name, tmp_path / "results"), FABRICATED[name])
-    figures = tmp_path / "figures"
-    written = module.render(common.load_json(path), figures)
     expected = [f"{name}.{ext}" for ext in (("png", "pdf", "md") if name in FIGURES else ("md",))]
-    assert sorted(p.name for p in written) == sorted(expected)
-    for out in expected:
-        assert (figures / out).stat().st_size > 0
-    assert not list(figures.glob(".*.tmp"))
-    text = (figures / f"{name}.md").read_text()
-    if any(e.get("synthetic") for e in FABRICATED[name]["nets"].values()):
-        assert "synthetic" in text.lower()
+    text = render_check(module, FABRICATED[name], expected)
     if any(not e.get("available", True) for e in FABRICATED[name]["nets"].values()):
         assert "deepsz reproduce --net lenet5" in text
 

@@ -113,7 +113,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     seconds["baseline"] = time.perf_counter() - t0
 
     fc_bytes = sum(assessed["fc_bytes"].values())
-    decoded = work / "decoded.caffemodel"
+    decoded, candidate = work / "decoded.caffemodel", work / "candidate.dsz"
     rounds, budget, drops = [], expected_loss, "measured"
     for round_no in range(1, max_rounds + 1):
         t0 = time.perf_counter()
@@ -126,10 +126,10 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
                 plan = _min_drop_plan(cands)
         bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
         coders = {layer: c.backend for layer, c in plan.choice.items()}
-        dsz.encode(weights, output, error_bounds=bounds, layers=layers, lossy=coders, lossless=lossless)
-        dsz.decode(output, decoded)
+        dsz.encode(weights, candidate, error_bounds=bounds, layers=layers, lossy=coders, lossless=lossless)
+        dsz.decode(candidate, decoded)
         top1 = TestPhase(str(model), str(decoded), iterations, gpu).run()["top1"]
-        report = dsz.inspect(output)
+        report = dsz.inspect(candidate)
         actual = top1_pruned - top1
         rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                        "lossy": coders,
@@ -150,6 +150,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     else:
         raise ConfigError(f"the accuracy constraint still fails after {max_rounds} rounds "
                           f"(last actual loss {actual:.3f} > {expected_loss})")
+    atomic.write_bytes(output, candidate.read_bytes())  # only a verified model reaches `output`
     seconds["generate_and_verify"] = sum(r["seconds"] for r in rounds)
 
     result = {

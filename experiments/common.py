@@ -83,6 +83,16 @@ def save_figure(fig, name: str, figures=FIGURES) -> list[Path]:
     return paths
 
 
+def finish_figure(fig, name: str, figures, title: str, footnote: str = "", top: float = 0.95) -> list[Path]:
+    """Every figure's ending: its title, a footnote under the axes (if any), a layout that keeps
+    the area above `top` for the title and legend, then `save_figure`."""
+    fig.suptitle(title)
+    if footnote:
+        fig.text(0.01, 0.0, footnote, fontsize=9, ha="left", va="top")
+    fig.tight_layout(rect=(0, 0, 1, top))
+    return save_figure(fig, name, figures)
+
+
 def write_table(name: str, markdown: str, figures=FIGURES) -> Path:
     figures = Path(figures)
     figures.mkdir(parents=True, exist_ok=True)

@@ -49,11 +49,10 @@ def render(data: dict, figures=common.FIGURES) -> list:
     common.label_groups(axes[-1], groups)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, ncol=len(CODECS), loc="upper center", bbox_to_anchor=(0.5, 0.965))
-    fig.suptitle("Figure 2 (reproduced): SZ vs ZFP on the fc layers' 1-D data arrays (log scale)")
-    if notes:
-        fig.text(0.01, 0.0, " ".join(notes), fontsize=9, ha="left", va="top")
-    fig.tight_layout(rect=(0, 0, 1, 0.955))
-    outputs = common.save_figure(fig, "fig2_sz_vs_zfp", figures)
+    outputs = common.finish_figure(
+        fig, "fig2_sz_vs_zfp", figures,
+        "Figure 2 (reproduced): SZ vs ZFP on the fc layers' 1-D data arrays (log scale)",
+        " ".join(notes), top=0.955)
 
     header = ["network", "layer", "values", *(f"eb {eb:g}: SZ2 / ZFP / SZ3" for eb in bounds)]
     rows, wins, total, imagenet_wins, imagenet_total = [], 0, 0, 0, 0

@@ -213,12 +213,12 @@ def render(data: dict, figures=common.FIGURES) -> list:
                     label="feasible range, paper (Fig. 5a-b)"),
              Line2D([], [], marker="x", color="0.3", linestyle="", label="paper's chosen bound")]
     fig.legend(handles=marks, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 0.955))
-    fig.suptitle("Figures 3/5 (reproduced): top-1 vs SZ2 error bound, one fc layer compressed at a time")
-    fig.text(0.01, 0.0, "MNIST test set, every point a Caffe TEST phase. AlexNet/VGG-16 (the paper's "
-                        "Fig. 3, Figs 5c-d) are not drawn: they need the ImageNet validation set, "
-                        "which is not available here.", fontsize=9, ha="left", va="top")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    outputs = common.save_figure(fig, "fig3_accuracy_vs_eb", figures)
+    outputs = common.finish_figure(
+        fig, "fig3_accuracy_vs_eb", figures,
+        "Figures 3/5 (reproduced): top-1 vs SZ2 error bound, one fc layer compressed at a time",
+        "MNIST test set, every point a Caffe TEST phase. AlexNet/VGG-16 (the paper's Fig. 3, Figs "
+        "5c-d) are not drawn: they need the ImageNet validation set, which is not available here.",
+        top=0.9)
     return outputs + [common.write_table("fig3_accuracy_vs_eb", _markdown(data, paper), figures)]
 
 

@@ -51,11 +51,10 @@ def render(data: dict, figures=common.FIGURES) -> list:
     common.label_groups(bottom, groups)
     handles, legend = bottom.get_legend_handles_labels()
     fig.legend(handles, legend, ncol=len(handles), loc="upper center", bbox_to_anchor=(0.5, 0.96))
-    fig.suptitle("Figure 4 (reproduced): lossless compression of the fc layers' index arrays")
-    if notes:
-        fig.text(0.01, 0.0, " ".join(notes), fontsize=9, ha="left", va="top")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
-    outputs = common.save_figure(fig, "fig4_index_lossless", figures)
+    outputs = common.finish_figure(
+        fig, "fig4_index_lossless", figures,
+        "Figure 4 (reproduced): lossless compression of the fc layers' index arrays", " ".join(notes),
+        top=0.94)
 
     header = ["network", "layer", "nonzeros", "entries (raw bytes)",
               *(f"{names[c]} bytes (bits/nnz)" for c in codecs), "smallest"]

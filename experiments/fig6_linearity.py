@@ -110,13 +110,12 @@ def render(data: dict, figures=common.FIGURES) -> list:
             inset.set_title(f"zoom: expected < {limit:g} (grey box)", fontsize=8)
             inset.tick_params(labelsize=7)
             ax.indicate_inset([-0.3, -0.3, limit + 0.3, limit + 0.3], edgecolor="0.5")
-    fig.suptitle("Figure 6 (reproduced): linearity of the accuracy loss over fc layers "
-                 f"(shaded: expected < {limit:g}%)")
-    fig.text(0.01, 0.0, "MNIST, Caffe TEST phases over the 10,000 test images; random SZ2 bound "
-                        "combinations. The paper's Figure 6 uses AlexNet and VGG-16 (ImageNet, not "
-                        "available here).", fontsize=9, ha="left", va="top")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    outputs = common.save_figure(fig, "fig6_linearity", figures)
+    outputs = common.finish_figure(
+        fig, "fig6_linearity", figures,
+        "Figure 6 (reproduced): linearity of the accuracy loss over fc layers "
+        f"(shaded: expected < {limit:g}%)",
+        "MNIST, Caffe TEST phases over the 10,000 test images; random SZ2 bound combinations. The "
+        "paper's Figure 6 uses AlexNet and VGG-16 (ImageNet, not available here).")
     return outputs + [common.write_table("fig6_linearity", _markdown(data), figures)]
 
 

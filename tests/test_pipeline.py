@@ -144,3 +144,26 @@ def test_assess_on_held_out_images_verify_on_test_set(lenet300, tmp_path):
     test_top1 = accuracy(lenet300["model"], lenet300["pruned"])["top1"]
     assert r["top1_pruned"] == pytest.approx(test_top1)
     assert r["actual_loss"] <= 0.5 + 1e-9
+
+
+def test_cli_prune_assess_optimize(lenet300, tmp_path):
+    """The step-by-step commands: prune -> assess -> optimize, as a user would chain them."""
+    solver = lenet300["dir"] / "proto" / "solver.prototxt"
+    pruned = tmp_path / "p.caffemodel"
+    r = deepsz("prune", "--solver", solver, "--weights", lenet300["trained"], "--kept",
+               "ip1=0.1,ip2=0.2", "--iterations", "20", "--seed", "1", "-o", pruned)
+    assert r.returncode == 0, r.stderr
+    blobs = caffe_io.blobs(caffe_io.read_net(pruned))
+    assert np.count_nonzero(blobs["ip1"][0]) == round(0.1 * 300 * 784)
+    assert np.count_nonzero(blobs["ip3"][0]) == 1000  # not named: left dense
+
+    r = deepsz("assess", "--model", lenet300["model"], "--weights", lenet300["pruned"],
+               "--expected-loss", "0.5", "--layers", "ip2,ip3", "--work-dir", tmp_path / "w")
+    assert r.returncode == 0, r.stderr
+    r = deepsz("optimize", tmp_path / "w" / "assessment.json", "--expected-loss", "0.5",
+               "-o", tmp_path / "plan.json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert set(plan["error_bounds"]) == {"ip2", "ip3"} and plan["predicted_loss"] <= 0.5
+    r = deepsz("optimize", tmp_path / "plan.json", "--expected-loss", "0.5")
+    assert r.returncode == 1 and "not an assessment.json" in r.stderr

@@ -1,9 +1,11 @@
 """deepsz-caffe: DeepSZ (Jin et al., HPDC 2019) for Caffe models.
 
-Pipeline, one module per step: prune -> sparse -> assess -> optimize -> dsz (encode/decode).
+Pipeline, one module per step: prune -> sparse -> assess -> optimize -> dsz (encode/decode);
+`compress` runs steps 3-5 and verifies the result with Caffe.
 """
 __version__ = "0.1.0"
 
 from .dsz import decode, encode, inspect  # noqa: E402
+from .pipeline import assess, compress  # noqa: E402
 
-__all__ = ["__version__", "encode", "decode", "inspect"]
+__all__ = ["__version__", "encode", "decode", "inspect", "assess", "compress"]

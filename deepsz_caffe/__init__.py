@@ -6,6 +6,6 @@ Pipeline, one module per step: prune -> sparse -> assess -> optimize -> dsz (enc
 __version__ = "0.1.0"
 
 from .dsz import decode, encode, inspect  # noqa: E402
-from .pipeline import assess, compress  # noqa: E402
+from .pipeline import compress  # noqa: E402  (not `assess`: that name is the Algorithm 1 module)
 
-__all__ = ["__version__", "encode", "decode", "inspect", "assess", "compress"]
+__all__ = ["__version__", "encode", "decode", "inspect", "compress"]

@@ -33,6 +33,10 @@ def _flag(p, name, **kw):
 
 
 def cmd_encode(a):
+    if a.model:  # optional, as in Caffe: prove the weights fit the net before compressing them
+        from .evaluate import probe
+
+        probe(a.model, a.weights)
     header = dsz.encode(a.weights, a.output, error_bounds=parse_bounds(a.eb or ""),
                         eb_all=a.eb_all, layers=parse_layers(a.layers), **_codecs(a))
     report = dsz.inspect(a.output)
@@ -203,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("encode", help="compress a pruned .caffemodel into a .dsz")
     _flag(e, "weights", required=True, help="pruned .caffemodel")
+    _flag(e, "model", help="prototxt to check the weights against with Caffe first (optional: the "
+                           ".caffemodel itself carries the net structure)")
     e.add_argument("--eb", help="per-layer absolute error bounds: ip1=0.02,ip2=0.03")
     e.add_argument("--eb-all", type=float, help="error bound for every selected layer without --eb")
     _flag(e, "layers", help="layers to compress (default: every InnerProduct layer)")

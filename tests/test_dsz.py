@@ -134,6 +134,16 @@ def test_cli_bad_files(pruned, tmp_path):
     assert r.returncode == 1 and "cannot read" in r.stderr
 
 
+def test_cli_encode_checks_weights_against_model(pruned, tmp_path):
+    proto, weights, _ = pruned
+    r = deepsz("encode", "-model", proto, "-weights", weights, "--eb-all", "0.01", "-o", tmp_path / "a.dsz")
+    assert r.returncode == 0, r.stderr
+    other = tmp_path / "other.prototxt"
+    other.write_text(proto.read_text().replace("num_output: 300", "num_output: 299"))
+    r = deepsz("encode", "--model", other, "--weights", weights, "--eb-all", "0.01", "-o", tmp_path / "b.dsz")
+    assert r.returncode == 1 and "Caffe cannot run" in r.stderr and not (tmp_path / "b.dsz").exists()
+
+
 def test_dense_layer_warns_but_round_trips(pruned, tmp_path):
     _, weights, _ = pruned
     r = deepsz("encode", "--weights", weights, "--eb-all", "0.01", "--layers", "conv1", "-o",

@@ -23,6 +23,7 @@ from .parallel import LayerTask, run_tasks
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
 MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
+COMPRESS_VERSION = 2         # bump when planning or verification changes what compress delivers
 
 
 def check_targets(expected_loss, expected_ratio) -> None:

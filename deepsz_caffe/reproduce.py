@@ -14,7 +14,7 @@ from .assess import ASSESSMENT_VERSION
 from .data import lmdb_io, mnist
 from .errors import ConfigError
 from .evaluate import accuracy
-from .pipeline import compress
+from .pipeline import COMPRESS_VERSION, compress
 from .presets import resolve
 from .prune import magnitude_masks, retrain
 from .train import run_solver, runtime_files
@@ -137,7 +137,7 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     dsz_path = out / f"{net}{tag}.dsz"
     inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
                                           "lossy": codecs.lossy, "lossless": codecs.lossless,
-                                          "assessment": ASSESSMENT_VERSION})
+                                          "assessment": ASSESSMENT_VERSION, "compress": COMPRESS_VERSION})
     record = _stage(out / f"compress{tag}.json", inputs, [dsz_path])
     if record is None:
         result = compress(model, pruned, dsz_path, expected_loss=expected_loss, work_dir=out / "work",

@@ -12,15 +12,33 @@ from . import atomic, dsz
 from .errors import ConfigError, DeepSZError
 
 
-def parse_bounds(text: str) -> dict[str, float]:
-    """`ip1=0.02,ip2=0.03` -> {"ip1": 0.02, "ip2": 0.03} (values checked later, per layer)."""
-    bounds = {}
+def parse_assignments(text: str, usage: str) -> dict[str, str]:
+    """`ip1=0.02,ip2=0.03` -> {"ip1": "0.02", "ip2": "0.03"}; ConfigError(usage) if malformed."""
+    pairs = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not name:
-            raise ConfigError(f"--eb expects LAYER=VALUE[,LAYER=VALUE...], got {item!r}")
-        bounds[name.strip()] = dsz.check_error_bound(name.strip(), value)
-    return bounds
+            raise ConfigError(f"{usage}, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def parse_bounds(text: str) -> dict[str, float]:
+    """--eb: per-layer error bounds, each checked (finite, > 0)."""
+    pairs = parse_assignments(text, "--eb expects LAYER=VALUE[,LAYER=VALUE...]")
+    return {name: dsz.check_error_bound(name, value) for name, value in pairs.items()}
+
+
+def parse_kept(text: str) -> dict[str, float]:
+    """--kept: per-layer kept fractions (their range is checked by prune.magnitude_masks)."""
+    usage = "--kept expects LAYER=FRACTION[,LAYER=FRACTION...]"
+    kept = {}
+    for name, value in parse_assignments(text, usage).items():
+        try:
+            kept[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"{usage}, got {name}={value!r}") from None
+    return kept
 
 
 def parse_layers(text: str | None) -> list[str] | None:
@@ -126,7 +144,7 @@ def cmd_optimize(a):
 
 def cmd_prune(a):
     from . import caffe_io
-    from .prune import magnitude_masks, parse_kept, retrain
+    from .prune import magnitude_masks, retrain
 
     kept = parse_kept(a.kept)
     weights = {k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(a.weights)).items()}

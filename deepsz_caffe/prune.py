@@ -27,20 +27,6 @@ def magnitude_masks(weights: dict[str, np.ndarray], kept: dict[str, float]) -> d
     return masks
 
 
-def parse_kept(text: str) -> dict[str, float]:
-    """`ip1=0.08,ip2=0.09` -> {"ip1": 0.08, "ip2": 0.09}."""
-    kept = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, value = item.partition("=")
-        try:
-            kept[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise ConfigError(f"--kept expects LAYER=FRACTION[,...], got {item!r}")
-    return kept
-
-
 def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *, iterations: int,
             lr_scale: float = 1.0, seed: int | None = None):
     """Masked retraining from `weights`; saves the pruned net to `out_weights`. Returns stats."""

@@ -4,7 +4,8 @@ import pytest
 
 from deepsz_caffe.assess import bound, bound_walk
 from deepsz_caffe.errors import ConfigError
-from deepsz_caffe.prune import magnitude_masks, parse_kept
+from deepsz_caffe.cli import parse_kept
+from deepsz_caffe.prune import magnitude_masks
 
 
 def drops_from(table):
@@ -67,3 +68,5 @@ def test_mask_errors():
     assert parse_kept("ip1=0.08, ip2=0.09") == {"ip1": 0.08, "ip2": 0.09}
     with pytest.raises(ConfigError, match="LAYER=FRACTION"):
         parse_kept("ip1:0.08")
+    with pytest.raises(ConfigError, match="LAYER=FRACTION"):
+        parse_kept("ip1=eight")

@@ -129,7 +129,9 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         coders = {layer: c.backend for layer, c in plan.choice.items()}
         dsz.encode(weights, candidate, error_bounds=bounds, layers=layers, lossy=coders, lossless=lossless)
         dsz.decode(candidate, decoded)
-        top1 = TestPhase(str(model), str(decoded), iterations, gpu).run()["top1"]
+        # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
+        # (model, weights) were probed already (by `assess`, or just above with --assess-lmdb).
+        top1 = TestPhase(str(model), str(decoded), iterations, gpu, probed=True).run()["top1"]
         report = dsz.inspect(candidate)
         actual = top1_pruned - top1
         rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,

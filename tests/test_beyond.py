@@ -16,6 +16,7 @@ from deepsz_caffe.codecs import (
     compress_bounded,
     context_index,
     get_lossy,
+    grouped_index,
 )
 from deepsz_caffe.codecs.lossless import (
     ALL_INDEX_CODECS,
@@ -42,6 +43,11 @@ def structured_layer(rows=300, side=28, keep=0.08, seed=0):
 def ctx_round_trip(raw: bytes, row_length: int) -> bytes:
     blob = context_index.encode(raw, row_length)
     assert context_index.decode(blob, len(raw)) == raw
+    mask = context_index._canonical_mask(np.frombuffer(raw, np.uint8))
+    if mask.size:  # the grouped mode by itself, whichever mode won above
+        width = min(row_length, mask.size) if row_length else mask.size
+        assert np.array_equal(grouped_index.decode(grouped_index.encode(mask, width), mask.size),
+                              np.diff(np.flatnonzero(mask), prepend=-1))
     used, via = compress_index(raw, "ctx", row_length=row_length)
     assert used == "ctx" and decompress_index(via, "ctx", len(raw)) == raw
     return blob
@@ -122,20 +128,37 @@ def test_ctx_refuses_every_corrupted_byte_and_truncation():
             decompress_index(blob[:length], "ctx", len(raw))
 
 
-def test_ctx_refuses_garbage_with_valid_checksums():
+@pytest.mark.parametrize("rows, mode", [(20, 1), (1400, 2)])  # 1400 rows: > 2**20 positions
+def test_ctx_refuses_garbage_with_valid_checksums(rows, mode):
     """The model's own checks, past the CRC: garbage payloads, truncated ones, wrong versions."""
-    raw = to_sparse(structured_layer(rows=20)).index.tobytes()
+    raw = to_sparse(structured_layer(rows=rows)).index.tobytes()
     blob = context_index.encode(raw, 784)
     version, _, crc_gaps = struct.unpack_from("<BII", blob)
+    assert version == mode
     payload = blob[9:]
     rng = np.random.default_rng(0)
-    payloads = [payload[:k] for k in range(0, len(payload), 4)]
+    step = 4 * max(1, len(payload) // 800)
+    payloads = [payload[:k] for k in range(0, len(payload), step)]
     payloads += [rng.bytes(4 * int(rng.integers(1, 200))) for _ in range(200)]
+    payloads += [payload[:18] + rng.bytes(int(rng.integers(0, 200))) for _ in range(200)]  # grouped head kept
     for p in payloads:
         with pytest.raises(CodecError):
             context_index.decode(struct.pack("<BII", version, zlib.crc32(p), crc_gaps) + p, len(raw))
     with pytest.raises(CodecError, match="version"):
-        context_index.decode(bytes([version + 1]) + blob[1:], len(raw))
+        context_index.decode(bytes([3]) + blob[1:], len(raw))
+
+
+def test_ctx_mode_choice():
+    """Small masks get the smaller of both modes; beyond 2**20 positions only the grouped mode
+    is tried, which keeps decoding AlexNet-sized layers fast."""
+    small = to_sparse(structured_layer(rows=100, seed=3)).index.tobytes()
+    blob = context_index.encode(small, 784)
+    mask = context_index._canonical_mask(np.frombuffer(small, np.uint8))
+    grouped = grouped_index.encode(mask, 784)
+    assert blob[0] == 1 and len(blob) - 9 < len(grouped)  # bitmap wins here (rows adapt early)
+    large = to_sparse(structured_layer(rows=1400)).index.tobytes()
+    blob = context_index.encode(large, 784)
+    assert blob[0] == 2 and len(blob) < 0.9 * len(compress_index(large, "zstd")[1])
 
 
 # ---- ctx: how it relates to the paper's codecs ----

@@ -1,51 +1,54 @@
-"""Index codec "ctx": the gap array coded as a bitmap under an adaptive context model.
+"""Index codec "ctx": the positions the gap array encodes, coded under a model of the mask.
 
 A pruned fc layer is far from a uniformly random mask: input neurons (columns of the
 row-major [out, in] weights) and output neurons (rows) differ in importance, and
 whole rows or columns die (measured on LeNet-300-100: 286 of ip1's 784 columns are
 empty). A byte-oriented coder such as zstd sees only the stream of gaps and cannot
-learn per-column statistics; this codec codes one bit per weight position instead,
-with P(bit = 1) predicted from
+learn per-column statistics. A ctx stream holds one of two modes, whichever is smaller:
+
+- grouped (codecs/grouped_index.py): rows and columns split into density classes, each
+  block's zero runs coded by pcodec. Work is per kept weight, so it decodes AlexNet's
+  fc6 in tens of milliseconds; it is the only mode tried above _BITMAP_MAX positions.
+- bitmap (this module): one bit per weight position, with P(bit = 1) predicted from
 
     p_ij = k_i * (c_j + w) / sum_j (c_j + w)
 
-where c_j counts the ones of column j in the rows already coded, w is a prior worth
-_PRIOR_ROWS rows of the layer's mean density, and k_i, the number of ones in row i,
-is sent before the row (Rice code around the running mean). Knowing k_i scales the
-column profile to the row's own density and lets empty and full rows cost no bits;
-a secondary estimation step then recalibrates p from the bits seen so far at
-similar p. Because every p of a row is known before its first bit, a row is coded by
-one call to constriction's range coder. In ideal code lengths on LeNet-300-100 this
-rank-1 model beat a logistic mix of column and within-row running densities (which
-would also need a coder call per bit) by 3.5%, and came within 0.5% of a
-Newton-calibrated logistic row scaling that needs exp/log; the rank-1 model given the
-true marginals, the bound for this family, is only 4% smaller again.
-
-Speed: decoding costs ~40 ns per bitmap bit, zeros included (half of it in
-constriction), against ~3 ns per entry for zstd: fine for LeNet (15 ms for ip1), but
-~1.5 s on AlexNet's fc6, 160-190x the zstd path.
+  where c_j counts the ones of column j in the rows already coded, w is a prior worth
+  _PRIOR_ROWS rows of the layer's mean density, and k_i, the number of ones in row i,
+  is sent before the row (Rice code around the running mean). Knowing k_i scales the
+  column profile to the row's own density and lets empty and full rows cost no bits;
+  a secondary estimation step then recalibrates p from the bits seen so far at
+  similar p. Because every p of a row is known before its first bit, a row is coded by
+  one call to constriction's range coder. In ideal code lengths on LeNet-300-100 this
+  rank-1 model beat a logistic mix of column and within-row running densities (which
+  would also need a coder call per bit) by 3.5%, and came within 0.5% of a
+  Newton-calibrated logistic row scaling that needs exp/log. It adapts from the first
+  row, so it wins on small layers (LeNet-300-100 ip2: 1408 B against 1622 B grouped),
+  but costs ~40 ns per position, zeros included (15 ms for LeNet-300-100 ip1, 1.5 s
+  for AlexNet's fc6).
 
 Only "canonical" entries are coded: an entry whose gap is 255 and which is not the
-last is treated as a filler, and the exact gap array is rebuilt by sparse.gap_entries
+last is treated as a filler, and the exact gap array is rebuilt by sparse.split_gaps
 from the canonical positions. This is lossless for any array of gaps in 1..255: between
 two canonical entries every entry has gap 255, which is exactly what its fillers are.
 Fillers thus cost nothing, whereas as bitmap ones they would be the most expensive
 bits of all (ones in dead regions).
 
-The row length is a hint given at encoding (0: unknown, coded as a single row); rows
-are merged if there would be more than _MAX_ROWS. The width used is stored in the
-stream, so decoding needs only the stream and the entry count.
+The row length is a hint given at encoding (0: unknown, coded as a single row); in the
+bitmap mode rows are merged if there would be more than _MAX_ROWS. The width used is
+stored in the stream, so decoding needs only the stream and the entry count.
 
-The model uses only integer counts and correctly rounded float operations (+ - * /),
-never exp/log or float reductions, so encoder and decoder compute bit-identical
-probabilities on any IEEE-754 machine. Stream, little-endian:
+The bitmap model uses only integer counts and correctly rounded float operations
+(+ - * /), never exp/log or float reductions, so encoder and decoder compute
+bit-identical probabilities on any IEEE-754 machine. Stream, little-endian:
 
-    version: uint8
+    version: uint8   1 = bitmap, 2 = grouped
     crc:     uint32  CRC-32 of the payload (fail fast on corrupt input)
     gaps:    uint32  CRC-32 of the gap array (catches a decoder whose model or
-                     constriction version differs from the encoder's)
-    payload          range-coded uint32 words: L and row length (Elias gamma),
-                     then per row its count and, unless 0 or full, its bits
+                     library versions differ from the encoder's)
+    payload          bitmap: range-coded uint32 words: L and row length (Elias gamma),
+                     then per row its count and, unless 0 or full, its bits;
+                     grouped: see codecs/grouped_index.py
 """
 
 import math
@@ -57,10 +60,11 @@ import constriction
 import numpy as np
 
 from deepsz_caffe import sparse
-from deepsz_caffe.codecs import unzigzag, zigzag
+from deepsz_caffe.codecs import grouped_index, unzigzag, zigzag
 from deepsz_caffe.errors import CodecError
 
-_VERSION = 1
+_BITMAP, _GROUPED = 1, 2  # the stream's version byte names its mode
+_BITMAP_MAX = 1 << 20  # positions: the adaptive bitmap decodes in ~40 ms or less
 _HEADER = struct.Struct("<BII")
 _MAX_GAP = 255
 _PRIOR_ROWS = 4.0   # best of 1, 2, 4, 8 on LeNet-300-100 (ip1 ip2 ip3 together)
@@ -134,29 +138,47 @@ class _Model:
 
 
 def encode(raw: bytes, row_length: int = 0) -> bytes:
-    """Code a uint8 gap array; row_length (0 = unknown) is the layer's row width."""
+    """Code a uint8 gap array; row_length (0 = unknown) is the layer's row width.
+
+    Writes the smaller of the two modes; the adaptive bitmap is tried only on masks of at
+    most _BITMAP_MAX positions, which bounds its decode time."""
     gaps = np.frombuffer(raw, dtype=np.uint8)
     row_length = operator.index(row_length)
     if gaps.size and gaps.min() == 0:
         raise CodecError("ctx: codes gap arrays only; a gap of 0 is not one")
     if row_length < 0:
         raise CodecError(f"ctx: row_length must be >= 0, got {row_length}")
-    enc = constriction.stream.queue.RangeEncoder()
+    mask = _canonical_mask(gaps)
+    width = min(row_length, mask.size) if row_length else mask.size
+    options = []
+    if mask.size:
+        options.append((_GROUPED, grouped_index.encode(mask, width)))
+    if mask.size <= _BITMAP_MAX:
+        options.append((_BITMAP, _bitmap_encode(mask, width, gaps.size)))
+    version, payload = min(options, key=lambda option: len(option[1]))
+    return _HEADER.pack(version, zlib.crc32(payload), zlib.crc32(raw)) + payload
+
+
+def _canonical_mask(gaps: np.ndarray) -> np.ndarray:
+    """0/1 mask of the canonical entries' positions (fillers dropped, the last entry kept)."""
     if gaps.size == 0:
-        _put_uint(enc, 0)
-    else:
-        positions = np.cumsum(gaps, dtype=np.int64) - 1
-        canonical = gaps != _MAX_GAP
-        canonical[-1] = True
-        length = int(positions[-1]) + 1
-        mask = np.zeros(length, dtype=np.uint8)
-        mask[positions[canonical]] = 1
-        width = min(row_length, length) if row_length else length
-        rows = -(-length // width)
+        return np.zeros(0, dtype=np.uint8)
+    positions = np.cumsum(gaps, dtype=np.int64) - 1
+    canonical = gaps != _MAX_GAP
+    canonical[-1] = True
+    mask = np.zeros(int(positions[-1]) + 1, dtype=np.uint8)
+    mask[positions[canonical]] = 1
+    return mask
+
+
+def _bitmap_encode(mask: np.ndarray, width: int, entries: int) -> bytes:
+    enc = constriction.stream.queue.RangeEncoder()
+    _put_uint(enc, mask.size)
+    if mask.size:
+        rows = -(-mask.size // width)
         width *= -(-rows // _MAX_ROWS)  # merge rows so that there are at most _MAX_ROWS
-        _put_uint(enc, length)
         _put_uint(enc, width)
-        model = _Model(length, width, gaps.size)
+        model = _Model(mask.size, width, entries)
         for i in range(model.rows):
             row = mask[i * width:i * width + model.width(i)]
             count = int(row.sum())
@@ -168,8 +190,7 @@ def encode(raw: bytes, row_length: int = 0) -> bytes:
                     params = model.probabilities(row.size, count, start, stop)
                     enc.encode(row[start:stop].astype(np.int32), _FAMILY, params)
             model.update(row, count - pred, 0 < count < row.size)
-    payload = enc.get_compressed().astype("<u4").tobytes()
-    return _HEADER.pack(_VERSION, zlib.crc32(payload), zlib.crc32(raw)) + payload
+    return enc.get_compressed().astype("<u4").tobytes()
 
 
 def decode(blob: bytes, size: int) -> bytes:
@@ -179,13 +200,19 @@ def decode(blob: bytes, size: int) -> bytes:
         raise CodecError(f"ctx: stream of {len(blob)} bytes is shorter than its header")
     version, crc, crc_gaps = _HEADER.unpack_from(blob)
     payload = blob[_HEADER.size:]
-    if version != _VERSION:
-        raise CodecError(f"ctx: stream version {version}, this decoder reads {_VERSION}")
-    if zlib.crc32(payload) != crc or len(payload) % 4:
+    if version not in (_BITMAP, _GROUPED):
+        raise CodecError(f"ctx: stream version {version}, this decoder reads {_BITMAP} and {_GROUPED}")
+    if zlib.crc32(payload) != crc:
         raise CodecError("ctx: stream checksum mismatch (corrupted or truncated)")
     try:
-        gaps = _decode_gaps(np.frombuffer(payload, dtype="<u4").astype(np.uint32), size)
-    except _DECODE_ERRORS as e:
+        if version == _GROUPED:
+            # Every entry advances the position by 1..255, so size bounds the bitmap length.
+            gaps = sparse.split_gaps(grouped_index.decode(payload, _MAX_GAP * size))[0].astype(np.uint8)
+        elif len(payload) % 4:
+            raise CodecError("ctx: stream checksum mismatch (corrupted or truncated)")
+        else:
+            gaps = _decode_gaps(np.frombuffer(payload, dtype="<u4").astype(np.uint32), size)
+    except _DECODE_ERRORS + grouped_index.DECODE_ERRORS as e:
         raise CodecError(f"ctx: corrupt stream: {e}") from e
     if gaps.size != size:
         raise CodecError(f"ctx: decoded {gaps.size} entries, expected {size}")

@@ -68,8 +68,8 @@ def _blosc_decode(blob: bytes, size: int) -> bytes:
 
 
 def _context_index():
-    """The ctx codec, imported on first use: only it needs constriction."""
-    return import_codec("deepsz_caffe.codecs.context_index", "ctx", "constriction")
+    """The ctx codec, imported on first use: only it needs constriction and pcodec."""
+    return import_codec("deepsz_caffe.codecs.context_index", "ctx", "constriction pcodec")
 
 
 def _ctx_encode(raw: bytes, row_length: int) -> bytes:

@@ -7,7 +7,11 @@ Layers measured:
   over the 28x28 pixel grid (border inputs matter little, as in MNIST) and per row by a
   log-normal factor, then magnitude-pruned: the column and row structure ctx is built for;
 - synthetic/uniform: 300x784 at 8% of i.i.d. weights, a mask with no structure to learn;
-- alexnet/fc6: 4096x9216 at 9% (deepsz_caffe.synthetic, as the decode benchmark), for decode speed.
+- AlexNet's and VGG-16's fc6-fc8 (deepsz_caffe.synthetic, as the decode benchmark: i.i.d. masks)
+  and fc6-shaped layers with row and column structure (the ctx grouped mode's split path), for
+  decode speed: the index stage alone (decompress + cumsum) and the whole layer
+  (layer_codec.decode_layer: index, SZ 2 data at the paper's bound, rebuild), zstd index against
+  ctx index, interleaved run by run.
 Every stream is decoded and checked (exact for index codecs, |x - x'| <= eb for data codecs).
 SZ 3 without prediction is pysz with cmprAlgo = NOPRED; its size is counted with the same
 13-byte frame the registered backends carry.
@@ -27,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's timers
 from decode_speed import summary, timed  # noqa: E402
-from deepsz_caffe import sparse, synthetic  # noqa: E402
+from deepsz_caffe import layer_codec, sparse, synthetic  # noqa: E402
 from deepsz_caffe.atomic import write_json  # noqa: E402
 from deepsz_caffe.codecs import compress_bounded, get_lossy  # noqa: E402
 from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index  # noqa: E402
@@ -36,6 +40,15 @@ SEED = 20190622
 BOUNDS = (0.01, 0.02, 0.03, 0.05)
 DATA_CODECS = ("quant", "sz2", "sz3", "sz3-nopred")
 FRAME_BYTES = 13  # mode u8 + n u64 + crc u32, as codecs.FramedCodec writes
+
+
+def row_column_structured(rng: np.random.Generator, shape, keep: float) -> np.ndarray:
+    """Gaussian weights scaled by a log-normal factor per row and per column, magnitude-pruned."""
+    rows, cols = shape
+    w = rng.standard_normal(shape, dtype=np.float32)
+    w *= rng.lognormal(0.0, 0.5, rows).astype(np.float32)[:, None]
+    w *= rng.lognormal(0.0, 0.5, cols).astype(np.float32)[None, :]
+    return magnitude_prune(w * np.float32(0.01), keep)
 
 
 def mnist_like(rng: np.random.Generator, rows=300, side=28, keep=0.08) -> np.ndarray:
@@ -102,29 +115,39 @@ def positions(gaps: bytes) -> np.ndarray:
     return np.cumsum(np.frombuffer(gaps, np.uint8), dtype=np.int64) - 1
 
 
+def index_path(blob: bytes, name: str, size: int) -> float:
+    """Seconds to decompress an index stream and turn it into positions, as decode_layer does."""
+    gaps, t = timed(decompress_index, blob, name, size)
+    return t + timed(positions, gaps)[1]
+
+
 def index_decode_speed(w: np.ndarray, repeat: int) -> dict:
-    """zstd path vs ctx path: decompress, then positions = cumsum(gaps) - 1, as decode_layer does."""
+    """zstd path vs ctx path of the index stage alone."""
     sp = sparse.to_sparse(w)
     raw = sp.index.tobytes()
     out = {}
     for name in ("zstd", "ctx"):
         _, blob = compress_index(raw, name, row_length=row_length(w))
-        runs = []
-        for _ in range(repeat):
-            gaps, t = timed(decompress_index, blob, name, len(raw))
-            runs.append(t + timed(positions, gaps)[1])
-        out[name] = {"bytes": len(blob), **summary(runs)}
+        out[name] = {"bytes": len(blob), **summary([index_path(blob, name, len(raw)) for _ in range(repeat)])}
     out["ctx_over_zstd_time"] = out["ctx"]["best_ms"] / out["zstd"]["best_ms"]
     return out
 
 
-def data_decode_speed(x: np.ndarray, eb: float, repeat: int) -> dict:
-    out = {}
-    for name in DATA_CODECS[:-1]:
-        codec = get_lossy(name)
-        blob = compress_bounded(codec, x, eb)
-        runs = [timed(codec.decompress, blob, x.size)[1] for _ in range(repeat)]
-        out[name] = {"bytes": len(blob), **summary(runs)}
+def layer_decode_speed(w: np.ndarray, eb: float, repeat: int) -> dict:
+    """Index stage and whole-layer decode, zstd index vs ctx index (SZ 2 data), interleaved."""
+    encoded = {name: layer_codec.encode_layer(w, eb, lossy="sz2", lossless=name) for name in ("zstd", "ctx")}
+    runs = {name: {"index": [], "layer": []} for name in encoded}
+    for i in range(repeat):
+        for name in (("zstd", "ctx") if i % 2 == 0 else ("ctx", "zstd")):  # alternate who goes first
+            enc = encoded[name]
+            runs[name]["index"].append(index_path(enc.index, name, enc.meta["n_entries"]))
+            runs[name]["layer"].append(timed(layer_codec.decode_layer, enc.meta, enc.data, enc.index)[1])
+    out = {name: {"index_bytes": enc.meta["index_bytes"], "data_bytes": enc.meta["data_bytes"],
+                  "index_bits_per_nnz": 8 * enc.meta["index_bytes"] / enc.meta["nnz"],
+                  "index": summary(runs[name]["index"]), "layer": summary(runs[name]["layer"])}
+           for name, enc in encoded.items()}
+    out["ctx_over_zstd"] = {stage: out["ctx"][stage]["best_ms"] / out["zstd"][stage]["best_ms"]
+                            for stage in ("index", "layer")}
     return out
 
 
@@ -181,26 +204,38 @@ def main() -> int:
         print(f"{'lenet300/total':<26}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
               + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
 
-    shape, keep = synthetic.FC_SHAPES["alexnet"]["fc6"], synthetic.PAPER_KEPT["alexnet"]["fc6"]
-    eb = synthetic.PAPER_ERROR_BOUNDS["alexnet"]["fc6"]
-    fc6 = synthetic.pruned_layer(shape, keep, seed=SEED)
     load = os.getloadavg()[0]
-    print(f"\nAlexNet fc6 {shape} at {keep:.0%}, decode (best of {args.repeat}; load average {load:.2f})")
-    index_speed = index_decode_speed(fc6, args.repeat)
-    for name in ("zstd", "ctx"):
-        s = index_speed[name]
-        print(f"  index {name:<6}{s['bytes']:>10} B  {s['best_ms']:8.1f} ms  (decompress + cumsum)")
-    print(f"  ctx takes {index_speed['ctx_over_zstd_time']:.0f}x the zstd path's time")
-    data_speed = data_decode_speed(sparse.to_sparse(fc6).data, eb, args.repeat)
-    for name, s in data_speed.items():
-        print(f"  data  {name:<6}{s['bytes']:>10} B  {s['best_ms']:8.1f} ms  (eb {eb:g})")
+    print(f"\nlarge layers: decode ms, best of {args.repeat} (load average {load:.2f}); index = decompress"
+          " + cumsum, layer = decode_layer (index + SZ 2 data + rebuild);\nctx mode rXcY: grouped, X row and"
+          " Y column density buckets (0: axis unsplit)")
+    print(f"{'layer':<26}{'ctx mode':>9}{'idx bits/nnz zstd/ctx':>23}{'index zstd/ctx':>18}{'ratio':>7}"
+          f"{'layer zstd/ctx':>18}{'ratio':>7}")
+    large = {}
+    for net in ("alexnet", "vgg16"):
+        for i, (layer, shape) in enumerate(synthetic.FC_SHAPES[net].items()):
+            keep, eb = synthetic.PAPER_KEPT[net][layer], synthetic.PAPER_ERROR_BOUNDS[net][layer]
+            large[f"{net}/{layer}"] = (synthetic.pruned_layer(shape, keep, seed=i), eb)
+    shape, keep = synthetic.FC_SHAPES["alexnet"]["fc6"], synthetic.PAPER_KEPT["alexnet"]["fc6"]
+    large["structured/alexnet-fc6"] = (row_column_structured(rng, shape, keep),
+                                       synthetic.PAPER_ERROR_BOUNDS["alexnet"]["fc6"])
+    speed = {}
+    for name, (w, eb) in large.items():
+        r = speed[name] = layer_decode_speed(w, eb, args.repeat)
+        r["shape"], r["keep"], r["error_bound"] = list(w.shape), float(np.count_nonzero(w) / w.size), eb
+        _, blob = compress_index(sparse.to_sparse(w).index.tobytes(), "ctx", row_length=row_length(w))
+        # version byte: 1 bitmap, 2 grouped (then row and column splits at payload bytes 16, 17)
+        r["ctx_mode"] = "bitmap" if blob[0] == 1 else f"r{blob[9 + 16]}c{blob[9 + 17]}"
+        z, c = r["zstd"], r["ctx"]
+        print(f"{name:<26}{r['ctx_mode']:>9}{z['index_bits_per_nnz']:>12.3f}/{c['index_bits_per_nnz']:<10.3f}"
+              f"{z['index']['best_ms']:>9.1f}/{c['index']['best_ms']:<8.1f}{r['ctx_over_zstd']['index']:>6.2f}x"
+              f"{z['layer']['best_ms']:>9.1f}/{c['layer']['best_ms']:<8.1f}{r['ctx_over_zstd']['layer']:>6.2f}x")
+    del large
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, {
         "model": str(args.model) if lenet else None, "seed": SEED, "repeat": args.repeat,
         "load_average": load, "index_bytes": index, "data_bytes": data,
-        "fc6_decode": {"shape": list(shape), "keep": keep, "error_bound": eb,
-                       "index": index_speed, "data": data_speed},
+        "large_layer_decode": speed,
     })
     print(f"\nwrote {args.out}")
     return 0

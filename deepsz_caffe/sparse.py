@@ -65,18 +65,27 @@ def gap_entries(flat: np.ndarray, max_gap: int = _MAX_GAP):
     Returns (gaps int64 with fillers = max_gap, where each real entry landed, flat positions of
     the nonzeros). Deep Compression's 5-bit variant uses max_gap = 31."""
     pos = np.flatnonzero(flat)
-    return (*split_gaps(np.diff(pos, prepend=-1), max_gap), pos)
+    gaps = np.diff(pos, prepend=-1)
+    big, fillers = _fillers(gaps, max_gap)
+    shift = np.zeros(gaps.size, dtype=np.int64)
+    shift[big] = fillers
+    return split_gaps(gaps, max_gap), np.arange(gaps.size) + np.cumsum(shift), pos
 
 
-def split_gaps(gaps: np.ndarray, max_gap: int = _MAX_GAP):
-    """(gaps with fillers inserted so each fits 1..max_gap, where each real entry landed)."""
-    if gaps.max(initial=0) <= max_gap:  # no fillers: the common case, and 10x faster
-        return gaps, np.arange(gaps.size)
-    fillers = (gaps - 1) // max_gap  # leaves each real gap in 1..max_gap
-    real_at = np.cumsum(fillers + 1) - 1  # where each real entry lands after its fillers
-    out = np.full(int(real_at[-1]) + 1, max_gap, dtype=np.int64)
-    out[real_at] = gaps - max_gap * fillers
-    return out, real_at
+def split_gaps(gaps: np.ndarray, max_gap: int = _MAX_GAP) -> np.ndarray:
+    """Gaps with fillers (value max_gap) inserted before each gap over max_gap, as the paper."""
+    big, fillers = _fillers(gaps, max_gap)
+    if not big.size:  # the common case: nothing to insert, no copy
+        return gaps
+    out = gaps.copy()
+    out[big] -= max_gap * fillers  # leaves each real gap in 1..max_gap
+    return np.insert(out, np.repeat(big, fillers), max_gap)
+
+
+def _fillers(gaps: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the gaps over max_gap, how many fillers each needs)."""
+    big = np.flatnonzero(gaps > max_gap)
+    return big, (gaps[big] - 1) // max_gap
 
 
 def to_sparse(weights: np.ndarray) -> SparseLayer:

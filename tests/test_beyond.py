@@ -159,6 +159,11 @@ def test_ctx_mode_choice():
     large = to_sparse(structured_layer(rows=1400)).index.tobytes()
     blob = context_index.encode(large, 784)
     assert blob[0] == 2 and len(blob) < 0.9 * len(compress_index(large, "zstd")[1])
+    assert blob[9 + 16:9 + 18] != bytes(2)  # rows and/or columns split into density classes
+    rng = np.random.default_rng(2)  # i.i.d.: splits would save < 1% and cost a sort: none
+    iid = to_sparse((rng.random((1400, 784)) < 0.08).astype(np.float32)).index.tobytes()
+    blob = context_index.encode(iid, 784)
+    assert blob[0] == 2 and blob[9 + 16:9 + 18] == bytes(2)
 
 
 # ---- ctx: how it relates to the paper's codecs ----

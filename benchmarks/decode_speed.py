@@ -274,7 +274,8 @@ def main() -> int:
                          "paper's; the 'best' preset's are sz2 sz3 quant)")
     ap.add_argument("--lossless", choices=INDEX_CHOICES, default="best",
                     help="index coder, as in encode_layer (default: best, the paper's best of "
-                         "gzip/zstd/blosc; best-all adds ctx, smaller but far slower to decode)")
+                         "gzip/zstd/blosc; best-all adds ctx: ~1%% smaller on these i.i.d. masks, "
+                         "index stage ~2.5x slower, see benchmarks/beyond_codecs.py)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs; best and median are reported")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the synthetic layers (default 0, as in the experiments)")

@@ -33,7 +33,7 @@ from .suffix import SuffixPhase
 DISTORTION_CRITERION = 0.1   # accuracy points (the paper's 0.1%)
 START_EXPONENTS = (-3, -2, -1)  # the paper's [1E-3, 1E-2, 1E-1]
 MAX_BOUND = 1.0              # weights are ~1e-2: beyond 1 nothing is left of a layer
-ASSESSMENT_VERSION = 2       # part of the cache key: bump when the walk's choice of bounds changes
+ASSESSMENT_VERSION = 3       # part of the cache key: bump when the walk's choice of bounds or a coder changes
 
 
 def bound(mantissa: int, exponent: int) -> float:

@@ -1,11 +1,18 @@
 """Beyond the paper: the "paper" and "best" presets side by side, and every training seed tried.
 
-Reads the end-to-end MNIST runs (`deepsz reproduce --net NET [--preset best] [--seed S
+LeNets: reads the end-to-end MNIST runs (`deepsz reproduce --net NET [--preset best] [--seed S
 --results results/seeds/seedS]`): results/<net>/summary[-best].json and
-results/seeds/seed*/<net>/summary[-best].json. Nothing is recomputed here.
+results/seeds/seed*/<net>/summary[-best].json; nothing is recomputed for them.
+AlexNet / VGG-16: their fc layers (see common.fc_layers: synthetic unless --<net>-weights) are
+encoded under each preset at the paper's bounds (section 5.2.2), giving bits per nonzero for the
+data and the index arrays. Without ImageNet no accuracy is measured, so `best` gives each layer
+the smallest of its coders at that same bound (what Algorithm 2 picks when drops tie).
 """
 from pathlib import Path
 
+from deepsz_caffe import synthetic
+from deepsz_caffe.layer_codec import encode_layer
+from deepsz_caffe.presets import PRESETS as CODEC_PRESETS
 from experiments import common
 
 PRESETS = {"paper": "summary.json", "best": "summary-best.json"}
@@ -34,11 +41,58 @@ def _runs(results: Path) -> list[dict]:
     return runs
 
 
+def _large_nets(args) -> dict:
+    """{net: {"source", "presets": {preset: [per-layer sizes]}}} at the paper's bounds."""
+    nets = {}
+    for net in ("alexnet", "vgg16"):
+        src = common.fc_layers(net, args)
+        presets = {}
+        for preset, codecs in CODEC_PRESETS.items():
+            layers = []
+            for name, w in src["layers"].items():
+                print(f"[presets_seeds] {common.TITLES[net]} {name} preset {preset}")
+                m = encode_layer(w, synthetic.PAPER_ERROR_BOUNDS[net][name], lossy=codecs.lossy,
+                                 lossless=codecs.lossless).meta
+                layers.append({"name": name, **{k: m[k] for k in (
+                    "nnz", "dense_bytes", "error_bound", "lossy_codec", "index_codec", "data_bytes",
+                    "index_bytes")}})
+            presets[preset] = layers
+        nets[net] = {"source": src["source"], "presets": presets}
+    return nets
+
+
 def compute(args) -> dict:
     runs = _runs(args.results)
     if not runs:
         raise SystemExit("error: no results/<net>/summary*.json: run `make reproduce` first")
-    return {"runs": runs, "targets": TARGETS}
+    return {"runs": runs, "targets": TARGETS, "large_nets": _large_nets(args)}
+
+
+def _large_table(nets: dict) -> list[str]:
+    header = ["net", "layer", "eb"] + [f"`{p}`: {col}" for p in CODEC_PRESETS
+                                       for col in ("coders", "data + index bits/nnz", "ratio")]
+    rows = []
+    for net, entry in nets.items():
+        by_preset = entry["presets"]
+        first = next(iter(by_preset.values()))
+        for i in range(len(first) + 1):  # each layer, then the net overall
+            overall = i == len(first)
+            row = [common.TITLES[net], "overall" if overall else first[i]["name"],
+                   "" if overall else f"{first[i]['error_bound']:g}"]
+            for layers in by_preset.values():
+                sel = layers if overall else [layers[i]]
+                nnz = sum(m["nnz"] for m in sel)
+                data, index = sum(m["data_bytes"] for m in sel), sum(m["index_bytes"] for m in sel)
+                row += ["" if overall else f"{sel[0]['lossy_codec']}+{sel[0]['index_codec']}",
+                        f"{8 * data / nnz:.2f} + {8 * index / nnz:.2f}",
+                        f"{sum(m['dense_bytes'] for m in sel) / (data + index):.1f}×"]
+            rows.append(row)
+    sources = sorted({f"{common.TITLES[n]}: {e['source']}" for n, e in nets.items()})
+    return ["## AlexNet and VGG-16 fc layers under each preset", "",
+            "At the paper's error bounds (section 5.2.2); no accuracy is measured here (no ImageNet), "
+            "so `best` gives each layer the smallest of its coders at the same bound. Bits per nonzero "
+            "= 8 x bytes / nonzero weights.", "", common.markdown_table(header, rows), "",
+            *[f"- {s}" for s in sources], ""]
 
 
 def render(data: dict, figures) -> list[Path]:
@@ -66,11 +120,13 @@ def render(data: dict, figures) -> list[Path]:
         if best:
             lines.append(f"- {common.TITLES[net]}: `best` preset {min(best):.1f}×-{max(best):.1f}× over "
                          f"{len(best)} seed(s) (issue target >= {target:g}×; paper {paper_ratio}×).")
+    lines += [""] + _large_table(data["large_nets"])
     return [common.write_table("presets_seeds", "\n".join(lines) + "\n", figures)]
 
 
 def main(argv=None):
-    common.main("presets_seeds", compute, render, argv, description=__doc__.splitlines()[0])
+    common.main("presets_seeds", compute, render, argv, add_arguments=common.add_weights_arguments,
+                description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Codecs beyond the paper: "ctx" (context-modelled index) and "quant" (quantisation, no prediction)."""
 
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -164,6 +165,21 @@ def test_ctx_mode_choice():
     iid = to_sparse((rng.random((1400, 784)) < 0.08).astype(np.float32)).index.tobytes()
     blob = context_index.encode(iid, 784)
     assert blob[0] == 2 and blob[9 + 16:9 + 18] == bytes(2)
+
+
+@pytest.mark.parametrize("package", ["constriction", "pcodec"])
+def test_ctx_without_its_packages_names_them(monkeypatch, package):
+    """A ctx stream met by a build lacking a library it needs: an error naming it, never a guess."""
+    import deepsz_caffe.codecs as codecs_pkg
+
+    raw = to_sparse(structured_layer(rows=20)).index.tobytes()
+    blob = compress_index(raw, "ctx", row_length=784)[1]
+    monkeypatch.setitem(sys.modules, package, None)  # makes `import <package>` fail
+    for module in ("context_index", "grouped_index"):
+        monkeypatch.delitem(sys.modules, f"deepsz_caffe.codecs.{module}", raising=False)
+        monkeypatch.delattr(codecs_pkg, module, raising=False)
+    with pytest.raises(CodecError, match=f"codec 'ctx' needs a missing package: pip install .*{package}"):
+        decompress_index(blob, "ctx", len(raw))
 
 
 # ---- ctx: how it relates to the paper's codecs ----

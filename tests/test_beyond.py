@@ -47,7 +47,7 @@ def ctx_round_trip(raw: bytes, row_length: int) -> bytes:
     mask = context_index._canonical_mask(np.frombuffer(raw, np.uint8))
     if mask.size:  # the grouped mode by itself, whichever mode won above
         width = min(row_length, mask.size) if row_length else mask.size
-        assert np.array_equal(grouped_index.decode(grouped_index.encode(mask, width), mask.size),
+        assert np.array_equal(grouped_index.decode(grouped_index.encode(mask, width), mask.size, mask.sum()),
                               np.diff(np.flatnonzero(mask), prepend=-1))
     used, via = compress_index(raw, "ctx", row_length=row_length)
     assert used == "ctx" and decompress_index(via, "ctx", len(raw)) == raw
@@ -147,6 +147,20 @@ def test_ctx_refuses_garbage_with_valid_checksums(rows, mode):
             context_index.decode(struct.pack("<BII", version, zlib.crc32(p), crc_gaps) + p, len(raw))
     with pytest.raises(CodecError, match="version"):
         context_index.decode(bytes([3]) + blob[1:], len(raw))
+
+
+@pytest.mark.parametrize("structured", [False, True])  # one block / density-split blocks
+def test_ctx_grouped_refuses_more_ones_than_entries(structured):
+    """A forged count cannot make the decoder allocate more than the layer's entries allow."""
+    w = structured_layer(rows=400) if structured else \
+        (np.random.default_rng(4).random((400, 784)) < 0.08).astype(np.float32)
+    mask = (w != 0).reshape(-1)
+    payload = grouped_index.encode(mask, 784)
+    assert (payload[16:18] != bytes(2)) == structured
+    ones = int(mask.sum())
+    assert grouped_index.decode(payload, mask.size, ones).size == ones
+    with pytest.raises(CodecError, match="more ones"):
+        grouped_index.decode(payload, mask.size, ones - 1)
 
 
 def test_ctx_mode_choice():

@@ -207,7 +207,7 @@ def decode(blob: bytes, size: int) -> bytes:
     try:
         if version == _GROUPED:
             # Every entry advances the position by 1..255, so size bounds the bitmap length.
-            gaps = sparse.split_gaps(grouped_index.decode(payload, _MAX_GAP * size)).astype(np.uint8)
+            gaps = sparse.split_gaps(grouped_index.decode(payload, _MAX_GAP * size, size)).astype(np.uint8)
         elif len(payload) % 4:
             raise CodecError("ctx: stream checksum mismatch (corrupted or truncated)")
         else:

@@ -37,8 +37,8 @@ _SPLITS = (0, 1, 2, 4, 8)
 _SPLIT_MIN_GAIN = 0.01
 _CONFIG = pcodec.ChunkConfig(compression_level=8, delta_spec=pcodec.DeltaSpec.no_op(),
                              mode_spec=pcodec.ModeSpec.classic())
-# pcodec raises RuntimeError on streams it cannot parse, zstandard ZstdError
-DECODE_ERRORS = (RuntimeError, ValueError, struct.error, zstandard.ZstdError)
+# pcodec raises RuntimeError on streams it cannot parse (TypeError: another dtype), zstandard ZstdError
+DECODE_ERRORS = (RuntimeError, TypeError, ValueError, struct.error, zstandard.ZstdError)
 
 
 def encode(mask: np.ndarray, row_length: int) -> bytes:
@@ -63,8 +63,11 @@ def _payload(grid: np.ndarray, length: int, row_split: int, col_split: int) -> b
         _SECTION.pack(len(s)) + s for s in sections)
 
 
-def decode(payload: bytes, max_length: int) -> np.ndarray:
-    """Gaps between the ones (first from position -1); max_length bounds the stream's claims."""
+def decode(payload: bytes, max_length: int, max_ones: int) -> np.ndarray:
+    """Gaps between the ones (first from position -1).
+
+    max_length and max_ones bound what the stream may claim, so that a forged stream cannot
+    make the decoder allocate more than a genuine one would."""
     if len(payload) < _HEAD.size:
         raise CodecError("ctx: grouped stream shorter than its header")
     length, row_length, row_split, col_split = _HEAD.unpack_from(payload)
@@ -78,22 +81,25 @@ def decode(payload: bytes, max_length: int) -> np.ndarray:
     cols = _read_classes(sections, row_length, col_split)
     blocks = _blocks(rows, cols, row_split, col_split, (n_rows, row_length))
     if rows is None and cols is None:  # one block in flat order: its runs are the answer
-        gaps = _unpack_runs(sections.next()) + np.uint32(1)
+        gaps = _unpack_runs(sections.next(), max_ones) + np.uint32(1)
         if gaps.size and gaps.min() == 0:
             raise CodecError("ctx: a zero run of 2**32 - 1 positions")
     else:  # blocks interleave: place every one, then sort (measured 2.5x faster than
         # marking a bool grid and scanning it, on AlexNet's fc6; uint32 keys sort 2x faster)
         key = np.uint32 if n_rows * row_length <= 1 << 32 else np.int64
-        parts = []
-        if rows is not None:
-            parts.append(_cells(np.flatnonzero(rows == _FULL), np.arange(row_length), row_length))
-        if cols is not None:  # full columns, in rows that are not full already
-            others = np.arange(n_rows) if rows is None else np.flatnonzero(rows != _FULL)
-            parts.append(_cells(others, np.flatnonzero(cols == _FULL), row_length))
-        parts = [p.astype(key) for p in parts]
+        full_rows = np.flatnonzero(rows == _FULL) if rows is not None else np.zeros(0, np.int64)
+        full_cols = np.flatnonzero(cols == _FULL) if cols is not None else np.zeros(0, np.int64)
+        others = np.arange(n_rows) if rows is None else np.flatnonzero(rows != _FULL)
+        budget = max_ones - full_rows.size * row_length - others.size * full_cols.size
+        if budget < 0:
+            raise CodecError("ctx: full rows and columns hold more ones than the layer has entries")
+        parts = [_cells(full_rows, np.arange(row_length), row_length).astype(key),
+                 _cells(others, full_cols, row_length).astype(key)]  # full columns of other rows
         width = key(row_length)
         for r, c in blocks:
-            block = np.cumsum(_unpack_runs(sections.next()).astype(np.int64) + 1) - 1
+            runs = _unpack_runs(sections.next(), budget)
+            budget -= runs.size
+            block = np.cumsum(runs.astype(np.int64) + 1) - 1
             if block.size and block[-1] >= r.size * c.size:
                 raise CodecError("ctx: a block's runs overflow the block")
             block, n_cols = block.astype(key), key(c.size)
@@ -160,14 +166,15 @@ def _pack_runs(bits: np.ndarray) -> bytes:
     return pcodec.standalone.simple_compress(runs.astype(np.uint32), _CONFIG) if runs.size else b""
 
 
-def _unpack_runs(blob: bytes) -> np.ndarray:
-    """A block's zero runs (none for an empty section)."""
+def _unpack_runs(blob: bytes, budget: int) -> np.ndarray:
+    """A block's zero runs (none for an empty section); more than `budget` is an error."""
     if not blob:
         return np.zeros(0, dtype=np.uint32)
-    runs = pcodec.standalone.simple_decompress(blob)
-    if runs.dtype != np.uint32:
-        raise CodecError("ctx: a block holds values of the wrong type")
-    return runs
+    out = np.empty(budget + 1, dtype=np.uint32)  # untouched pages cost no memory
+    progress = pcodec.standalone.simple_decompress_into(blob, out)
+    if not progress.finished or progress.n_processed > budget:
+        raise CodecError("ctx: a block holds more ones than the layer has entries")
+    return out[:progress.n_processed]
 
 
 def _read_classes(sections, n: int, split: int):

@@ -45,17 +45,15 @@ def encode(mask: np.ndarray, row_length: int) -> bytes:
     """Code a flat 0/1 mask (length > 0) laid out in rows of row_length."""
     grid = _grid(mask.astype(bool), row_length)
     # Splitting an axis needs the other one longer than 1 (else its classes are the mask itself).
-    row_splits = _SPLITS if grid.shape[1] > 1 else (0,)
-    col_splits = _SPLITS if grid.shape[0] > 1 else (0,)
-    payloads = [_payload(grid, mask.size, row_split, col_split)
-                for row_split, col_split in itertools.product(row_splits, col_splits)]
+    rows = {k: _classes(grid.mean(axis=1), k) for k in (_SPLITS if grid.shape[1] > 1 else (0,))}
+    cols = {k: _classes(grid.mean(axis=0), k) for k in (_SPLITS if grid.shape[0] > 1 else (0,))}
+    payloads = [_payload(grid, mask.size, row_split, col_split, rows[row_split], cols[col_split])
+                for row_split, col_split in itertools.product(rows, cols)]
     unsplit, best = payloads[0], min(payloads, key=len)
     return best if len(best) < (1 - _SPLIT_MIN_GAIN) * len(unsplit) else unsplit
 
 
-def _payload(grid: np.ndarray, length: int, row_split: int, col_split: int) -> bytes:
-    rows = _classes(grid.mean(axis=1), row_split)
-    cols = _classes(grid.mean(axis=0), col_split)
+def _payload(grid: np.ndarray, length: int, row_split: int, col_split: int, rows, cols) -> bytes:
     sections = [_pack_classes(c) for c in (rows, cols) if c is not None]
     for r, c in _blocks(rows, cols, row_split, col_split, grid.shape):
         sections.append(_pack_runs(grid[np.ix_(r, c)].reshape(-1)))

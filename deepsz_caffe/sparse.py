@@ -67,25 +67,31 @@ def gap_entries(flat: np.ndarray, max_gap: int = _MAX_GAP):
     pos = np.flatnonzero(flat)
     gaps = np.diff(pos, prepend=-1)
     big, fillers = _fillers(gaps, max_gap)
-    shift = np.zeros(gaps.size, dtype=np.int64)
-    shift[big] = fillers
-    return split_gaps(gaps, max_gap), np.arange(gaps.size) + np.cumsum(shift), pos
+    real_at = np.arange(gaps.size)  # where each real entry lands after the fillers before it
+    if big.size:
+        shift = np.zeros(gaps.size, dtype=np.int64)
+        shift[big] = fillers
+        real_at += np.cumsum(shift)
+    return _insert_fillers(gaps, big, fillers, max_gap), real_at, pos
 
 
 def split_gaps(gaps: np.ndarray, max_gap: int = _MAX_GAP) -> np.ndarray:
     """Gaps with fillers (value max_gap) inserted before each gap over max_gap, as the paper."""
-    big, fillers = _fillers(gaps, max_gap)
-    if not big.size:  # the common case: nothing to insert, no copy
-        return gaps
-    out = gaps.copy()
-    out[big] -= max_gap * fillers  # leaves each real gap in 1..max_gap
-    return np.insert(out, np.repeat(big, fillers), max_gap)
+    return _insert_fillers(gaps, *_fillers(gaps, max_gap), max_gap)
 
 
 def _fillers(gaps: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """(indices of the gaps over max_gap, how many fillers each needs)."""
     big = np.flatnonzero(gaps > max_gap)
     return big, (gaps[big] - 1) // max_gap
+
+
+def _insert_fillers(gaps: np.ndarray, big: np.ndarray, fillers: np.ndarray, max_gap: int) -> np.ndarray:
+    if not big.size:  # the common case: nothing to insert, no copy
+        return gaps
+    out = gaps.copy()
+    out[big] -= max_gap * fillers  # leaves each real gap in 1..max_gap
+    return np.insert(out, np.repeat(big, fillers), max_gap)
 
 
 def to_sparse(weights: np.ndarray) -> SparseLayer:

@@ -148,6 +148,9 @@ def layer_decode_speed(w: np.ndarray, eb: float, repeat: int) -> dict:
            for name, enc in encoded.items()}
     out["ctx_over_zstd"] = {stage: out["ctx"][stage]["best_ms"] / out["zstd"][stage]["best_ms"]
                             for stage in ("index", "layer")}
+    # ctx version byte: 1 bitmap, 2 grouped (then row and column splits at payload bytes 16, 17)
+    blob = encoded["ctx"].index
+    out["ctx_mode"] = "bitmap" if blob[0] == 1 else f"r{blob[9 + 16]}c{blob[9 + 17]}"
     return out
 
 
@@ -222,9 +225,6 @@ def main() -> int:
     for name, (w, eb) in large.items():
         r = speed[name] = layer_decode_speed(w, eb, args.repeat)
         r["shape"], r["keep"], r["error_bound"] = list(w.shape), float(np.count_nonzero(w) / w.size), eb
-        _, blob = compress_index(sparse.to_sparse(w).index.tobytes(), "ctx", row_length=row_length(w))
-        # version byte: 1 bitmap, 2 grouped (then row and column splits at payload bytes 16, 17)
-        r["ctx_mode"] = "bitmap" if blob[0] == 1 else f"r{blob[9 + 16]}c{blob[9 + 17]}"
         z, c = r["zstd"], r["ctx"]
         print(f"{name:<26}{r['ctx_mode']:>9}{z['index_bits_per_nnz']:>12.3f}/{c['index_bits_per_nnz']:<10.3f}"
               f"{z['index']['best_ms']:>9.1f}/{c['index']['best_ms']:<8.1f}{r['ctx_over_zstd']['index']:>6.2f}x"

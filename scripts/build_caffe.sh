@@ -97,6 +97,13 @@ fetch_pypi() {
   sed -i 's/-lboost_python /-lboost_python311 -llmdb /' "$src/python/CMakeLists.txt"
   sed -i 's/SetTotalBytesLimit(kProtoReadBytesLimit, 536870912)/SetTotalBytesLimit(kProtoReadBytesLimit)/' \
     "$src/src/caffe/util/io.cpp"
+  # The fork keeps pre-2016 BVLC's DataReader: Data layers with the same name:source share one
+  # reader thread, which only serves the queues registered when it started. A second Net/Solver on
+  # the same LMDB while the first is alive (train, then retrain) waits forever in
+  # DataLayerSetUp's peek(). Share only between multi-GPU solvers, as intended upstream.
+  grep -q 'body_ = weak.lock();' "$src/src/caffe/data_reader.cpp" || return 1
+  sed -i 's/body_ = weak.lock();/if (Caffe::solver_count() > 1) body_ = weak.lock();/' \
+    "$src/src/caffe/data_reader.cpp"
   echo "$src"
 }
 

@@ -45,8 +45,9 @@ def encode(mask: np.ndarray, row_length: int) -> bytes:
     """Code a flat 0/1 mask (length > 0) laid out in rows of row_length."""
     grid = _grid(mask.astype(bool), row_length)
     # Splitting an axis needs the other one longer than 1 (else its classes are the mask itself).
-    rows = {k: _classes(grid.mean(axis=1), k) for k in (_SPLITS if grid.shape[1] > 1 else (0,))}
-    cols = {k: _classes(grid.mean(axis=0), k) for k in (_SPLITS if grid.shape[0] > 1 else (0,))}
+    row_density, col_density = grid.mean(axis=1), grid.mean(axis=0)
+    rows = {k: _classes(row_density, k) for k in (_SPLITS if grid.shape[1] > 1 else (0,))}
+    cols = {k: _classes(col_density, k) for k in (_SPLITS if grid.shape[0] > 1 else (0,))}
     payloads = [_payload(grid, mask.size, row_split, col_split, rows[row_split], cols[col_split])
                 for row_split, col_split in itertools.product(rows, cols)]
     unsplit, best = payloads[0], min(payloads, key=len)
@@ -77,7 +78,6 @@ def decode(payload: bytes, max_length: int, max_ones: int) -> np.ndarray:
     n_rows = -(-length // row_length)
     rows = _read_classes(sections, n_rows, row_split)
     cols = _read_classes(sections, row_length, col_split)
-    blocks = _blocks(rows, cols, row_split, col_split, (n_rows, row_length))
     if rows is None and cols is None:  # one block in flat order: its runs are the answer
         gaps = _unpack_runs(sections.next(), max_ones) + np.uint32(1)
         if gaps.size and gaps.min() == 0:
@@ -94,7 +94,7 @@ def decode(payload: bytes, max_length: int, max_ones: int) -> np.ndarray:
         parts = [_cells(full_rows, np.arange(row_length), row_length).astype(key),
                  _cells(others, full_cols, row_length).astype(key)]  # full columns of other rows
         width = key(row_length)
-        for r, c in blocks:
+        for r, c in _blocks(rows, cols, row_split, col_split, (n_rows, row_length)):
             runs = _unpack_runs(sections.next(), budget)
             budget -= runs.size
             block = np.cumsum(runs.astype(np.int64) + 1) - 1

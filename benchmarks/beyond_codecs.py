@@ -31,15 +31,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's timers
 from decode_speed import summary, timed  # noqa: E402
-from deepsz_caffe import layer_codec, sparse, synthetic  # noqa: E402
+from deepsz_caffe import sparse  # noqa: E402
+from deepsz_caffe.format import layer as layer_codec
+from deepsz_caffe.paper import synthetic
 from deepsz_caffe.atomic import write_json  # noqa: E402
 from deepsz_caffe.codecs import compress_bounded, get_lossy  # noqa: E402
+from deepsz_caffe.codecs.base import FRAME_HEADER  # noqa: E402
+from deepsz_caffe.deepsz.prune import magnitude_masks  # noqa: E402
 from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index  # noqa: E402
 
 SEED = 20190622
 BOUNDS = (0.01, 0.02, 0.03, 0.05)
 DATA_CODECS = ("quant", "sz2", "sz3", "sz3-nopred")
-FRAME_BYTES = 13  # mode u8 + n u64 + crc u32, as codecs.FramedCodec writes
+FRAME_BYTES = FRAME_HEADER.size
 
 
 def row_column_structured(rng: np.random.Generator, shape, keep: float) -> np.ndarray:
@@ -61,14 +65,11 @@ def mnist_like(rng: np.random.Generator, rows=300, side=28, keep=0.08) -> np.nda
 
 
 def magnitude_prune(w: np.ndarray, keep: float) -> np.ndarray:
-    flat = w.reshape(-1).copy()
-    k = round(keep * flat.size)
-    flat[np.argpartition(np.abs(flat), flat.size - k)[:flat.size - k]] = 0
-    return flat.reshape(w.shape)
+    return w * magnitude_masks({"w": w}, {"w": keep})["w"]
 
 
 def lenet_layers(path: Path) -> dict[str, np.ndarray]:
-    from deepsz_caffe import caffe_io  # imports caffe's protobuf module: benchmark only
+    from deepsz_caffe.caffe import io as caffe_io  # imports caffe's protobuf module: benchmark only
     return {f"lenet300/{name}": blobs[0] for name, blobs in caffe_io.blobs(caffe_io.read_net(path)).items()
             if blobs and blobs[0].ndim >= 2}
 

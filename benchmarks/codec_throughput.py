@@ -13,12 +13,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import atomic, caffe_io, sparse
+from deepsz_caffe import atomic, sparse
+from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe import timing
 from deepsz_caffe.codecs import compress_bounded, get_lossy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +27,7 @@ CODECS = ("sz2", "sz3", "zfp", "quant")
 
 
 def best_seconds(repeat, fn, *args):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return timing.best(repeat, fn, *args)[1]
 
 
 def main(argv=None):

@@ -34,14 +34,16 @@ import json
 import platform
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import layer_codec, sparse, synthetic
+from deepsz_caffe import sparse
+from deepsz_caffe.format import layer as layer_codec
+from deepsz_caffe import timing
+from deepsz_caffe.paper import synthetic
+from deepsz_caffe.paper import values as paper
 from deepsz_caffe.atomic import write_json
 from deepsz_caffe.codecs import LOSSY_CODECS, get_lossy
 from deepsz_caffe.codecs.lossless import decompress_index
@@ -51,41 +53,15 @@ NETS = {"alexnet": "AlexNet", "vgg16": "VGG-16"}
 REFERENCES = ("end_to_end", "memcpy", "fresh_alloc")
 GOAL_X_MEMCPY = 4.0  # the goal: decoding all fc layers costs at most 4 dense copies of them
 # DeepSZ's decode times, in ms, on one CPU core (section 5.1 gives the machine): section 5.2.3,
-# Figure 7b. The stage breakdown is given for AlexNet only; its "sz" stage is SZ 2.
-PAPER_DECODE_MS = {
-    "source": "DeepSZ (Jin et al., HPDC 2019), section 5.2.3 / Figure 7b",
-    "alexnet": {"lossless": 26.0, "sz": 108.0, "rebuild": 162.0, "total": 296.0},
-    "vgg16": {"total": 341.0},
-}
-PAPER_LOSSY = "sz2"  # the codec whose stage the paper's "sz" times
-# the Python package behind each lossy codec, for the versions recorded with the results
-CODEC_PACKAGES = {"sz3": "pysz", "zfp": "zfpy", "quant": "constriction"}
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.machine()
-    names = (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
-    return next(names, platform.machine())
-
-
-def codec_version(codec: str) -> str:
-    if codec == "sz2":
-        from deepsz_caffe.codecs.sz2 import sz2_version
-        return f"SZ {sz2_version()}"
-    package = CODEC_PACKAGES.get(codec)
-    try:
-        return f"{package} {metadata.version(package)}"
-    except (metadata.PackageNotFoundError, ValueError, TypeError):
-        return "unknown"
+# Figure 7b. The stage breakdown is given for AlexNet only; its "lossy" stage is SZ 2.
+PAPER_LOSSY = "sz2"  # the codec whose stage the paper's "lossy" times
+PAPER_DECODE_MS = {"source": "DeepSZ (Jin et al., HPDC 2019), section 5.2.3 / Figure 7b",
+                   **{net: {("rebuild" if k == "sparse_rebuild" else k): v
+                         for k, v in paper.decode_ms(net).items()} for net in NETS}}
 
 
 def timed(fn, *args):
-    t0 = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - t0
+    return timing.best(1, fn, *args)
 
 
 def stages(codec: str) -> tuple[str, str, str]:
@@ -175,7 +151,7 @@ def codec_entry(net: str, codec: str, encoded: dict, times: dict, max_err: dict,
     goal_met = x_memcpy["total"]["median"] <= GOAL_X_MEMCPY  # judged on medians, not the luckiest run
 
     paper = dict(PAPER_DECODE_MS[net])
-    lossy_paper = paper.pop("sz", None)
+    lossy_paper = paper.pop("lossy", None)
     if codec == PAPER_LOSSY and lossy_paper is not None:
         paper[codec] = lossy_paper
     sizes = {name: layer_sizes(enc) for name, enc in encoded.items()}
@@ -287,8 +263,8 @@ def main() -> int:
     codecs = list(dict.fromkeys(args.lossy))
 
     load = os.getloadavg()[0]  # read before our own work raises it
-    environment = {"cpu": cpu_model(), "python": platform.python_version(), "numpy": np.__version__,
-                   "codecs": {c: codec_version(c) for c in codecs},
+    environment = {"cpu": timing.cpu_name(), "python": platform.python_version(), "numpy": np.__version__,
+                   "codecs": {c: get_lossy(c).library_version() for c in codecs},
                    "cpus_allowed": sorted(os.sched_getaffinity(0)), "load_average_at_start": load}
     busy = " (>= 1: other work may share the CPU and memory bandwidth)" if load >= 1 else ""
     print(f"decode on {environment['cpu']}, CPUs allowed: {environment['cpus_allowed']}, "

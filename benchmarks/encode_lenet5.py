@@ -17,7 +17,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 from deepsz_caffe import atomic
-from deepsz_caffe.pipeline import compress
+from deepsz_caffe.deepsz.pipeline import compress
 
 
 def main(argv=None):

@@ -23,18 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 
 from deepsz_caffe import atomic
-from deepsz_caffe.data import lmdb_io
-from deepsz_caffe.evaluate import TestPhase, with_test_source
-from deepsz_caffe.suffix import SuffixPhase
+from deepsz_caffe.caffe import lmdb as lmdb_io
+from deepsz_caffe import timing
+from deepsz_caffe.caffe.phase import TestPhase
+from deepsz_caffe.caffe.prototxt import with_test_source
+from deepsz_caffe.caffe.suffix import SuffixPhase
 
 
 def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+    result, seconds = timing.best(repeat, fn)
+    return seconds, result
 
 
 def measure(net_name, model, weights, layers, work, repeat):

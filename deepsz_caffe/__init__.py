@@ -1,11 +1,25 @@
 """deepsz-caffe: DeepSZ (Jin et al., HPDC 2019) for Caffe models.
 
-Pipeline, one module per step: prune -> sparse -> assess -> optimize -> dsz (encode/decode);
-`compress` runs steps 3-5 and verifies the result with Caffe.
+The pipeline, one subpackage per concept: `sparse` (data + index arrays) -> `codecs` (lossy data,
+lossless index) -> `format` (one layer, a whole net, the `.dsz` container); `caffe` (model files,
+prototxt edits, TEST phases, training); `deepsz` (pruning, Algorithm 1 assessment, Algorithm 2
+optimisation, the end-to-end `compress`); `paper` (the paper's numbers and experiments' inputs);
+`baselines` (the comparison methods).
+
+The public API is loaded lazily, so `import deepsz_caffe.sparse` (or `.codecs`, `.format`) loads
+no Caffe, LMDB or pipeline module.
 """
-__version__ = "0.1.0"
+from importlib import import_module
 
-from .dsz import decode, encode, inspect  # noqa: E402
-from .pipeline import compress  # noqa: E402  (not `assess`: that name is the Algorithm 1 module)
+from ._version import __version__
 
-__all__ = ["__version__", "encode", "decode", "inspect", "compress"]
+_API = {"encode": "format.network", "decode": "format.network", "inspect": "format.network",
+        "compress": "deepsz.pipeline"}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

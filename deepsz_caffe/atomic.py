@@ -1,12 +1,34 @@
-"""Atomic file writes (temp file in the target directory + rename): an interrupted run never
-leaves a half-written model, cache or result behind."""
+"""Safe file IO. Writes are atomic (temp file in the target directory + rename), so an interrupted
+run never leaves a half-written model, cache or result behind; reads refuse what is not a regular
+file of sane size, so a FIFO or /dev/zero given as input cannot block or exhaust memory."""
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 from .errors import DeepSZError
+
+
+def check_output(path, inputs=(), error=DeepSZError) -> Path:
+    """Refuse, before any work, an output that cannot be written: empty, a directory, in a missing
+    or read-only directory, or the same file as one of `inputs` (which it would overwrite)."""
+    if not str(path).strip():
+        raise error("the output path is empty")
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"cannot write {path}: it is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise error(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"cannot write {path}: directory {parent} is not writable")
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+            raise error(f"output {path} is the input {source}: choose another output path")
+    return path
 
 
 @contextmanager
@@ -16,19 +38,58 @@ def replacing(path):
     path = Path(path)
     if not path.parent.is_dir():
         raise DeepSZError(f"cannot write {path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{os.getpid()}.tmp", dir=path.parent)
+    except OSError as e:
+        raise DeepSZError(f"cannot write {path}: {e.strerror}") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise DeepSZError(f"cannot write {path}: {e.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of this output left by a killed writer (its pid no longer runs) are removed."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_bytes(path, data: bytes) -> Path:
     with replacing(path) as tmp:
-        with open(tmp, "wb") as f:
+        with open(tmp, "r+b") as f:  # "wb" would truncate the empty file: ext4 then flushes at close
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -41,3 +102,22 @@ def write_text(path, text: str) -> Path:
 
 def write_json(path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+MAX_INPUT_BYTES = 16 << 30  # a larger "model" is a mistake (/dev/zero, a disk image), not a net
+
+
+def read_bytes(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, or `error` saying why not (missing, a FIFO/device/directory, over
+    `limit` bytes)."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore the flag.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise error(f"{what} {path} is not a regular file")
+            if info.st_size > limit:
+                raise error(f"{what} {path} is {info.st_size} bytes, over the {limit}-byte limit")
+            return f.read()
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None

@@ -8,8 +8,9 @@ import json
 import sys
 import warnings
 
-from . import atomic, dsz
+from . import atomic
 from .errors import ConfigError, DeepSZError
+from .format import network as dsz
 
 
 def parse_assignments(text: str, usage: str) -> dict[str, str]:
@@ -26,19 +27,21 @@ def parse_assignments(text: str, usage: str) -> dict[str, str]:
 def parse_bounds(text: str) -> dict[str, float]:
     """--eb: per-layer error bounds, each checked (finite, > 0)."""
     pairs = parse_assignments(text, "--eb expects LAYER=VALUE[,LAYER=VALUE...]")
-    return {name: dsz.check_error_bound(name, value) for name, value in pairs.items()}
+    return {name: _number(value, f"--eb {name}") for name, value in pairs.items()}
 
 
 def parse_kept(text: str) -> dict[str, float]:
     """--kept: per-layer kept fractions (their range is checked by prune.magnitude_masks)."""
-    usage = "--kept expects LAYER=FRACTION[,LAYER=FRACTION...]"
-    kept = {}
-    for name, value in parse_assignments(text, usage).items():
-        try:
-            kept[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"{usage}, got {name}={value!r}") from None
-    return kept
+    pairs = parse_assignments(text, "--kept expects LAYER=FRACTION[,LAYER=FRACTION...]")
+    return {name: _number(value, f"--kept {name}") for name, value in pairs.items()}
+
+
+def _number(text: str, what: str) -> float:
+    """A float; its range is checked once, by the API the value goes to."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
 
 
 def parse_layers(text: str | None) -> list[str] | None:
@@ -52,7 +55,7 @@ def _flag(p, name, **kw):
 
 def cmd_encode(a):
     if a.model:  # optional, as in Caffe: prove the weights fit the net before compressing them
-        from .evaluate import probe
+        from .caffe.phase import probe
 
         probe(a.model, a.weights)
     header = dsz.encode(a.weights, a.output, error_bounds=parse_bounds(a.eb or ""),
@@ -70,7 +73,8 @@ def cmd_decode(a):
 def format_inspect(r: dict) -> str:
     head = (f"{'layer':<10} {'shape':>12} {'nnz':>9} {'density':>8} {'eb':>9} {'CSR B':>10} "
             f"{'data B':>9} {'lossy':>6} {'index B':>9} {'codec':>6} {'ratio':>7}")
-    lines = [f"network: {r['network'] or '(unnamed)'}   SZ: {r['sz2_version'] or '-'}", head,
+    versions = ", ".join(f"{c}={v}" for c, v in r["codec_versions"].items()) or "-"
+    lines = [f"network: {r['network'] or '(unnamed)'}   codecs: {versions}", head,
              "-" * len(head)]
     for m in r["layers"]:
         shape = "x".join(map(str, m["shape"]))
@@ -102,32 +106,28 @@ def _print_json(obj, path=None):
 
 
 def cmd_compress(a):
-    from .pipeline import compress
+    from .deepsz.pipeline import compress
 
     r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
-                 expected_ratio=a.expected_ratio, layers=parse_layers(a.layers),
-                 iterations=a.iterations, gpu=a.gpu, assess_lmdb=a.assess_lmdb,
-                 work_dir=a.work_dir, **_codecs(a), **_parallel(a))
+                 expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir)
     print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
 
 
 def cmd_assess(a):
-    from .pipeline import assess
+    from .deepsz.pipeline import assess
 
-    r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss,
-               layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
-               assess_lmdb=a.assess_lmdb, **_codecs(a), **_parallel(a))
+    r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss, settings=_settings(a))
     for layer, points in r["points"].items():
         print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
     print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
 
 
 def cmd_optimize(a):
-    from .assess import candidates
-    from .optimize import optimize_for_loss, optimize_for_ratio
-    from .pipeline import check_targets
+    from .deepsz.assess import candidates
+    from .deepsz.optimize import optimize_for_loss, optimize_for_ratio
+    from .deepsz.pipeline import check_targets
 
     check_targets(a.expected_loss, a.expected_ratio)
     try:
@@ -143,8 +143,8 @@ def cmd_optimize(a):
 
 
 def cmd_prune(a):
-    from . import caffe_io
-    from .prune import magnitude_masks, retrain
+    from .caffe import io as caffe_io
+    from .deepsz.prune import magnitude_masks, retrain
 
     kept = parse_kept(a.kept)
     weights = {k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(a.weights)).items()}
@@ -154,7 +154,7 @@ def cmd_prune(a):
 
 
 def cmd_reproduce(a):
-    from .reproduce import reproduce
+    from .paper.reproduce import reproduce
 
     reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss, seed=a.seed,
               assess_split=a.assess_split, preset=a.preset)
@@ -172,18 +172,6 @@ def _codecs(a) -> dict:
 
     preset = resolve(a.preset, a.lossy, a.lossless)
     return {"lossy": preset.lossy, "lossless": preset.lossless}
-
-
-def cmd_experiment(a):
-    import importlib
-    import pkgutil
-
-    import experiments
-
-    names = sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if m.name != "common")
-    if a.name not in names:
-        raise ConfigError(f"unknown experiment {a.name!r}; choose from {', '.join(names)}")
-    importlib.import_module(f"experiments.{a.name}").main(a.args)
 
 
 def _target_flags(p):
@@ -213,10 +201,13 @@ def parse_gpus(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--gpus expects ids like 0,1,2, got {text!r}") from None
 
 
-def _parallel(a) -> dict:
-    if a.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {a.workers}")
-    return {"workers": a.workers, "gpus": a.gpus, "scheduler": a.scheduler}
+def _settings(a):
+    """The flags of compress/assess as one deepsz.settings.Settings."""
+    from .deepsz.settings import Settings
+
+    return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
+                    assess_lmdb=a.assess_lmdb, workers=a.workers, gpus=a.gpus,
+                    scheduler=a.scheduler, **_codecs(a))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,11 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", default="data")
     r.set_defaults(func=cmd_reproduce)
 
-    ex = sub.add_parser("experiment", help="one table/figure script: deepsz experiment fig2_sz_vs_zfp "
-                                           "[--render-only]")
-    ex.add_argument("name")
-    ex.add_argument("args", nargs=argparse.REMAINDER)
-    ex.set_defaults(func=cmd_experiment)
     return p
 
 
@@ -305,6 +291,9 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print("deepsz: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # output piped into `head`: not an error of ours
+            sys.stderr.close()
+            return 141
     return 0
 
 

@@ -2,24 +2,31 @@
 
 Each script is `python -m experiments.<name> [--render-only] [--results DIR] [--figures DIR]`:
 `compute(args)` measures and returns JSON-able data, saved to DIR/experiments/<name>.json;
-`render(data, figures)` draws only from that data (and paper_values.json), so figures can be
-redrawn without recomputing.
+`render(data, figures)` draws only from that data (and the paper's numbers,
+deepsz_caffe.paper.values), so figures can be redrawn without recomputing.
 """
 import argparse
 import json
-from functools import cache
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import atomic, caffe_io, sparse, synthetic
+from deepsz_caffe import atomic, sparse
+from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.paper import synthetic
+from deepsz_caffe.deepsz import walk
+from deepsz_caffe.deepsz.probe import LayerProbe
 from deepsz_caffe.errors import DeepSZError
-from deepsz_caffe.layer_codec import DENSE_WARNING_DENSITY
-from deepsz_caffe.prune import magnitude_masks
+from deepsz_caffe.paper.values import paper_values  # noqa: F401  (the scripts' one source of paper numbers)
+from deepsz_caffe.format.layer import DENSE_WARNING_DENSITY
+from deepsz_caffe.deepsz.prune import magnitude_masks
 
 RESULTS = Path("results")
 FIGURES = Path("figures")
-PAPER_VALUES = Path(__file__).with_name("paper_values.json")
+MNIST_NETS = ("lenet300", "lenet5")
+# 1..9 x 10^e for e = -4..-2, then 1e-1 and 2e-1: the paper's axis (its ip3 range ends at 2e-1).
+SWEEP = [walk.bound(m, e) for e in (-4, -3, -2) for m in range(1, 10)] + [0.1, 0.2]
 
 NETS = ("lenet300", "lenet5", "alexnet", "vgg16")
 TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
@@ -119,9 +126,24 @@ def save_json(path, obj) -> Path:
     return atomic.write_json(path, obj)
 
 
-@cache
-def paper_values() -> dict:
-    return load_json(PAPER_VALUES)
+def probe_for(net: str, results, work_dir) -> LayerProbe:
+    """A LayerProbe of a LeNet's measured run (`deepsz reproduce`): its runtime prototxt and
+    pruned caffemodel under results/<net>/."""
+    root = Path(results) / net
+    return LayerProbe(root / "prototxt" / "train_test.prototxt", root / "pruned.caffemodel", work_dir)
+
+
+def measured_nets(results):
+    """(net, summary, assessment points, LayerProbe) per MNIST net with a measured run, or
+    (net, None, None, None) without one; each probe's scratch directory lives until the next."""
+    for net in MNIST_NETS:
+        summary = measured_summary(net, results)
+        compressed = Path(results) / net / "compress.json"
+        if summary is None or not compressed.is_file():
+            yield net, None, None, None
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            yield net, summary, load_json(compressed)["assessment"], probe_for(net, results, work)
 
 
 def data_path(name: str, results=RESULTS) -> Path:

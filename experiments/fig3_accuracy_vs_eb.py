@@ -4,123 +4,25 @@ For every fc layer of the LeNets' pruned caffemodels (results/<net>/pruned.caffe
 `deepsz reproduce`), the layer's data array is SZ2-compressed (bound checked) at each bound of a
 dense sweep 1e-4..2e-1, decompressed, rebuilt with the stored index, set into the net, and a
 Caffe TEST phase over the whole MNIST test set measures top-1; the other layers stay as pruned.
-Suffix-only phases (deepsz_caffe.suffix) re-run only the layers from the perturbed one on,
+Suffix-only phases (deepsz_caffe.caffe.suffix) re-run only the layers from the perturbed one on,
 giving exactly the full passes' numbers. Beside the sweep: the points Algorithm 1 measured
 (results/<net>/compress.json), the feasible range it implies and the bound DeepSZ chose
 (summary.json). AlexNet/VGG-16 (the paper's Figure 3 and Figs 5c-d) need ImageNet.
 """
 import sys
-import tempfile
-from pathlib import Path
 
-from deepsz_caffe import assess, caffe_io, sparse
-from deepsz_caffe.codecs import compress_bounded, get_lossy
-from deepsz_caffe.evaluate import TestPhase
-from deepsz_caffe.suffix import SuffixPhase
+from deepsz_caffe.deepsz import walk
+from deepsz_caffe.deepsz.walk import feasible_range
 
 from . import common
+from .common import SWEEP
 
-MNIST_NETS = ("lenet300", "lenet5")
-# 1..9 x 10^e for e = -4..-2, then 1e-1 and 2e-1: the paper's axis (its ip3 range ends at 2e-1).
-SWEEP = [assess.bound(m, e) for e in (-4, -3, -2) for m in range(1, 10)] + [0.1, 0.2]
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c")
-
-
-class LayerProbe:
-    """Top-1 of a LeNet's pruned model with chosen fc layers replaced (by their SZ2 round trip,
-    or by any method's reconstruction for Table 5).
-
-    One loaded TEST net and one suffix net per layer; a run uses the suffix starting at the
-    earliest layer replaced (it holds every later one), edits weights in place and restores
-    them. `top1({layer: eb, ...})` caches every result: Figure 6 reuses the single-layer ones."""
-
-    def __init__(self, net: str, results, work_dir):
-        root = Path(results) / net
-        self.phase = TestPhase(str(root / "prototxt" / "train_test.prototxt"),
-                               str(root / "pruned.caffemodel"))
-        self.base_top1 = self.phase.run()["top1"]
-        types = caffe_io.layer_types(caffe_io.read_net(self.phase.weights))
-        self.layers = caffe_io.select_layers(types)
-        self.weights = {n: self.phase.net.params[n][0].data.copy() for n in self.layers}
-        self.sparse = {n: sparse.to_sparse(w) for n, w in self.weights.items()}
-        self.codec = get_lossy("sz2")
-        self.work_dir = work_dir
-        self._runners, self._cache = {}, {}
-
-    def runner(self, layer: str):
-        """The suffix phase from `layer`, or the full phase when it does not reproduce the
-        full pass's accuracy (the same check as the assessment's)."""
-        if layer not in self._runners:
-            try:
-                runner = SuffixPhase(self.phase, layer, self.work_dir)
-            except ValueError:
-                runner = self.phase
-            self._runners[layer] = runner if runner.run()["top1"] == self.base_top1 else self.phase
-        return self._runners[layer]
-
-    def reconstruct(self, layer: str, eb: float):
-        sp = self.sparse[layer]
-        blob = compress_bounded(self.codec, sp.data, eb)
-        return sparse.to_dense(self.codec.decompress(blob, sp.n_entries), sp.index, sp.shape)
-
-    def top1_with(self, weights: dict) -> float:
-        """Top-1 over the whole test set with the given layers' weight blobs replaced."""
-        runner = self.runner(min(weights, key=self.layers.index))
-        live = {n: runner.net.params[n][0].data for n in weights}
-        originals = {n: a.copy() for n, a in live.items()}
-        try:
-            for n, w in weights.items():
-                live[n][...] = w
-            return runner.run()["top1"]
-        finally:
-            for n, a in live.items():
-                a[...] = originals[n]
-
-    def top1(self, bounds: dict[str, float]) -> float:
-        """top1_with the SZ2 round trip of each layer at its bound, cached."""
-        key = tuple(sorted(bounds.items()))
-        if key not in self._cache:
-            self._cache[key] = self.top1_with({n: self.reconstruct(n, eb) for n, eb in bounds.items()})
-        return self._cache[key]
-
-
-def feasible_range(points: list[dict], expected_loss: float,
-                   distortion: float = assess.DISTORTION_CRITERION):
-    """Algorithm 1's feasible range (start, end) from one layer's measured {"eb", "drop"} points,
-    by assess.bound_walk's rule: start = beta/10 for the first decade beta of
-    assess.START_EXPONENTS whose drop exceeds the distortion criterion (the last decade's tenth
-    if none does); end = the first bound from start on whose drop exceeds the expected loss,
-    None if none did (the walk stopped at assess.MAX_BOUND)."""
-    drops = {p["eb"]: p["drop"] for p in points}
-    first = assess.START_EXPONENTS[-1]
-    for e in assess.START_EXPONENTS:
-        beta = assess.bound(1, e)
-        if beta not in drops:
-            raise ValueError(f"no point at eb {beta:g}: these are not Algorithm 1's points")
-        if drops[beta] > distortion:
-            first = e
-            break
-    start = assess.bound(1, first - 1)
-    over = sorted(eb for eb, d in drops.items() if eb >= start and d > expected_loss)
-    return start, (over[0] if over else None)
-
-
-def measured_nets(results):
-    """(net, summary, assessment points, LayerProbe) per MNIST net with a measured run, or
-    (net, None, None, None) without one; each probe's scratch directory lives until the next."""
-    for net in MNIST_NETS:
-        summary = common.measured_summary(net, results)
-        compressed = Path(results) / net / "compress.json"
-        if summary is None or not compressed.is_file():
-            yield net, None, None, None
-            continue
-        with tempfile.TemporaryDirectory() as work:
-            yield net, summary, common.load_json(compressed)["assessment"], LayerProbe(net, results, work)
 
 
 def compute(args) -> dict:
     nets = {}
-    for net, summary, assessment, probe in measured_nets(args.results):
+    for net, summary, assessment, probe in common.measured_nets(args.results):
         if probe is None:
             nets[net] = {"available": False, "how_to_run": common.HOW_TO_RUN[net]}
             continue
@@ -136,7 +38,7 @@ def compute(args) -> dict:
         nets[net] = {"available": True, "base_top1": probe.base_top1, "layers": layers,
                      "expected_loss": summary["expected_loss"],
                      "source": f"{args.results}/{net}/pruned.caffemodel, MNIST test set (10,000 images)"}
-    return {"bounds": SWEEP, "distortion": assess.DISTORTION_CRITERION, "nets": nets}
+    return {"bounds": SWEEP, "distortion": walk.DISTORTION_CRITERION, "nets": nets}
 
 
 def _fmt_range(r) -> str:

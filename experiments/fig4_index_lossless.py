@@ -5,7 +5,7 @@ losslessly. Codec settings are deepsz_caffe.codecs.lossless's (gzip 9, zstd 19, 
 Bits per nonzero = 8 x compressed bytes / nonzero weights; uncompressed it is 8 x entries / nnz.
 Layers as in Figure 2 (see common.fc_layers).
 """
-from deepsz_caffe.codecs.lossless import INDEX_CODECS, compress_index
+from deepsz_caffe.codecs.lossless import PAPER_INDEX_CODECS, compress_index
 
 from . import common
 
@@ -19,9 +19,9 @@ def compute(args) -> dict:
         for name, sp in src["layers"].items():
             raw = sp.index.tobytes()
             layers.append({"name": name, "nnz": sp.nnz, "n_entries": sp.n_entries,
-                           "bytes": {c: len(compress_index(raw, c)[1]) for c in INDEX_CODECS}})
+                           "bytes": {c: len(compress_index(raw, c)[1]) for c in PAPER_INDEX_CODECS}})
         nets[net] = {"source": src["source"], "synthetic": src["synthetic"], "layers": layers}
-    return {"codecs": list(INDEX_CODECS), "nets": nets}
+    return {"codecs": list(PAPER_INDEX_CODECS), "nets": nets}
 
 
 def _layers(data: dict) -> list[dict]:

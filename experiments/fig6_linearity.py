@@ -15,8 +15,11 @@ import sys
 
 import numpy as np
 
+from deepsz_caffe.deepsz.probe import LayerProbe
+from deepsz_caffe.deepsz.walk import feasible_range
+
 from . import common
-from .fig3_accuracy_vs_eb import SWEEP, LayerProbe, feasible_range, measured_nets
+from .common import SWEEP
 
 
 def sample_combinations(candidates: dict[str, list[float]], n: int, seed: int) -> list[dict]:
@@ -47,7 +50,7 @@ def _candidates(probe: LayerProbe, layer: str, start: float, limit_pct: float, m
 def compute(args) -> dict:
     paper = common.paper_values()["figure6"]
     nets = {}
-    for i, (net, summary, assessment, probe) in enumerate(measured_nets(args.results)):
+    for i, (net, summary, assessment, probe) in enumerate(common.measured_nets(args.results)):
         if probe is None:
             nets[net] = {"available": False, "how_to_run": common.HOW_TO_RUN[net]}
             continue

@@ -19,17 +19,19 @@ separately; no retraining (it would add the epochs the paper counts in its encod
 """
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import sparse, synthetic
+from deepsz_caffe import sparse
+from deepsz_caffe.paper import synthetic
 from deepsz_caffe.baselines import METHODS, evaluate_method
-from deepsz_caffe.baselines.deep_compression import huffman_decode, kmeans_1d
+from deepsz_caffe.baselines.huffman import huffman_decode
+from deepsz_caffe.baselines.kmeans import kmeans_1d
+from deepsz_caffe.timing import best
 from deepsz_caffe.codecs import compress_bounded, get_lossy
 from deepsz_caffe.codecs.lossless import decompress_index
-from deepsz_caffe.layer_codec import encode_layer
+from deepsz_caffe.format.layer import encode_layer
 
 from . import common
 
@@ -53,16 +55,6 @@ STAGES = {
 SHADES = {"deepsz": "Blues", "deep_compression": "Reds", "weightless": "Greys"}
 
 
-def _best(repeat: int, fn, *args, **kwargs):
-    """(fn(*args, **kwargs), its fastest wall time over `repeat` calls)."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        times.append(time.perf_counter() - t0)
-    return out, min(times)
-
-
 def _rebuild(codec, blob: bytes, sp: sparse.SparseLayer):
     return sparse.to_dense(codec.decompress(blob, sp.n_entries), sp.index, sp.shape)
 
@@ -70,8 +62,8 @@ def _rebuild(codec, blob: bytes, sp: sparse.SparseLayer):
 def _codec_times(sp: sparse.SparseLayer, eb: float, repeat: int) -> tuple[float, float]:
     """(bound-checked SZ2 compression, decompression + sparse rebuild) of one layer at `eb`."""
     codec = get_lossy("sz2")
-    blob, t_compress = _best(repeat, compress_bounded, codec, sp.data, eb)
-    _, t_decompress = _best(repeat, _rebuild, codec, blob, sp)
+    blob, t_compress = best(repeat, compress_bounded, codec, sp.data, eb)
+    _, t_decompress = best(repeat, _rebuild, codec, blob, sp)
     return t_compress, t_decompress
 
 
@@ -96,15 +88,15 @@ def _deepsz(net: str, layers: dict, measured: dict | None, repeat: int) -> dict:
             enc["compress"] += tests_per_layer * c
             enc["decompress"] += tests_per_layer * d
             points += tests_per_layer
-        layer, t_final = _best(1 if measured else repeat, encode_layer, w, bounds[name])
+        layer, t_final = best(1 if measured else repeat, encode_layer, w, bounds[name])
         if not measured:
             enc["final"] += t_final
         meta, n = layer.meta, layer.meta["n_entries"]
-        raw, t = _best(repeat, decompress_index, layer.index, meta["index_codec"], n)
+        raw, t = best(repeat, decompress_index, layer.index, meta["index_codec"], n)
         dec["lossless"] += t
-        values, t = _best(repeat, get_lossy(meta["lossy_codec"]).decompress, layer.data, n)
+        values, t = best(repeat, get_lossy(meta["lossy_codec"]).decompress, layer.data, n)
         dec["lossy"] += t
-        _, t = _best(repeat, sparse.to_dense, values, np.frombuffer(raw, np.uint8), sp.shape)
+        _, t = best(repeat, sparse.to_dense, values, np.frombuffer(raw, np.uint8), sp.shape)
         dec["rebuild"] += t
     if measured:
         enc["final"] = measured["seconds"]["generate_and_verify"]
@@ -123,13 +115,13 @@ def _baseline(method: str, layers: dict, repeat: int) -> dict:
         decode = min(r["decode_seconds"] for r in runs)
         params = runs[0]["params"]
         clusters = 1 << params["bits" if method == "deep_compression" else "value_bits"]
-        _, t = _best(repeat, kmeans_1d, w[w != 0], clusters)
+        _, t = best(repeat, kmeans_1d, w[w != 0], clusters)
         enc["kmeans"] += t
         enc[split] += max(0.0, encode - t)
         if method == "deep_compression":
             m = METHODS[method]
             e = m.from_bytes(m.to_bytes(m.encode(w, **params)))
-            huffman = sum(_best(repeat, huffman_decode, stream, e.n_entries)[1]
+            huffman = sum(best(repeat, huffman_decode, stream, e.n_entries)[1]
                           for stream in (e.codes, e.gaps))
             dec["huffman"] += huffman
             dec["rebuild"] += max(0.0, decode - huffman)

@@ -10,8 +10,8 @@ the smallest of its coders at that same bound (what Algorithm 2 picks when drops
 """
 from pathlib import Path
 
-from deepsz_caffe import synthetic
-from deepsz_caffe.layer_codec import encode_layer
+from deepsz_caffe.paper import synthetic
+from deepsz_caffe.format.layer import encode_layer
 from deepsz_caffe.presets import PRESETS as CODEC_PRESETS
 from experiments import common
 

@@ -9,14 +9,13 @@ layer is a matrix-vector product bound by reading its weights from memory, so th
 the time depends on the batch: AlexNet and VGG-16 are also timed at their deploy batch of 10.
 """
 import os
-import platform
 import statistics
 import sys
-import time
 
 import numpy as np
 
-from deepsz_caffe.reproduce import PROTOTXT
+from deepsz_caffe import timing
+from deepsz_caffe.paper.values import PROTOTXT
 
 from . import common
 
@@ -26,12 +25,7 @@ REPEATS = {"lenet300": 50, "lenet5": 50, "alexnet": 5, "vgg16": 3}
 
 
 def _median_ms(net, start: str, end: str, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        net.forward(start=start, end=end)
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return 1000 * statistics.median(timing.timings(repeats, net.forward, start=start, end=end)[1])
 
 
 def measure(name: str) -> dict:
@@ -70,12 +64,7 @@ def measure(name: str) -> dict:
 
 
 def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{timing.cpu_name()}, {os.cpu_count()} cores"
 
 
 def _fc_share(t: dict) -> float:

@@ -7,8 +7,8 @@ deepsz_caffe.layer_codec at the paper's error bounds (section 5.2.2) -- real wei
 pruned to the paper's fractions, labelled as such. For the LeNets the synthetic model is also
 encoded at the measured bounds, to show how far synthetic sizes are from real ones.
 """
-from deepsz_caffe import synthetic
-from deepsz_caffe.layer_codec import encode_layer
+from deepsz_caffe.paper import synthetic
+from deepsz_caffe.format.layer import encode_layer
 
 from . import common
 

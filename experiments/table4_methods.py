@@ -10,9 +10,9 @@ defaults (Deep Compression 5-bit codebook and 5-bit relative indices, Weightless
 """
 import sys
 
-from deepsz_caffe import synthetic
+from deepsz_caffe.paper import synthetic
 from deepsz_caffe.baselines import evaluate_method
-from deepsz_caffe.layer_codec import encode_layer
+from deepsz_caffe.format.layer import encode_layer
 
 from . import common
 

@@ -13,11 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deepsz_caffe import caffe_io, dsz
+from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.format import network as dsz
 from deepsz_caffe.baselines import METHODS, evaluate_method
+from deepsz_caffe.deepsz.probe import LayerProbe
 
 from . import common
-from .fig3_accuracy_vs_eb import MNIST_NETS, LayerProbe
 
 DC_BITS = 5                  # Deep Compression's fc codebook width (Han et al.; DeepSZ Table 4)
 DC_SEARCH_BITS = (2, 3, 4)   # widths tried for the ratio nearest DeepSZ's
@@ -46,7 +47,7 @@ def _measure(probe: LayerProbe, entry: dict) -> dict:
 
 def compute(args) -> dict:
     nets = {}
-    for net in MNIST_NETS:
+    for net in common.MNIST_NETS:
         summary = common.measured_summary(net, args.results)
         stream = Path(args.results) / net / f"{net}.dsz"
         if summary is None or not stream.is_file():
@@ -54,7 +55,7 @@ def compute(args) -> dict:
             continue
         print(f"[table5] {common.TITLES[net]}", file=sys.stderr)
         with tempfile.TemporaryDirectory() as work:
-            probe = LayerProbe(net, args.results, work)
+            probe = common.probe_for(net, args.results, work)
             decoded = caffe_io.blobs(caffe_io.read_net(dsz.decode(stream, Path(work) / "decoded.caffemodel")))
             layers = probe.weights
             deepsz = {"ratio": dsz.inspect(stream)["ratio"], "params": summary["error_bounds"],

@@ -3,13 +3,16 @@ import os
 
 import pytest
 
+from deepsz_caffe.paper.values import kept_fractions
+
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 @pytest.fixture(scope="session")
 def mnist_small(tmp_path_factory):
     """LMDBs of the first 6000 training and 1000 test images."""
-    from deepsz_caffe.data import lmdb_io, mnist
+    from deepsz_caffe.caffe import lmdb as lmdb_io
+    from deepsz_caffe.paper import mnist
 
     d = tmp_path_factory.mktemp("mnist")
     (xtr, ytr), (xte, yte) = mnist.load()["train"], mnist.load()["test"]
@@ -18,10 +21,11 @@ def mnist_small(tmp_path_factory):
 
 
 def _train(tmp_path_factory, mnist_small, net, iterations, kept, retrain_iterations):
-    from deepsz_caffe import caffe_io
-    from deepsz_caffe.prune import magnitude_masks, retrain
-    from deepsz_caffe.reproduce import PROTOTXT
-    from deepsz_caffe.train import run_solver, runtime_files
+    from deepsz_caffe.caffe import io as caffe_io
+    from deepsz_caffe.deepsz.prune import magnitude_masks, retrain
+    from deepsz_caffe.paper.values import PROTOTXT
+    from deepsz_caffe.caffe.prototxt import runtime_files
+    from deepsz_caffe.caffe.train import run_solver
 
     d = tmp_path_factory.mktemp(net)
     solver, model = runtime_files(PROTOTXT / net / "solver.prototxt", d / "proto", mnist_small)
@@ -39,14 +43,13 @@ def _train(tmp_path_factory, mnist_small, net, iterations, kept, retrain_iterati
 @pytest.fixture(scope="session")
 def lenet300(tmp_path_factory, mnist_small):
     """LeNet-300-100 trained briefly, pruned to the paper's 8/9/26% with masked retraining."""
-    return _train(tmp_path_factory, mnist_small, "lenet300", 1500, {"ip1": 0.08, "ip2": 0.09, "ip3": 0.26},
-                  600)
+    return _train(tmp_path_factory, mnist_small, "lenet300", 1500, kept_fractions("lenet300"), 600)
 
 
 @pytest.fixture(scope="session")
 def lenet5(tmp_path_factory, mnist_small):
     """LeNet-5 trained briefly, pruned to the paper's 8/19%."""
-    return _train(tmp_path_factory, mnist_small, "lenet5", 300, {"ip1": 0.08, "ip2": 0.19}, 100)
+    return _train(tmp_path_factory, mnist_small, "lenet5", 300, kept_fractions("lenet5"), 100)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from deepsz_caffe.baselines import METHODS, evaluate_method
 from deepsz_caffe.baselines import deep_compression as dc
+from deepsz_caffe.baselines import huffman, kmeans
 from deepsz_caffe.baselines import weightless as wl
 from deepsz_caffe.errors import CodecError, ConfigError
 
@@ -36,7 +37,8 @@ def symbol_streams(draw):
         syms = draw(st.lists(st.integers(0, alphabet - 1), max_size=50))
         return np.array(syms, dtype=np.int64), alphabet
     alphabet = draw(st.integers(1, 257))
-    n = draw(st.sampled_from([1, dc.BLOCK - 1, dc.BLOCK, dc.BLOCK + 1, 3 * dc.BLOCK + 17, 20000]))
+    block = huffman.BLOCK
+    n = draw(st.sampled_from([1, block - 1, block, block + 1, 3 * block + 17, 20000]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     used = draw(st.integers(1, alphabet))
     p = rng.dirichlet(np.full(used, draw(st.sampled_from([0.05, 1.0, 50.0]))))
@@ -48,18 +50,18 @@ def symbol_streams(draw):
 @given(symbol_streams())
 def test_huffman_round_trip_is_exact(stream):
     syms, alphabet = stream
-    enc = dc.huffman_encode(syms, alphabet)
-    assert np.array_equal(dc.huffman_decode(enc, len(syms)), syms)
+    enc = huffman.huffman_encode(syms, alphabet)
+    assert np.array_equal(huffman.huffman_decode(enc, len(syms)), syms)
     lengths = enc.lengths.astype(int)
-    assert lengths.max(initial=0) <= dc.MAX_CODE_LEN
+    assert lengths.max(initial=0) <= huffman.MAX_CODE_LEN
     if np.unique(syms).size > 1:  # a Huffman code is complete (Kraft equality)
         assert math.isclose(np.sum(2.0 ** -lengths[lengths > 0]), 1.0)
 
 
 def test_single_symbol_stream_costs_one_bit_each():
-    enc = dc.huffman_encode(np.full(5000, 7), 33)
+    enc = huffman.huffman_encode(np.full(5000, 7), 33)
     assert enc.nbits == 5000
-    assert np.array_equal(dc.huffman_decode(enc, 5000), np.full(5000, 7))
+    assert np.array_equal(huffman.huffman_decode(enc, 5000), np.full(5000, 7))
 
 
 def test_code_lengths_are_limited_on_fibonacci_frequencies():
@@ -67,23 +69,23 @@ def test_code_lengths_are_limited_on_fibonacci_frequencies():
     while len(fib) < 30:
         fib.append(fib[-1] + fib[-2])
     freqs = np.array(fib, dtype=np.int64)
-    assert dc.huffman_lengths(freqs, max_len=64).max() > dc.MAX_CODE_LEN  # unlimited would be deep
-    assert dc.huffman_lengths(freqs).max() <= dc.MAX_CODE_LEN
+    assert huffman.huffman_lengths(freqs, max_len=64).max() > huffman.MAX_CODE_LEN  # unlimited would be deep
+    assert huffman.huffman_lengths(freqs).max() <= huffman.MAX_CODE_LEN
     syms = np.repeat(np.arange(30), np.minimum(freqs, 3000))
-    assert np.array_equal(dc.huffman_decode(dc.huffman_encode(syms, 30), len(syms)), syms)
+    assert np.array_equal(huffman.huffman_decode(huffman.huffman_encode(syms, 30), len(syms)), syms)
 
 
 def test_huffman_rejects_inconsistent_streams():
-    syms = np.random.default_rng(0).integers(0, 20, 3 * dc.BLOCK)
-    enc = dc.huffman_encode(syms, 20)
-    shifted = dc.HuffmanStream(enc.lengths, enc.nbits, enc.offsets + 1, enc.data)
+    syms = np.random.default_rng(0).integers(0, 20, 3 * huffman.BLOCK)
+    enc = huffman.huffman_encode(syms, 20)
+    shifted = huffman.HuffmanStream(enc.lengths, enc.nbits, enc.offsets + 1, enc.data)
     with pytest.raises(CodecError):
-        dc.huffman_decode(shifted, len(syms))
+        huffman.huffman_decode(shifted, len(syms))
     with pytest.raises(CodecError):
-        dc.huffman_decode(enc, len(syms) - 1)  # wrong count: the offsets no longer fit
+        huffman.huffman_decode(enc, len(syms) - 1)  # wrong count: the offsets no longer fit
     overfull = np.ones(20, dtype=np.uint8)  # 20 one-bit codes break Kraft
     with pytest.raises(CodecError):
-        dc.huffman_decode(dc.HuffmanStream(overfull, enc.nbits, enc.offsets, enc.data), len(syms))
+        huffman.huffman_decode(huffman.HuffmanStream(overfull, enc.nbits, enc.offsets, enc.data), len(syms))
 
 
 # ------------------------------------------------------------------ Deep Compression
@@ -91,11 +93,11 @@ def test_huffman_rejects_inconsistent_streams():
 def test_kmeans_linear_init_converges_to_segment_means():
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, 20000).astype(np.float32)
-    codebook, codes = dc.kmeans_1d(x, 16)
+    codebook, codes = kmeans.kmeans_1d(x, 16)
     assert np.all(np.diff(codebook) > 0)
     for c in range(16):  # Lloyd fixed point: each centroid is the mean of its members
         assert codebook[c] == pytest.approx(x[codes == c].astype(np.float64).mean(), abs=1e-6)
-    assert np.array_equal(codes, dc.assign(x, codebook))
+    assert np.array_equal(codes, kmeans.assign(x, codebook))
 
 
 @pytest.mark.parametrize("bits,index_bits", [(5, 5), (3, 8), (8, 2)])
@@ -129,17 +131,6 @@ def test_deep_compression_edge_layers():
         assert np.array_equal(out, w)
 
 
-def test_dense_codes_and_codebook_finetuning(ip1):
-    enc = dc.encode(ip1)
-    codes = dc.dense_codes(enc)
-    assert np.array_equal(codes < 0, ip1 == 0)
-    assert np.array_equal(enc.codebook[codes[codes >= 0]], dc.decode(enc)[ip1 != 0])
-    grads = np.random.default_rng(1).normal(size=ip1.shape).astype(np.float32)
-    new = dc.finetune_codebook(enc.codebook, codes, grads, lr=0.1)
-    for c in (0, 7, 31):
-        assert new[c] == pytest.approx(enc.codebook[c] - 0.1 * grads[codes == c].sum(), abs=1e-5)
-
-
 # ------------------------------------------------------------------ Weightless
 
 @pytest.mark.parametrize("t_bits,value_bits,k", [(6, 3, 3), (4, 3, 3), (5, 2, 4), (4, 4, 3)])
@@ -147,7 +138,7 @@ def test_weightless_keys_exact_and_false_positives_as_predicted(ip1, t_bits, val
     enc = wl.encode(ip1, t_bits=t_bits, value_bits=value_bits, k=k)
     out = wl.decode(wl.from_bytes(wl.to_bytes(enc)))
     kept = ip1 != 0
-    nearest = enc.codebook[dc.assign(ip1[kept], enc.codebook)]
+    nearest = enc.codebook[kmeans.assign(ip1[kept], enc.codebook)]
     assert np.array_equal(out[kept], nearest)  # keys are exact: only the clustering loses
     zeros = int((~kept).sum())
     p = 2.0 ** (value_bits - t_bits)

@@ -11,33 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepsz_caffe.codecs import LOSSY_CODECS, RAW_MAX, compress_bounded, get_lossy
+from helpers import gap_bytes, max_error, pruned
+
+from deepsz_caffe.codecs import LOSSY_CODECS, compress_bounded, get_lossy
+from deepsz_caffe.codecs.base import RAW_MAX
 from deepsz_caffe.codecs import sz2
 from deepsz_caffe.codecs.lossless import (
-    INDEX_CODECS,
+    PAPER_INDEX_CODECS,
     compress_index,
     compress_lossless,
     decompress_index,
     decompress_lossless,
 )
 from deepsz_caffe.codecs.zfp import ZFPCodec
-from deepsz_caffe.errors import BoundViolation, CodecError
-from deepsz_caffe.sparse import to_sparse
+from deepsz_caffe.errors import ConfigError, BoundViolation, CodecError
 
 BOUNDS = (1e-4, 1e-3, 1e-2, 1e-1)
 HEADER = 13  # mode u8 + n u64 + crc u32
 REPO = Path(__file__).resolve().parents[1]
-
-
-def pruned(n, seed=0, sigma=0.02):
-    """n weights that survived magnitude pruning: the top 8% of N(0, sigma), in random order."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, sigma, max(13 * n, 1)).astype(np.float32)
-    return rng.permutation(w[np.argpartition(-np.abs(w), n - 1)[:n]] if n else w[:0])
-
-
-def max_error(x, y):
-    return float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)), initial=0.0))
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +224,7 @@ def test_streams_of_one_codec_are_refused_by_another():
 
 @pytest.mark.parametrize("eb", [0, 0.0, -1e-3, float("nan"), float("inf"), -float("inf")])
 def test_invalid_error_bound(sz2_codec, eb):
-    with pytest.raises(CodecError, match="error bound"):
+    with pytest.raises(ConfigError, match="error bound"):
         compress_bounded(sz2_codec, pruned(100), eb)
 
 
@@ -265,13 +256,7 @@ def test_missing_package_names_pip_requirement(monkeypatch):
 
 # ---- lossless index codecs ----
 
-def gap_bytes(n=200_000, keep=0.08, seed=0):
-    rng = np.random.default_rng(seed)
-    w = np.where(rng.random(n) < keep, rng.normal(0, 0.02, n), 0).astype(np.float32)
-    return to_sparse(w).index.tobytes()
-
-
-@pytest.mark.parametrize("codec", INDEX_CODECS + ("best",))
+@pytest.mark.parametrize("codec", PAPER_INDEX_CODECS + ("best",))
 @pytest.mark.parametrize(
     "raw",
     [b"", b"\x01", gap_bytes(), gap_bytes(keep=0.01), np.random.default_rng(1).bytes(5000)],
@@ -279,13 +264,13 @@ def gap_bytes(n=200_000, keep=0.08, seed=0):
 )
 def test_index_round_trip(codec, raw):
     used, blob = compress_index(raw, codec)
-    assert used in INDEX_CODECS and (codec == "best" or used == codec)
+    assert used in PAPER_INDEX_CODECS and (codec == "best" or used == codec)
     assert decompress_index(blob, used, len(raw)) == raw
 
 
 def test_best_picks_the_smallest():
     raw = gap_bytes()
-    sizes = {name: len(compress_index(raw, name)[1]) for name in INDEX_CODECS}
+    sizes = {name: len(compress_index(raw, name)[1]) for name in PAPER_INDEX_CODECS}
     used, blob = compress_index(raw, "best")
     assert len(blob) == min(sizes.values()) and sizes[used] == len(blob)
 
@@ -297,7 +282,7 @@ def test_unknown_index_codec():
         decompress_index(b"abc", "best", 3)
 
 
-@pytest.mark.parametrize("codec", INDEX_CODECS)
+@pytest.mark.parametrize("codec", PAPER_INDEX_CODECS)
 def test_index_wrong_size_and_truncation(codec):
     raw = gap_bytes(20_000)
     _, blob = compress_index(raw, codec)

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from deepsz_caffe import container
+from deepsz_caffe.format import container
 from deepsz_caffe.errors import ContainerError
 
 SECTIONS = {"skeleton": b"\x01\x02" * 50, "ip1/data": bytes(range(256)), "ip1/index": b"", "x": b"z"}

@@ -1,11 +1,10 @@
 """The paper's tables and figures: synthetic layers, the paper's numbers, every script's render
 path on small fabricated data, the shared command line, and the ImageNet prototxts."""
-import json
 
 import numpy as np
 import pytest
 
-from deepsz_caffe import synthetic
+from deepsz_caffe.paper import synthetic
 from deepsz_caffe.errors import ConfigError
 from experiments import (common, fig2_sz_vs_zfp, fig4_index_lossless, table1_architecture,
                          table2_sizes, table3_accuracy)
@@ -114,21 +113,6 @@ def test_pruned_layer_rejects_bad_fractions():
             synthetic.pruned_layer((10, 10), kept, seed=0)
 
 
-def test_paper_values_have_sources_and_agree_with_synthetic():
-    pv = json.loads(common.PAPER_VALUES.read_text())
-    for key, entry in pv.items():
-        if key != "about":
-            assert entry.get("source"), f"paper_values.json: {key} has no source"
-    for net, entry in pv["table2"]["nets"].items():
-        assert entry["source"].startswith("Table 2")
-        kept = {layer: v["kept_pct"] / 100 for layer, v in entry["layers"].items()}
-        assert kept == pytest.approx(synthetic.PAPER_KEPT[net])
-        assert pv["error_bounds"]["nets"][net] == pytest.approx(synthetic.PAPER_ERROR_BOUNDS[net])
-        assert {k: tuple(v) for k, v in pv["table1"]["nets"][net]["fc_shapes"].items()} == \
-            synthetic.FC_SHAPES[net]
-    assert "3.16" in " ".join(pv["table2"]["nets"]["lenet300"]["notes"])
-
-
 @pytest.mark.parametrize("module", SCRIPTS, ids=_name)
 def test_render_from_fabricated_data(module, render_check):
     name = _name(module)
@@ -176,9 +160,8 @@ def test_table1_measures_lenet300_with_caffe():
 def test_imagenet_prototxts_load_in_caffe(net, fc6, crop):
     import caffe
 
-    from deepsz_caffe.caffe_io import read_prototxt
-    from deepsz_caffe.evaluate import test_layers
-    from deepsz_caffe.reproduce import PROTOTXT
+    from deepsz_caffe.caffe.prototxt import read_prototxt, test_layers
+    from deepsz_caffe.paper.values import PROTOTXT
 
     caffe.set_mode_cpu()
     deploy = caffe.Net(str(PROTOTXT / net / "deploy.prototxt"), caffe.TEST)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deepsz_caffe.errors import ConfigError
-from deepsz_caffe.optimize import Candidate, Plan, optimize_for_loss, optimize_for_ratio
+from deepsz_caffe.deepsz.optimize import Candidate, Plan, optimize_for_loss, optimize_for_ratio
 
 
 def exact(x):

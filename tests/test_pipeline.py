@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from deepsz_caffe import caffe_io
-from deepsz_caffe.evaluate import accuracy
-from deepsz_caffe.pipeline import compress
+from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.phase import accuracy
+from deepsz_caffe.deepsz.pipeline import compress
 
 
 def test_training_and_masked_retraining(lenet300):
@@ -48,7 +48,7 @@ def test_results_do_not_depend_on_workers(lenet300, tmp_path):
     """The same assessment inline, in 2 processes, and on a Dask LocalCluster (loopback)."""
     from dask.distributed import LocalCluster
 
-    from deepsz_caffe.pipeline import assess
+    from deepsz_caffe.deepsz.pipeline import assess
 
     kw = {"expected_loss": 0.3, "layers": ["ip2", "ip3"]}
     inline = assess(lenet300["model"], lenet300["pruned"], tmp_path / "a", **kw)
@@ -132,7 +132,8 @@ def test_unknown_preset_and_codec_are_clear_errors(lenet300, tmp_path):
 
 def test_assess_on_held_out_images_verify_on_test_set(lenet300, tmp_path):
     """--assess-lmdb: drops come from other images; the reported accuracies from the test set."""
-    from deepsz_caffe.data import lmdb_io, mnist
+    from deepsz_caffe.caffe import lmdb as lmdb_io
+    from deepsz_caffe.paper import mnist
 
     xtr, ytr = mnist.load()["train"]
     held_out = lmdb_io.write(tmp_path / "assess", xtr[-1000:], ytr[-1000:])

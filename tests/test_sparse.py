@@ -8,29 +8,8 @@ from hypothesis import strategies as st
 from deepsz_caffe.errors import CodecError
 from deepsz_caffe.sparse import density, to_dense, to_sparse
 
-# Gaps clustered around the filler thresholds, plus long runs.
-_gaps = st.one_of(
-    st.integers(1, 3),
-    st.integers(254, 257),
-    st.integers(509, 512),
-    st.integers(1, 2000),
-)
-_values = st.floats(width=32, allow_nan=False, allow_infinity=False).filter(lambda v: v != 0)
+from helpers import sparse_layers
 
-
-@st.composite
-def sparse_layers(draw):
-    """A layer built from its gaps, so long leading runs and exact thresholds are common."""
-    gaps = draw(st.lists(_gaps, max_size=40))
-    positions = np.cumsum(np.array(gaps, dtype=np.int64)) - 1
-    trailing = draw(st.sampled_from([0, 1, 255, 256, 700]))
-    size = max(int(positions[-1]) + 1 if gaps else 0, 1) + trailing
-    flat = np.zeros(size, dtype=np.float32)
-    flat[positions] = draw(st.lists(_values, min_size=len(gaps), max_size=len(gaps)))
-    shapes = [(size,), (1, size), (size, 1), (1, 1, 1, size)]
-    if size % 2 == 0:
-        shapes.append((2, size // 2))
-    return flat.reshape(draw(st.sampled_from(shapes)))
 
 
 def _expected_entries(w):

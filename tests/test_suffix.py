@@ -4,9 +4,10 @@ import pytest
 
 from google.protobuf import text_format
 
-from deepsz_caffe.caffe_io import read_prototxt
-from deepsz_caffe.evaluate import TestPhase
-from deepsz_caffe.suffix import SuffixPhase, split
+from deepsz_caffe.caffe.prototxt import read_prototxt
+from deepsz_caffe.caffe.phase import TestPhase
+from deepsz_caffe.caffe.prototxt import suffix_plan
+from deepsz_caffe.caffe.suffix import SuffixPhase
 
 
 def correct(phase, records):
@@ -44,6 +45,6 @@ def test_non_chain_is_refused(tmp_path, lenet300):
     net.layer.extend(layers)
     model = tmp_path / "skip.prototxt"
     model.write_text(text_format.MessageToString(net))
-    assert isinstance(split(model, "ip3"), tuple)        # from ip3 on it is still a chain
-    why = split(model, "ip2")
+    assert isinstance(suffix_plan(model, "ip3"), tuple)        # from ip3 on it is still a chain
+    why = suffix_plan(model, "ip2")
     assert isinstance(why, str) and "['data']" in why and "not a chain" in why

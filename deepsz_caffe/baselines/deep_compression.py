@@ -20,268 +20,24 @@ Choices where the papers leave room:
 - `nbytes` is the full serialised size: header, codebook, code-length tables, offsets, both
   bitstreams and a CRC32, i.e. everything a decoder needs.
 
-Han et al. also retrain the centroids (their Fig. 3: the gradients of all weights sharing a
-centroid are summed and applied to it). That needs Caffe; `finetune_codebook` is the pure step a
-Caffe driver calls, after which `dataclasses.replace(enc, codebook=new)` re-encodes for free.
-The quantisation error is not bounded, unlike DeepSZ's: `report` gives the maximum measured.
+Han et al. also retrain the centroids (their Fig. 3); this baseline does not, so its accuracy at
+a given size is, if anything, pessimistic. The quantisation error is not bounded, unlike
+DeepSZ's: `report` gives the maximum measured.
 """
-import heapq
 import math
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from deepsz_caffe import sparse
+from deepsz_caffe.baselines._framing import CRC_BYTES, Reader, seal, shape_header
+from deepsz_caffe.baselines.huffman import BLOCK, HuffmanStream, huffman_decode, huffman_encode
+from deepsz_caffe.baselines.kmeans import kmeans_1d
 from deepsz_caffe.errors import CodecError, ConfigError
 
 MAGIC = b"DCB1"
-MAX_CODE_LEN = 16          # decode table of 2**16 entries; windows of <= 25 bits stay exact
-BLOCK = 4096               # symbols between stored bit offsets
-MAX_ELEMENTS = 1 << 32     # refuse headers asking for absurd dense buffers
-_CRC = struct.Struct("<I")
 
-
-# ---------------------------------------------------------------- k-means (also used by Weightless)
-
-def kmeans_1d(values: np.ndarray, n_clusters: int, max_iter: int = 300):
-    """Lloyd's k-means on scalars with linear initialisation -> (float32 codebook, codes).
-
-    In 1-D every cluster is a contiguous run of the sorted values, so after one sort an
-    iteration is a searchsorted of the midpoints plus prefix-sum differences: O(K log n).
-    Stops when no boundary moves. Empty clusters keep their centroid. Codes are then assigned
-    against the float32 codebook actually stored, so each value gets its nearest stored centroid.
-    """
-    values = np.asarray(values, dtype=np.float32).reshape(-1)
-    if values.size == 0:
-        return np.zeros(n_clusters, dtype=np.float32), np.zeros(0, dtype=np.int64)
-    sv = np.sort(values).astype(np.float64)
-    prefix = np.concatenate(([0.0], np.cumsum(sv)))
-    centroids = np.linspace(sv[0], sv[-1], n_clusters)
-    bounds = None
-    for _ in range(max_iter):
-        mids = (centroids[1:] + centroids[:-1]) / 2
-        new_bounds = np.concatenate(([0], np.searchsorted(sv, mids, side="right"), [sv.size]))
-        if bounds is not None and np.array_equal(new_bounds, bounds):
-            break
-        bounds = new_bounds
-        counts = np.diff(bounds)
-        sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
-        centroids = np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), centroids))
-    codebook = np.sort(centroids.astype(np.float32))
-    return codebook, assign(values, codebook)
-
-
-def assign(values: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    """Index of the nearest entry of a sorted codebook (ties go to the lower one)."""
-    cb = np.asarray(codebook, dtype=np.float64)
-    return np.searchsorted((cb[1:] + cb[:-1]) / 2, np.asarray(values, dtype=np.float64), side="left")
-
-
-def finetune_codebook(codebook: np.ndarray, codes_dense: np.ndarray, grad_dense: np.ndarray,
-                      lr: float) -> np.ndarray:
-    """One centroid update of Han et al.'s Fig. 3: each centroid moves by -lr times the sum of
-    the gradients of the weights sharing it. codes_dense < 0 marks pruned positions (no update)."""
-    codes = np.asarray(codes_dense).reshape(-1)
-    grads = np.asarray(grad_dense, dtype=np.float64).reshape(-1)
-    if codes.shape != grads.shape:
-        raise ConfigError(f"codes {np.shape(codes_dense)} and gradients {np.shape(grad_dense)} differ")
-    kept = codes >= 0
-    total = np.bincount(codes[kept], weights=grads[kept], minlength=len(codebook))
-    return (np.asarray(codebook, dtype=np.float64) - lr * total).astype(np.float32)
-
-
-# ---------------------------------------------------------------- canonical Huffman
-
-def huffman_lengths(freqs: np.ndarray, max_len: int = MAX_CODE_LEN) -> np.ndarray:
-    """Code length per symbol (0 = absent) of a Huffman code limited to max_len bits.
-
-    A lone symbol gets length 1 so every stream has a well-formed code.
-    """
-    freqs = np.asarray(freqs, dtype=np.int64)
-    present = np.flatnonzero(freqs)
-    lengths = np.zeros(len(freqs), dtype=np.uint8)
-    if present.size == 1:
-        lengths[present] = 1
-    if present.size <= 1:
-        return lengths
-    f = freqs[present]
-    while True:
-        heap = [(int(w), i, [i]) for i, w in enumerate(f)]
-        heapq.heapify(heap)
-        depth = np.zeros(present.size, dtype=np.int64)
-        tiebreak = present.size
-        while len(heap) > 1:
-            w1, _, s1 = heapq.heappop(heap)
-            w2, _, s2 = heapq.heappop(heap)
-            merged = s1 + s2
-            depth[merged] += 1
-            heapq.heappush(heap, (w1 + w2, tiebreak, merged))
-            tiebreak += 1
-        if depth.max() <= max_len:
-            lengths[present] = depth
-            return lengths
-        f = (f + 1) // 2  # flatten the distribution; stays >= 1
-
-
-def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """Canonical code values: symbols ordered by (length, symbol) take consecutive codes."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    codes = np.zeros(len(lengths), dtype=np.int64)
-    code, prev = 0, 0
-    for sym in sorted(np.flatnonzero(lengths), key=lambda s: (lengths[s], s)):
-        code <<= int(lengths[sym]) - prev
-        prev = int(lengths[sym])
-        codes[sym] = code
-        code += 1
-    return codes
-
-
-@dataclass(frozen=True, eq=False)
-class HuffmanStream:
-    """One Huffman-coded symbol stream: its code lengths, bits, and per-block bit offsets."""
-
-    lengths: np.ndarray   # uint8 per alphabet symbol, 0 = absent
-    nbits: int
-    offsets: np.ndarray   # uint32 bit offset of symbols BLOCK, 2*BLOCK, ...
-    data: bytes
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.lengths) + 8 + 4 * len(self.offsets) + len(self.data)
-
-
-def huffman_encode(symbols: np.ndarray, alphabet: int) -> HuffmanStream:
-    symbols = np.asarray(symbols, dtype=np.int64)
-    lengths = huffman_lengths(np.bincount(symbols, minlength=alphabet))
-    codes = canonical_codes(lengths)
-    sym_len = lengths.astype(np.int64)[symbols]
-    sym_code = codes[symbols]
-    ends = np.cumsum(sym_len)
-    nbits = int(ends[-1]) if symbols.size else 0
-    if nbits >= 1 << 32:
-        raise CodecError(f"Huffman stream of {nbits} bits exceeds the 32-bit offsets")
-    starts = ends - sym_len
-    bits = np.zeros(nbits, dtype=np.uint8)
-    for j in range(int(sym_len.max()) if symbols.size else 0):  # j-th bit of every code at once
-        has = sym_len > j
-        bits[starts[has] + j] = (sym_code[has] >> (sym_len[has] - 1 - j)) & 1
-    return HuffmanStream(lengths=lengths, nbits=nbits, offsets=starts[BLOCK::BLOCK].astype(np.uint32),
-                         data=np.packbits(bits).tobytes())
-
-
-def _decode_table(lengths: np.ndarray):
-    """(symbol, length) for every max-length bit window; length 0 marks an invalid prefix."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    width = int(lengths.max()) if lengths.size else 0
-    if width == 0 or width > MAX_CODE_LEN:
-        raise CodecError(f"Huffman table: code lengths must lie in 1..{MAX_CODE_LEN}")
-    present = np.flatnonzero(lengths)
-    if np.sum(2.0 ** -lengths[present]) > 1.0:
-        raise CodecError("Huffman table: code lengths violate the Kraft inequality")
-    codes = canonical_codes(lengths)
-    table_sym = np.zeros(1 << width, dtype=np.int64)
-    table_len = np.zeros(1 << width, dtype=np.int64)
-    for sym in present:
-        lo = int(codes[sym]) << (width - int(lengths[sym]))
-        hi = (int(codes[sym]) + 1) << (width - int(lengths[sym]))
-        table_sym[lo:hi] = sym
-        table_len[lo:hi] = lengths[sym]
-    return width, table_sym, table_len
-
-
-def huffman_decode(stream: HuffmanStream, count: int) -> np.ndarray:
-    """Decode `count` symbols; all blocks advance together, one numpy step per symbol in a block."""
-    n_blocks = -(-count // BLOCK)
-    if len(stream.offsets) != max(n_blocks - 1, 0):
-        raise CodecError(f"Huffman stream: {len(stream.offsets)} block offsets for {count} symbols")
-    if len(stream.data) != -(-stream.nbits // 8):
-        raise CodecError("Huffman stream: bit count does not match the data length")
-    if count == 0:
-        if stream.nbits:
-            raise CodecError("Huffman stream: bits present but no symbols declared")
-        return np.zeros(0, dtype=np.int64)
-    width, table_sym, table_len = _decode_table(stream.lengths)
-    starts = np.concatenate(([0], stream.offsets.astype(np.int64)))
-    if np.any(np.diff(starts) <= 0) or starts[-1] >= max(stream.nbits, 1):
-        raise CodecError("Huffman stream: block offsets are not increasing within the stream")
-    raw = np.frombuffer(stream.data + bytes(4), dtype=np.uint8).astype(np.int64)
-    words = (raw[:-3] << 24) | (raw[1:-2] << 16) | (raw[2:-1] << 8) | raw[3:]  # 32 bits from each byte
-    last_byte = len(words) - 1
-    last_len = count - (n_blocks - 1) * BLOCK
-    steps = BLOCK if n_blocks > 1 else count
-    out = np.empty((steps, n_blocks), dtype=np.int64)
-    pos = starts.copy()
-    last_end = None
-    for i in range(steps):
-        # A short last block runs on past its end; the clamp keeps the reads in the buffer
-        # and its surplus symbols are neither checked nor kept.
-        window = ((words[np.minimum(pos >> 3, last_byte)] << (pos & 7)) & 0xFFFFFFFF) >> (32 - width)
-        out[i] = table_sym[window]
-        step = table_len[window]
-        if not step[:n_blocks if i < last_len else -1].all():
-            raise CodecError("Huffman stream: bit pattern matches no code")
-        pos += step
-        if i == last_len - 1:
-            last_end = int(pos[-1])
-    if np.any(pos[:-1] != starts[1:]) or last_end != stream.nbits:
-        raise CodecError("Huffman stream: decoded blocks do not end where the offsets say")
-    return out.T.reshape(-1)[:count]
-
-
-# ---------------------------------------------------------------- framing shared with weightless
-
-def seal(magic: bytes, body: bytes) -> bytes:
-    """magic + body + CRC32 of both: truncation and bit flips are caught before parsing."""
-    blob = magic + body
-    return blob + _CRC.pack(zlib.crc32(blob))
-
-
-class Reader:
-    """Bounds-checked reader of a sealed blob; every shortfall is a CodecError."""
-
-    def __init__(self, blob: bytes, magic: bytes, what: str):
-        blob = bytes(blob)
-        self.what = what
-        if len(blob) < len(magic) + _CRC.size or blob[:len(magic)] != magic:
-            raise CodecError(f"{what}: not a {magic.decode()} stream (bad magic or too short)")
-        (crc,) = _CRC.unpack(blob[-_CRC.size:])
-        if zlib.crc32(blob[:-_CRC.size]) != crc:
-            raise CodecError(f"{what}: checksum mismatch (corrupted or truncated)")
-        self.buf = blob[:-_CRC.size]
-        self.at = len(magic)
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.at + n > len(self.buf):
-            raise CodecError(f"{self.what}: truncated (wanted {n} bytes at offset {self.at})")
-        self.at += n
-        return self.buf[self.at - n:self.at]
-
-    def unpack(self, fmt: str):
-        s = struct.Struct("<" + fmt)
-        return s.unpack(self.take(s.size))
-
-    def array(self, dtype, count: int) -> np.ndarray:
-        dt = np.dtype(dtype)
-        return np.frombuffer(self.take(dt.itemsize * count), dtype=dt).copy()
-
-    def shape(self, ndim: int) -> tuple[int, ...]:
-        shape = tuple(int(d) for d in self.unpack(f"{ndim}Q"))
-        if math.prod(shape) > MAX_ELEMENTS:
-            raise CodecError(f"{self.what}: shape {shape} is implausibly large")
-        return shape
-
-    def done(self) -> None:
-        if self.at != len(self.buf):
-            raise CodecError(f"{self.what}: {len(self.buf) - self.at} unexpected trailing bytes")
-
-
-def shape_header(shape) -> bytes:
-    return struct.pack(f"<B{len(shape)}Q", len(shape), *shape)
-
-
-# ---------------------------------------------------------------- the layer codec
 
 @dataclass(frozen=True, eq=False)
 class DCEncoded:
@@ -299,7 +55,7 @@ class DCEncoded:
     def sizes(self) -> dict:
         header = len(MAGIC) + 3 + 8 + len(shape_header(self.shape))
         return {"header": header, "codebook": 4 * len(self.codebook),
-                "codes": self.codes.nbytes, "index": self.gaps.nbytes, "crc": _CRC.size}
+                "codes": self.codes.nbytes, "index": self.gaps.nbytes, "crc": CRC_BYTES}
 
     @property
     def nbytes(self) -> int:
@@ -339,15 +95,6 @@ def decode(enc: DCEncoded) -> np.ndarray:
     symbols, gaps = _decode_entries(enc)
     values = np.append(enc.codebook.astype(np.float32), np.float32(0.0))[symbols]
     return sparse.to_dense(values, gaps.astype(np.uint8), enc.shape)
-
-
-def dense_codes(enc: DCEncoded) -> np.ndarray:
-    """Cluster index at every position, -1 where pruned: what finetune_codebook takes."""
-    symbols, gaps = _decode_entries(enc)
-    out = np.full(math.prod(enc.shape), -1, dtype=np.int64)
-    real = symbols < len(enc.codebook)
-    out[(np.cumsum(gaps) - 1)[real]] = symbols[real]
-    return out.reshape(enc.shape)
 
 
 def _stream_bytes(s: HuffmanStream) -> bytes:

@@ -36,12 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepsz_caffe.baselines.deep_compression import (
-    Reader,
-    kmeans_1d,
-    seal,
-    shape_header,
-)
+from deepsz_caffe.baselines._framing import Reader, seal, shape_header
+from deepsz_caffe.baselines.kmeans import kmeans_1d
 from deepsz_caffe.errors import CodecError, ConfigError
 
 MAGIC = b"WLB1"

@@ -10,7 +10,7 @@ Choices, measured on gap arrays of 4096x4096 layers with random positions:
   the weaker lz4/blosclz). Blosc has no checksum: corruption inside a block
   can decode silently, so containers must checksum what they store.
 - ctx: not a byte compressor but a context model of the positions the gaps
-  encode (codecs/context_index.py); smaller on structured masks, but it only
+  encode (codecs/index/context.py); smaller on structured masks, but it only
   accepts gap arrays and decodes far slower, so "best" (the paper's best of
   gzip/zstd/blosc) leaves it out and "best-all" includes it.
 Decoders check the declared size before allocating, so a corrupt header
@@ -26,16 +26,14 @@ from deepsz_caffe.codecs import import_codec
 from deepsz_caffe.errors import CodecError
 
 PAPER_INDEX_CODECS = ("gzip", "zstd", "blosc")
-INDEX_CODECS = PAPER_INDEX_CODECS  # the name existing callers use
+
 ALL_INDEX_CODECS = PAPER_INDEX_CODECS + ("ctx",)
 _CHOICES = {"best": PAPER_INDEX_CODECS, "best-all": ALL_INDEX_CODECS}
 _ZSTD_LEVEL = 19
 _LIB_ERRORS = (zlib.error, zstandard.ZstdError, blosc.blosc_extension.error, ValueError, TypeError)
 
-
 def _gzip_encode(raw: bytes) -> bytes:
     return zlib.compress(raw, 9)
-
 
 def _gzip_decode(blob: bytes, size: int) -> bytes:
     d = zlib.decompressobj()
@@ -44,10 +42,8 @@ def _gzip_decode(blob: bytes, size: int) -> bytes:
         raise CodecError("gzip: stream is truncated or decodes to more than expected")
     return out
 
-
 def _zstd_encode(raw: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(raw)
-
 
 def _zstd_decode(blob: bytes, size: int) -> bytes:
     declared = zstandard.frame_content_size(blob)
@@ -55,10 +51,8 @@ def _zstd_decode(blob: bytes, size: int) -> bytes:
         raise CodecError(f"zstd: frame declares {declared} bytes, expected {size}")
     return zstandard.ZstdDecompressor().decompress(blob)
 
-
 def _blosc_encode(raw: bytes) -> bytes:
     return blosc.compress(raw, typesize=1, clevel=9, shuffle=blosc.NOSHUFFLE, cname="zstd")
-
 
 def _blosc_decode(blob: bytes, size: int) -> bytes:
     declared = blosc.get_cbuffer_sizes(blob)[0]
@@ -66,19 +60,26 @@ def _blosc_decode(blob: bytes, size: int) -> bytes:
         raise CodecError(f"blosc: buffer declares {declared} bytes, expected {size}")
     return blosc.decompress(blob)
 
+def index_codec_version(codec: str) -> str:
+    """Version of the library behind an index codec (recorded in every .dsz header)."""
+    from deepsz_caffe.codecs.base import package_version
+
+    zstd = ".".join(map(str, zstandard.ZSTD_VERSION))
+    return {"gzip": f"zlib {zlib.ZLIB_VERSION}", "zstd": f"zstd {zstd}",
+            "blosc": f"blosc {blosc.VERSION_STRING}",
+            "ctx": f"constriction {package_version('constriction')}, "
+                   f"pcodec {package_version('pcodec')}"}[codec]
+
 
 def _context_index():
     """The ctx codec, imported on first use: only it needs constriction and pcodec."""
-    return import_codec("deepsz_caffe.codecs.context_index", "ctx", "constriction pcodec")
-
+    return import_codec("deepsz_caffe.codecs.index.context", "ctx", "constriction pcodec")
 
 def _ctx_encode(raw: bytes, row_length: int) -> bytes:
     return _context_index().encode(raw, row_length)
 
-
 def _ctx_decode(blob: bytes, size: int) -> bytes:
     return _context_index().decode(blob, size)
-
 
 _CODECS = {
     "gzip": (_gzip_encode, _gzip_decode),
@@ -87,11 +88,9 @@ _CODECS = {
     "ctx": (_ctx_encode, _ctx_decode),
 }
 
-
 def _lookup(codec: str, allowed: tuple[str, ...]) -> None:
     if codec not in allowed:
         raise CodecError(f"unknown index codec {codec!r}; valid: {', '.join(allowed)}")
-
 
 def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str, bytes]:
     """Compress with `codec`, or with each of a set for "best"/"best-all", keeping the smallest.
@@ -109,7 +108,6 @@ def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str,
         raise CodecError(f"index compression failed: {e}") from e
     return min(blobs, key=lambda nb: len(nb[1]))
 
-
 def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
     """Decode and insist on exactly `size` bytes; any library failure becomes CodecError."""
     _lookup(codec, ALL_INDEX_CODECS)
@@ -121,11 +119,9 @@ def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
         raise CodecError(f"{codec}: decoded {len(out)} bytes, expected {size}")
     return out
 
-
 def compress_lossless(raw: bytes) -> bytes:
     """zstd for the network's other blobs (biases, unpruned layers, ...)."""
     return compress_index(raw, "zstd")[1]
-
 
 def decompress_lossless(blob: bytes, size: int) -> bytes:
     return decompress_index(blob, "zstd", size)

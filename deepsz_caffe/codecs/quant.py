@@ -35,7 +35,7 @@ import struct
 import constriction
 import numpy as np
 
-from deepsz_caffe.codecs import FramedCodec, unzigzag, zigzag
+from deepsz_caffe.codecs.base import FramedCodec, package_version, unzigzag, zigzag
 from deepsz_caffe.errors import CodecError
 
 _STEP = struct.Struct("<d")
@@ -48,6 +48,9 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 class QuantCodec(FramedCodec):
     name = "quant"
     mode_id = 4
+
+    def library_version(self) -> str:
+        return f"constriction {package_version('constriction')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         step = 2.0 * error_bound

@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from deepsz_caffe.codecs import FramedCodec
+from deepsz_caffe.codecs.base import FramedCodec
 from deepsz_caffe.errors import CodecError
 
 _ENV = "DEEPSZ_SZ_LIB"
@@ -148,6 +148,9 @@ class SZ2Codec(FramedCodec):
     def __init__(self) -> None:
         with _LOCK:
             _load()  # fail at selection time, not in the middle of a network
+
+    def library_version(self) -> str:
+        return f"SZ {sz2_version()}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         out_size = ctypes.c_size_t()

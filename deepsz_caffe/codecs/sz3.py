@@ -8,13 +8,16 @@ CRC check like the other backends. The default SZ3 algorithm is kept.
 import numpy as np
 from pysz import sz, szConfig, szErrorBoundMode
 
-from deepsz_caffe.codecs import FramedCodec
+from deepsz_caffe.codecs.base import FramedCodec, package_version
 from deepsz_caffe.errors import CodecError
 
 
 class SZ3Codec(FramedCodec):
     name = "sz3"
     mode_id = 2
+
+    def library_version(self) -> str:
+        return f"pysz {package_version('pysz')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         config = szConfig(data.shape)

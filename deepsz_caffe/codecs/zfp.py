@@ -11,7 +11,7 @@ compress_bounded still checks every result.
 import numpy as np
 import zfpy
 
-from deepsz_caffe.codecs import FramedCodec
+from deepsz_caffe.codecs.base import FramedCodec, package_version
 from deepsz_caffe.errors import CodecError
 
 _TOLERANCE_FACTOR = 0.5
@@ -20,6 +20,9 @@ _TOLERANCE_FACTOR = 0.5
 class ZFPCodec(FramedCodec):
     name = "zfp"
     mode_id = 3
+
+    def library_version(self) -> str:
+        return f"zfpy {package_version('zfpy')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         return zfpy.compress_numpy(data, tolerance=error_bound * _TOLERANCE_FACTOR)

@@ -1,0 +1,178 @@
+"""ImageNet-shaped LMDBs for people without ImageNet (issue 14, item 1).
+
+Writes raw uint8 Caffe `Datum` records (3 x size x size, BGR channel order, C x H x W bytes:
+what `convert_imageset` stores) that Caffe's Data layer reads with crop_size/mean_value exactly
+like the ImageNet validation LMDB. The pictures are smooth random fields with a natural-image
+power spectrum (amplitude ~ 1/f^alpha, alpha in [1, 1.4], i.e. power ~ 1/f^2..1/f^2.8),
+correlated colour (one luminance field, two weaker opponent-colour fields), region boundaries
+(a thresholded field) and per-image brightness/contrast/colour cast, so conv nets see
+activations with realistic statistics rather than white noise.
+
+Every image and label is drawn from its own generator seeded by (seed, index): the bytes depend
+on neither the chunk size nor the number of images, and any prefix of a 50,000-image database
+equals the smaller database (with one numpy build: another build or CPU may round exp, tanh
+or the FFT differently in the last bit, moving a rare pixel by 1). Memory stays bounded whatever
+N: one image at a time is generated, and each chunk is committed in its own write transaction.
+"""
+import functools
+import operator
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import lmdb
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import CaffeIOError, ConfigError
+
+BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)  # Caffe's ImageNet mean_value, B G R
+# Rows B, G, R from (luminance, blue-yellow, red-green): natural colour is mostly luminance.
+_MIX = np.array([[1.0, 0.35, -0.15], [1.0, -0.05, 0.25], [1.0, -0.30, -0.10]], np.float32)
+_LMDB_FILES = {"data.mdb", "lock.mdb"}
+
+
+@functools.lru_cache(maxsize=4)
+def _log_frequency(size: int) -> np.ndarray:
+    """log of the radial frequency on the rfft2 grid, +inf at DC so that the amplitude
+    exp(-alpha * log f) is 0 there (each field has mean 0; brightness is added apart)."""
+    fy = np.fft.fftfreq(size).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(size).astype(np.float32)[None, :]
+    radius = np.sqrt(fy * fy + fx * fx)
+    radius[0, 0] = 1.0
+    logf = np.log(radius)
+    logf[0, 0] = np.inf
+    logf.setflags(write=False)
+    return logf
+
+
+def synthetic_image(seed: int, index: int, size: int = 256, classes: int = 1000):
+    """Image `index` of the set `seed`: (uint8 array [3, size, size] in BGR order, label)."""
+    rng = np.random.default_rng([seed, index])
+    label = int(rng.integers(classes))
+    alpha, edge, chroma, contrast = rng.uniform([1.0, 0.0, 0.3, 30.0], [1.4, 0.8, 0.7, 60.0])
+    offset = BGR_MEAN + np.float32(rng.normal(0.0, 20.0)) + rng.normal(0.0, 8.0, 3).astype(np.float32)
+    # Uniform real/imaginary parts are 5x cheaper than normals; after the inverse FFT each pixel
+    # sums thousands of them, so the fields are Gaussian all the same.
+    noise = rng.random((4, size, size // 2 + 1, 2), dtype=np.float32)
+    noise -= 0.5
+    spectrum = noise.view(np.complex64)[..., 0] * np.exp(np.float32(-alpha) * _log_frequency(size))
+    fields = np.fft.irfft2(spectrum, s=(size, size))
+    fields /= fields.std(axis=(1, 2), keepdims=True)
+    luminance = fields[0] + np.float32(edge) * np.tanh(np.float32(6.0) * fields[3])
+    opponent = np.stack([luminance, np.float32(chroma) * fields[1], np.float32(chroma) * fields[2]])
+    bgr = np.tensordot(_MIX, opponent, 1) * np.float32(contrast) + offset[:, None, None]
+    return np.clip(np.rint(bgr), 0, 255).astype(np.uint8), label
+
+
+def _count(name: str, value, minimum: int) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an empty directory or (with overwrite) an LMDB."""
+    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not overwrite:
+        raise ConfigError(f"{path} already exists and is not empty; pass --force (overwrite=True) "
+                          "to replace it")
+    if path.is_symlink() or not path.is_dir() or not set(os.listdir(path)) <= _LMDB_FILES:
+        raise ConfigError(f"refusing to overwrite {path}: it is not an LMDB directory "
+                          "(data.mdb/lock.mdb only)")
+
+
+def _map_size(n: int, size: int) -> int:
+    """Upper bound on the database size: each record fills whole overflow pages, plus B-tree
+    pages; a generous bound costs nothing (the map is virtual, the file grows as written)."""
+    page = 4096
+    record = 3 * size * size + 64
+    pages = -(-record // page) + 1
+    return int(1.5 * n * pages * page) + (64 << 20)
+
+
+def _open(tmp: Path, n: int, size: int) -> lmdb.Environment:
+    # sync=False: a crash leaves only the temp dir, which is never renamed into place; _fill
+    # syncs once at the end, so the finished database is durable before the rename.
+    return lmdb.open(str(tmp), map_size=_map_size(n, size), mode=0o666, sync=False, metasync=False,
+                     meminit=False)
+
+
+def _fill(tmp: Path, n: int, size: int, classes: int, seed: int, chunk: int, progress: bool) -> None:
+    """One environment and one write transaction per chunk. Reopening keeps the peak RSS flat:
+    LMDB maps the file and the pages a write touches stay resident until the map is closed."""
+    from .io import caffe_pb2  # here, not at the top: it loads libcaffe, which synthetic_image needs not
+
+    pb2 = caffe_pb2()
+    width = max(8, len(str(n - 1)))  # Caffe's %08d keys: cursor order == index order
+    with tqdm(total=n, desc="synth lmdb", unit="img", disable=not progress, mininterval=1) as bar:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            with _open(tmp, n, size) as env, env.begin(write=True) as txn:
+                for i in range(start, stop):
+                    image, label = synthetic_image(seed, i, size, classes)
+                    # A fresh Datum per record: protobuf keeps every bytes value ever assigned to
+                    # a message in its arena until the message dies, so reusing one grows as N.
+                    datum = pb2.Datum(channels=3, height=size, width=size, data=image.tobytes(), label=label)
+                    txn.put(b"%0*d" % (width, i), datum.SerializeToString(), append=True)
+            bar.update(stop - start)
+    with _open(tmp, n, size) as env:
+        env.sync(True)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished database over `path`; an old LMDB there is moved aside first (a
+    directory cannot be renamed over a non-empty one) and removed only afterwards."""
+    old = None
+    if os.path.lexists(path):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        else:
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+            os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        if old is not None:
+            os.rename(old, path)  # put the previous database back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_synthetic_imagenet(path, n_images: int, size: int = 256, classes: int = 1000, seed: int = 0,
+                             chunk: int = 256, overwrite: bool = False, progress: bool = True) -> Path:
+    """Write `n_images` synthetic ImageNet-shaped records to a new LMDB directory at `path`.
+
+    Labels are uniform over `classes`. The database is built in a hidden directory beside
+    `path` and renamed into place, so an interrupted run never leaves a partial LMDB at `path`.
+    """
+    n = _count("number of images", n_images, 1)
+    size = _count("image size", size, 8)
+    classes = _count("classes", classes, 1)
+    seed = _count("seed", seed, 0)
+    chunk = _count("chunk", chunk, 1)
+    path = Path(path)
+    _check_target(path, overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(tmp)  # mode 0o777 & ~umask, like any directory the user creates
+    except OSError as e:
+        raise CaffeIOError(f"cannot create LMDB {path}: {e.strerror} ({e.filename})") from None
+    try:
+        _fill(tmp, n, size, classes, seed, chunk, progress)
+        _move_into_place(tmp, path)
+    except (lmdb.Error, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CaffeIOError(f"cannot write LMDB {path}: {e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -1,1 +1,0 @@
-"""Datasets -> Caffe LMDBs of uint8 `Datum` records."""

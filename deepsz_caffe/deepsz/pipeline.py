@@ -1,0 +1,198 @@
+"""DeepSZ end to end on any Caffe classification net: assess (Alg. 1) -> optimise (Alg. 2) ->
+encode -> decode -> verify with Caffe, tightening until the user's accuracy constraint holds.
+
+Per-layer drops measured on one test set are noisy (+-0.05-0.1 point on 10,000 images) and the
+optimiser favours bounds whose drops were lucky, so the sum of drops can under-predict the real
+loss. The delivered model is therefore measured. Round 1 is the paper's Algorithm 2 on the
+measured drops. If its actual loss exceeds the expected loss, later rounds stop trusting lucky
+dips: each layer's drop curve is replaced by its running maximum over growing bounds (a larger
+bound cannot be expected to hurt less), and from the third round on the budget is also lowered
+by the overshoot. Every round is logged.
+"""
+import fcntl
+import math
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import atomic
+from ..caffe import io as caffe_io
+from ..caffe.phase import TestPhase, check_model, probe
+from ..caffe.prototxt import with_test_source
+from ..errors import ConfigError
+from ..format import network as dsz
+from .assess import ASSESSMENT_VERSION, cache_key, candidates, monotone_drops
+from .optimize import Plan, optimize_for_loss, optimize_for_ratio
+from .parallel import LayerTask, run_tasks
+from .settings import Settings
+
+RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
+MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
+COMPRESS_VERSION = 2         # bump when planning or verification changes what compress delivers
+
+
+def check_targets(expected_loss, expected_ratio) -> None:
+    if (expected_loss is None) == (expected_ratio is None):
+        raise ConfigError("give exactly one of --expected-loss (points of top-1) or --expected-ratio")
+    if expected_loss is not None and not (math.isfinite(expected_loss) and expected_loss >= 0):
+        raise ConfigError(f"--expected-loss must be a finite number >= 0, got {expected_loss}")
+    if expected_ratio is not None and not (math.isfinite(expected_ratio) and expected_ratio > 0):
+        raise ConfigError(f"--expected-ratio must be > 0, got {expected_ratio}")
+
+
+def _min_drop_plan(cands) -> Plan:
+    choice = {layer: min(cs, key=lambda c: (c.drop, c.size)) for layer, cs in cands.items()}
+    return Plan(choice, sum(c.size for c in choice.values()), sum(c.drop for c in choice.values()))
+
+
+def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings | None = None,
+           **overrides) -> dict:
+    """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json.
+
+    With several lossy backends every (layer, backend) pair is assessed, so Algorithm 2 can give
+    each layer its best coder. One cache file per pair under `work_dir`/assess-<key>/, key = hash
+    of the prototxt, weights, test data and index codec; pairs run in parallel with the settings'
+    `workers`, `gpus` or `scheduler`. Keyword `overrides` set single fields of `settings`."""
+    s = Settings.of(settings, **overrides)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    net = caffe_io.read_net(weights)
+    layers = caffe_io.select_layers(caffe_io.layer_types(net), s.layer_list())
+    t0 = time.perf_counter()
+    assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
+                    else model)
+    info = check_model(assess_model)
+    probe(assess_model, weights)
+    iterations = s.iterations or math.ceil(info["records"] / info["batch"])
+    key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
+                    {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION})
+    cache_dir = work / f"assess-{key}"
+    cache_dir.mkdir(exist_ok=True)
+    tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.{backend}.json"),
+                       expected_loss, backend, s.lossless, iterations, s.gpu, s.suffix)
+             for layer in layers for backend in s.lossy]
+    results = run_tasks(tasks, workers=s.workers, gpus=s.gpus, scheduler=s.scheduler)
+    points: dict[str, list[dict]] = {layer: [] for layer in layers}
+    for r in results:
+        points[r["layer"]] += r["points"]
+    blobs = caffe_io.blobs(net)
+    result = {"model": str(model), "weights": str(weights), "lmdb": info["lmdb"],
+              "records": info["records"], "lossy": list(s.lossy), "lossless": s.lossless,
+              "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
+              "fc_bytes": {layer: 4 * blobs[layer][0].size for layer in layers},
+              "points": points,
+              "seconds": time.perf_counter() - t0}
+    atomic.write_json(work / "assessment.json", result)
+    return result
+
+
+@contextmanager
+def locked(work: Path):
+    """One run per work dir: a second `compress` on it would share its candidate files."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it or "
+                              "give --work-dir another directory") from None
+        yield
+
+
+def compress(model, weights, output, *, expected_loss: float | None = None,
+             expected_ratio: float | None = None, settings: Settings | None = None, work_dir=None,
+             max_rounds: int = 8, **overrides) -> dict:
+    """Compress `weights` (pruned, for the train_test prototxt `model`) into the `.dsz` `output`.
+
+    Returns (and writes to `work_dir`/compress.json) the assessment points, chosen bounds,
+    sizes, ratios, accuracies, every verification round and stage wall times."""
+    check_targets(expected_loss, expected_ratio)
+    s = Settings.of(settings, **overrides)
+    output = atomic.check_output(output, [model, weights], ConfigError)
+    work = Path(work_dir) if work_dir else output.with_name(output.stem + ".work")
+    with locked(work):
+        test_info = check_model(model)
+        walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
+        assessed = assess(model, weights, work, expected_loss=walk, settings=s)
+        seconds = {"assess": assessed["seconds"]}
+        t0 = time.perf_counter()
+        top1_pruned = (TestPhase(str(model), str(weights), s.iterations, s.gpu).run()["top1"]
+                       if s.assess_lmdb else assessed["base_top1"])
+        seconds["baseline"] = time.perf_counter() - t0
+        v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss, expected_ratio,
+                      max_rounds)
+        atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
+        seconds["generate_and_verify"] = sum(r["seconds"] for r in v["rounds"])
+        report, last = v["report"], v["rounds"][-1]
+        result = {
+            "model": str(model), "weights": str(weights), "output": str(output),
+            "layers": list(assessed["fc_bytes"]), "lossy": last["lossy"], "lossless": s.lossless,
+            "test_records": test_info["records"],
+            "assess_lmdb": str(s.assess_lmdb) if s.assess_lmdb else None,
+            "expected_loss": expected_loss, "expected_ratio": expected_ratio,
+            "top1_pruned": top1_pruned, "top1_decoded": last["top1"], "actual_loss": last["actual_loss"],
+            "predicted_loss": last["predicted_loss"], "error_bounds": last["error_bounds"],
+            "ratio": report["ratio"], "ratio_with_biases": report["ratio_with_biases"],
+            "fc_weight_bytes": report["fc_weight_bytes"],
+            "fc_compressed_bytes": report["fc_compressed_bytes"],
+            "layer_sizes": report["layers"], "assessment": assessed["points"],
+            "assessment_base_top1": assessed["base_top1"], "rounds": v["rounds"], "seconds": seconds,
+        }
+        atomic.write_json(work / "compress.json", result)
+    return result
+
+
+def _plan(cands, budget, fc_bytes, expected_ratio) -> Plan:
+    if expected_ratio is not None:
+        return optimize_for_ratio(cands, int(fc_bytes / expected_ratio))
+    try:
+        return optimize_for_loss(cands, budget)
+    except ConfigError:
+        return _min_drop_plan(cands)
+
+
+def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s: Settings,
+              expected_loss, expected_ratio, max_rounds: int) -> dict:
+    """Plan, encode, decode and measure until the accuracy constraint holds (see the module
+    docstring); {"bytes": the verified .dsz, "report": its inspect(), "rounds": [...]}."""
+    layers, cands = list(assessed["fc_bytes"]), candidates(assessed["points"])
+    fc_bytes = sum(assessed["fc_bytes"].values())
+    candidate = work / f"candidate-{os.getpid()}.dsz"
+    decoded = work / f"decoded-{os.getpid()}.caffemodel"
+    rounds, budget, drops = [], expected_loss, "measured"
+    try:
+        for round_no in range(1, max_rounds + 1):
+            t0 = time.perf_counter()
+            plan = _plan(cands, budget, fc_bytes, expected_ratio)
+            bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
+            coders = {layer: c.backend for layer, c in plan.choice.items()}
+            dsz.encode(weights, candidate, error_bounds=bounds, layers=layers, lossy=coders,
+                       lossless=s.lossless)
+            blob = candidate.read_bytes()
+            dsz.decode(candidate, decoded)
+            # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
+            # (model, weights) were probed already by `assess`.
+            top1 = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True).run()["top1"]
+            report, actual = dsz.inspect(candidate), top1_pruned - top1
+            rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
+                           "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
+                           "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0})
+            print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
+                  f"{plan.expected_loss:+.3f} actual {actual:+.3f} top-1 {top1:.2f}% "
+                  f"ratio {report['ratio']:.1f}x")
+            if expected_ratio is not None or actual <= expected_loss + 1e-9:
+                return {"bytes": blob, "report": report, "rounds": rounds}
+            if budget <= _min_drop_plan(cands).expected_loss:
+                raise ConfigError(f"even the smallest assessed bounds lose {actual:.3f} points > "
+                                  f"expected loss {expected_loss}: assess smaller bounds or allow a "
+                                  "larger loss")
+            if drops == "measured":
+                cands, drops = monotone_drops(cands), "monotone"
+            else:
+                budget = min(budget, plan.expected_loss) - max(actual - expected_loss, MIN_TIGHTENING)
+    finally:
+        candidate.unlink(missing_ok=True)
+        decoded.unlink(missing_ok=True)
+    raise ConfigError(f"the accuracy constraint still fails after {max_rounds} rounds "
+                      f"(last actual loss {rounds[-1]['actual_loss']:.3f} > {expected_loss})")

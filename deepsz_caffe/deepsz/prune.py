@@ -1,0 +1,43 @@
+"""Step 1 (paper section 3.2): magnitude pruning plus masked retraining (Han et al. 2015).
+
+`magnitude_masks` is pure: per layer, keep exactly round(kept * size) weights of largest |w|.
+`retrain` runs Caffe's SGD solver with the masks re-applied after every step.
+"""
+import numpy as np
+
+from .. import atomic
+from ..errors import ConfigError
+
+
+def magnitude_masks(weights: dict[str, np.ndarray], kept: dict[str, float]) -> dict[str, np.ndarray]:
+    """{layer: float32 0/1 mask keeping the round(kept*size) largest-magnitude weights}."""
+    masks = {}
+    for name, fraction in kept.items():
+        if name not in weights:
+            raise ConfigError(f"cannot prune '{name}': not a layer with weights "
+                              f"({', '.join(weights)})")
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"kept fraction for '{name}' must be in (0, 1], got {fraction}")
+        w = np.asarray(weights[name])
+        k = int(round(fraction * w.size))
+        flat = np.zeros(w.size, dtype=np.float32)
+        if k:
+            flat[np.argpartition(np.abs(w).ravel(), w.size - k)[w.size - k:]] = 1
+        masks[name] = flat.reshape(w.shape)
+    return masks
+
+
+def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *, iterations: int,
+            lr_scale: float = 1.0, seed: int | None = None):
+    """Masked retraining from `weights`; saves the pruned net to `out_weights`. Returns stats."""
+    from ..caffe.train import run_solver
+
+    solver, stats = run_solver(solver_path, iterations=iterations, init_weights=weights,
+                               masks=masks, seed=seed, lr_scale=lr_scale, desc="retrain")
+    for name, mask in masks.items():
+        w = solver.net.params[name][0].data
+        assert not np.any(w[mask == 0]), f"pruned weights of {name} moved"  # invariant, not input
+        stats.setdefault("kept", {})[name] = float(np.count_nonzero(w)) / w.size
+    with atomic.replacing(out_weights) as tmp:
+        solver.net.save(str(tmp))
+    return stats

@@ -33,7 +33,7 @@ FIXED = {DATA: (I32, 4, "<f4"), DIFF: (I32, 4, "<f4"),
 
 
 def _bad(what: str):
-    return CaffeIOError(f"not a valid Caffe model: {what}")
+    return CaffeIOError(f"not a Caffe model ({what})")
 
 
 def _varint(buf, pos: int, end: int) -> tuple[int, int]:

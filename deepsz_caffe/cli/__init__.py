@@ -1,0 +1,111 @@
+"""deepsz: DeepSZ compression of Caffe models (Jin et al., HPDC 2019).
+
+Thin wrappers over the Python API with Caffe-style flags, one module per group of commands
+(`files`: encode/decode/inspect; `method`: compress/assess/optimize; `caffe`: prune; `paper`:
+reproduce).
+
+Every DeepSZError (bad input, corrupt file, unknown layer...) becomes one line on stderr and
+exit status 1; argparse usage errors exit 2. No traceback reaches the user for expected errors.
+"""
+import argparse
+import json
+import sys
+import warnings
+
+from .. import atomic
+from ..errors import ConfigError, DeepSZError
+
+
+def parse_assignments(text: str, usage: str) -> dict[str, str]:
+    """`ip1=0.02,ip2=0.03` -> {"ip1": "0.02", "ip2": "0.03"}; ConfigError(usage) if malformed."""
+    pairs = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name:
+            raise ConfigError(f"{usage}, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def parse_bounds(text: str) -> dict[str, float]:
+    """--eb: per-layer error bounds, each checked (finite, > 0)."""
+    pairs = parse_assignments(text, "--eb expects LAYER=VALUE[,LAYER=VALUE...]")
+    return {name: _number(value, f"--eb {name}") for name, value in pairs.items()}
+
+
+def parse_kept(text: str) -> dict[str, float]:
+    """--kept: per-layer kept fractions (their range is checked by prune.magnitude_masks)."""
+    pairs = parse_assignments(text, "--kept expects LAYER=FRACTION[,LAYER=FRACTION...]")
+    return {name: _number(value, f"--kept {name}") for name, value in pairs.items()}
+
+
+def _number(text: str, what: str) -> float:
+    """A float; its range is checked once, by the API the value goes to."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
+
+
+def parse_layers(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _flag(p, name, **kw):
+    """Accept Caffe's single-dash spelling too (`-weights` as well as `--weights`)."""
+    p.add_argument(f"--{name}", f"-{name}", **kw)
+
+
+def _print_json(obj, path=None):
+    if path:
+        atomic.write_json(path, obj)
+        print(f"wrote {path}")
+    else:
+        print(json.dumps(obj, indent=2))
+
+
+def _codec_flags(p):
+    p.add_argument("--preset", help="paper (default: SZ2 + best of gzip/zstd/blosc, as published) | "
+                                    "best (also SZ3, quant, ctx; each layer gets its best coder)")
+    p.add_argument("--lossy", help="lossy codec(s), comma-separated: sz2 | sz3 | zfp | quant")
+    p.add_argument("--lossless", help="index codec: best | best-all | zstd | gzip | blosc | ctx")
+
+
+def _codecs(a) -> dict:
+    from ..presets import resolve
+
+    preset = resolve(a.preset, a.lossy, a.lossless)
+    return {"lossy": preset.lossy, "lossless": preset.lossless}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import caffe, files, method, paper
+
+    p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (files, method, caffe, paper):
+        group.register(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda msg, *_a, **_k: print(f"deepsz: warning: {msg}", file=sys.stderr)
+        try:
+            args.func(args)
+        except DeepSZError as e:
+            print(f"deepsz: error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("deepsz: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # output piped into `head`: not an error of ours
+            sys.stderr.close()
+            return 141
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""deepsz compress | assess | optimize: DeepSZ's Algorithms 1 and 2 on a Caffe net, verified."""
+import argparse
+import json
+
+from ..errors import ConfigError
+from . import _codec_flags, _codecs, _flag, _print_json, parse_layers
+
+
+def cmd_compress(a):
+    from ..deepsz.pipeline import compress
+
+    r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
+                 expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir)
+    print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
+          f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
+          f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
+
+
+def cmd_assess(a):
+    from ..deepsz.pipeline import assess
+
+    r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss, settings=_settings(a))
+    for layer, points in r["points"].items():
+        print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
+    print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
+
+
+def cmd_optimize(a):
+    from ..deepsz.assess import candidates
+    from ..deepsz.optimize import optimize_for_loss, optimize_for_ratio
+    from ..deepsz.pipeline import check_targets
+
+    check_targets(a.expected_loss, a.expected_ratio)
+    try:
+        r = json.loads(open(a.assessment).read())
+        cands, fc_bytes = candidates(r["points"]), sum(r["fc_bytes"].values())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
+    plan = (optimize_for_loss(cands, a.expected_loss) if a.expected_ratio is None
+            else optimize_for_ratio(cands, int(fc_bytes / a.expected_ratio)))
+    _print_json({"error_bounds": {k: c.error_bound for k, c in plan.choice.items()},
+                 "predicted_loss": plan.expected_loss, "total_size": plan.total_size,
+                 "ratio": fc_bytes / max(1, plan.total_size)}, a.output)
+
+
+def _target_flags(p):
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--expected-loss", type=float, help="allowed top-1 loss in points (paper: 0.2)")
+    g.add_argument("--expected-ratio", type=float, help="target fc compression ratio instead")
+
+
+def _caffe_flags(p):
+    _flag(p, "model", required=True, help="train_test prototxt with an LMDB Data layer and Accuracy in TEST")
+    _flag(p, "weights", required=True, help="pruned .caffemodel")
+    _flag(p, "layers", help="layers to compress (default: every InnerProduct layer)")
+    _flag(p, "iterations", type=int, help="TEST iterations (default: one pass over the LMDB)")
+    _flag(p, "gpu", type=int, help="GPU id (CPU when omitted)")
+    p.add_argument("--assess-lmdb", help="assess on this LMDB (e.g. held-out training images) "
+                                         "and verify on the prototxt's own test LMDB")
+    _codec_flags(p)
+    p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
+    p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+
+
+def parse_gpus(text: str) -> list[int]:
+    try:
+        return [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gpus expects ids like 0,1,2, got {text!r}") from None
+
+
+def _settings(a):
+    """The flags of compress/assess as one deepsz.settings.Settings."""
+    from ..deepsz.settings import Settings
+
+    return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
+                    assess_lmdb=a.assess_lmdb, workers=a.workers, gpus=a.gpus,
+                    scheduler=a.scheduler, **_codecs(a))
+
+
+def register(sub) -> None:
+    c = sub.add_parser("compress", help="DeepSZ end to end: assess, optimise, encode, verify")
+    _caffe_flags(c)
+    _target_flags(c)
+    c.add_argument("--work-dir", help="assessment cache and results (default: OUTPUT.work/)")
+    c.add_argument("-o", "--output", required=True, help="output .dsz")
+    c.set_defaults(func=cmd_compress)
+    s = sub.add_parser("assess", help="Algorithm 1: per-layer (bound, size, accuracy drop)")
+    _caffe_flags(s)
+    s.add_argument("--expected-loss", type=float, required=True, help="walk until a drop exceeds this")
+    s.add_argument("--work-dir", required=True, help="where assessment.json and its cache go")
+    s.set_defaults(func=cmd_assess)
+    o = sub.add_parser("optimize", help="Algorithm 2 over an assessment.json")
+    o.add_argument("assessment")
+    _target_flags(o)
+    o.add_argument("-o", "--output", help="write the plan as JSON here")
+    o.set_defaults(func=cmd_optimize)

@@ -11,6 +11,12 @@ Compression, it is split by filler entries (data 0.0, index 255), each
 advancing the position by 255, followed by the real entry carrying the
 remaining gap in 1..255. Trailing zeros need no entries: shape gives the
 length. Zeros are dropped whatever their sign, so -0.0 comes back as +0.0.
+
+The format alone cannot tell a filler from a kept weight whose gap is exactly 255 (both carry
+index 255; [255, 10] is a filler then a weight at +265, or weights at +255 and +10). Exact data
+tells them apart (fillers hold 0.0); after a lossy step it no longer does, so the encoder lists
+the kept weights at gap 255 (`kept_at_max_gap`, usually none) and the decoder zeroes every other
+gap-255 entry (`filler_entries`, `to_dense(..., fillers=)`).
 """
 
 import math
@@ -23,6 +29,9 @@ from deepsz_caffe.errors import CodecError
 _MAX_GAP = 255
 _CHUNK = 1 << 16  # entries per to_dense step: their int64 positions (512 KiB) fit in L2 cache
 CSR_BYTES_PER_ENTRY = 5  # 32-bit value + 8-bit gap: the paper's "40 bits"
+# A kept weight a lossy step rounded to 0 is written as this, so it stays in the mask; it is
+# within any bound the zero was (float32 |w - FLT_MIN| rounds to |w| for bounds above 1e-30).
+KEPT_NONZERO = np.finfo(np.float32).tiny
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: element-wise array == has no single truth value
@@ -103,12 +112,33 @@ def to_sparse(weights: np.ndarray) -> SparseLayer:
     return SparseLayer(data=data, index=gaps.astype(np.uint8), shape=tuple(int(d) for d in np.shape(weights)))
 
 
-def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def kept_at_max_gap(data: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Ordinals, among the entries of gap 255, of those that hold a kept weight (not a filler).
+
+    Needs exact data (fillers are 0.0 there); usually empty, as a kept weight must follow
+    exactly 254 zeros."""
+    return np.flatnonzero(np.asarray(data)[np.asarray(index) == _MAX_GAP])
+
+
+def filler_entries(index: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Entry numbers of the fillers: every gap-255 entry except the `kept_at_max_gap` ordinals."""
+    at_max = np.flatnonzero(np.asarray(index) == _MAX_GAP)
+    kept = np.asarray(kept)
+    if kept.size and (kept.ndim != 1 or not np.issubdtype(kept.dtype, np.integer)
+                      or kept[0] < 0 or kept[-1] >= at_max.size or np.any(np.diff(kept) <= 0)):
+        raise CodecError(f"sparse layer: the kept weights at gap {_MAX_GAP} must be increasing "
+                         f"ordinals below {at_max.size} (the gap-{_MAX_GAP} entries)")
+    return np.delete(at_max, kept) if kept.size else at_max
+
+
+def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...],
+             fillers: np.ndarray | None = None) -> np.ndarray:
     """Decode to a float32 array of `shape`.
 
-    Fillers write their own data value. That is 0.0 for exact data; after a
-    lossy round trip it is within the error bound of 0, the same error any
-    stored weight may carry, so it is written rather than special-cased.
+    Without `fillers`, every entry writes its own data value: exact for exact data, and within
+    the error bound of 0 at a filler after a lossy round trip. With `fillers` (entry numbers,
+    from `filler_entries`) the nonzeros of the result are exactly the kept positions: fillers
+    write 0.0 and a kept weight that came back as 0 writes KEPT_NONZERO.
     """
     data = np.asarray(data)
     index = np.asarray(index)
@@ -120,6 +150,14 @@ def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...]) -> np.
         raise CodecError(f"sparse layer: index must be integers, got {index.dtype}")
     if index.size and (index.min() < 1 or index.max() > _MAX_GAP):
         raise CodecError(f"sparse layer: gaps must lie in 1..{_MAX_GAP}")
+    if fillers is not None:
+        fillers = np.asarray(fillers)
+        if fillers.size and (not np.issubdtype(fillers.dtype, np.integer)
+                             or fillers.min() < 0 or fillers.max() >= data.size):
+            raise CodecError(f"sparse layer: fillers must be entry numbers below {data.size}")
+        data = np.array(data, dtype=np.float32)  # a copy: the caller's values stay as decoded
+        data[data == 0] = KEPT_NONZERO
+        data[fillers] = 0.0
     size = math.prod(shape)
     out = np.zeros(size, dtype=np.float32)
     # positions = cumsum(index) - 1, built a chunk at a time in one reused int64 buffer that stays

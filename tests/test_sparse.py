@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepsz_caffe.errors import CodecError
-from deepsz_caffe.sparse import density, to_dense, to_sparse
+from deepsz_caffe.sparse import (KEPT_NONZERO, density, filler_entries, kept_at_max_gap, to_dense,
+                                 to_sparse)
 
 from helpers import sparse_layers
-
 
 
 def _expected_entries(w):
@@ -132,3 +132,54 @@ def test_lossy_filler_is_written_where_it_stands():
 def test_malformed_input_raises_codec_error(data, index, shape, message):
     with pytest.raises(CodecError, match=message):
         to_dense(np.array(data, dtype=np.float32), np.array(index), shape)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sparse_layers(), st.integers(0, 2**32 - 1))
+def test_fillers_come_back_exactly_zero_after_any_perturbation(w, seed):
+    """Whatever a lossy step does to the data array (within a bound, or to 0), the kept-at-255
+    list gives back exactly the pruned mask."""
+    s = to_sparse(w)
+    kept = kept_at_max_gap(s.data, s.index)
+    fillers = filler_entries(s.index, kept)
+    assert np.array_equal(np.sort(fillers), np.flatnonzero(s.data == 0))
+    rng = np.random.default_rng(seed)
+    noisy = (s.data + rng.uniform(-1e-3, 1e-3, s.n_entries)).astype(np.float32)
+    noisy[rng.random(s.n_entries) < 0.2] = 0.0  # kept weights a coder rounded to zero
+    out = to_dense(noisy, s.index, s.shape, fillers=fillers)
+    assert np.array_equal(out == 0, w == 0)
+    assert np.all(out[(w != 0) & (out == KEPT_NONZERO)] != 0)
+
+
+@pytest.mark.parametrize(
+    "positions, size, kept",
+    [
+        ([254], 300, [0]),              # gap 255: a kept weight, no filler
+        ([254, 264], 300, [0]),         # [255, 10]: weights at +255 and +265
+        ([264], 300, []),               # [255, 10]: a filler, then a weight at +265
+        ([509], 600, [1]),              # gap 510: a filler, then a kept weight at gap 255
+        ([510], 600, []),               # gap 511: two fillers, then gap 1
+        ([254, 509, 1019], 1300, [0, 1, 3]),  # 255, 255, 510 = filler + 255
+        ([700], 1000, []),              # a leading run > 255, a trailing run > 255
+    ],
+)
+def test_kept_at_max_gap_known_answers(positions, size, kept):
+    w = np.zeros(size, dtype=np.float32)
+    w[positions] = 0.5
+    s = to_sparse(w)
+    assert kept_at_max_gap(s.data, s.index).tolist() == kept
+    lossy = np.where(s.data == 0, np.float32(3e-3), s.data)  # fillers perturbed, as SZ may
+    assert np.array_equal(to_dense(lossy, s.index, s.shape, filler_entries(s.index, kept)), w)
+
+
+@pytest.mark.parametrize("kept", [[1], [0, 0], [-1], [0.5]])
+def test_bad_kept_ordinals_raise_codec_error(kept):
+    index = np.array([255, 10], dtype=np.uint8)
+    with pytest.raises(CodecError, match="ordinals"):
+        filler_entries(index, np.array(kept))
+
+
+@pytest.mark.parametrize("fillers", [[2], [-1], [0.5]])
+def test_bad_fillers_raise_codec_error(fillers):
+    with pytest.raises(CodecError, match="fillers"):
+        to_dense(np.ones(2, np.float32), np.array([255, 10], np.uint8), (300,), np.array(fillers))

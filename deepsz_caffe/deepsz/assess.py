@@ -22,7 +22,7 @@ from .optimize import Candidate
 from .probe import layer_runner, run_with
 from .walk import bound_walk
 
-ASSESSMENT_VERSION = 3       # part of the cache key: bump when the walk's choice of bounds or a coder changes
+ASSESSMENT_VERSION = 4       # part of the cache key: bump when the walk's choice of bounds, a coder or the rebuild changes
 
 
 def cache_key(model, weights, data_files, settings: dict) -> str:

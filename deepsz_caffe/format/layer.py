@@ -1,7 +1,10 @@
 """One weight blob <-> (metadata, lossy data stream, lossless index stream): DeepSZ section 3.5.
 
 Pure (no Caffe): the sparse form, a lossy codec for the data array (bound checked on every
-call), and the best-fit lossless codec for the index array.
+call), and the best-fit lossless codec for the index array. The two streams are the paper's,
+byte for byte; a third, usually empty, lists the kept weights at gap exactly 255, which the
+paper's format cannot tell from fillers (see `sparse`), so that decoding restores the pruned
+mask exactly: zeros at every pruned position, nonzeros at every kept one.
 """
 import math
 from collections.abc import Sequence
@@ -11,7 +14,8 @@ import numpy as np
 
 from .. import sparse
 from ..codecs import compress_bounded, get_lossy
-from ..codecs.lossless import compress_index, decompress_index
+from ..codecs.lossless import compress_index, compress_lossless, decompress_index, decompress_lossless
+from ..errors import CodecError
 
 DENSE_WARNING_DENSITY = 0.5
 
@@ -21,6 +25,7 @@ class EncodedLayer:
     meta: dict          # JSON-able: shape, nnz, n_entries, error_bound, codecs, byte sizes
     data: bytes         # lossy stream of the data array
     index: bytes        # lossless stream of the index (gap) array
+    gap255_kept: bytes = b""  # which gap-255 entries are kept weights; b"" when none (the usual case)
 
     @property
     def size(self) -> int:
@@ -35,9 +40,32 @@ def index_stream(sp: sparse.SparseLayer, lossless: str) -> tuple[str, bytes]:
 
 
 def round_trip(codec, sp: sparse.SparseLayer, error_bound: float) -> tuple[bytes, np.ndarray]:
-    """(data stream, rebuilt dense blob) of one layer's data array at `error_bound` (checked)."""
+    """(data stream, rebuilt dense blob) of one layer's data array at `error_bound` (checked),
+    rebuilt exactly as `decode_layer` rebuilds it: Algorithm 1 measures what decode delivers."""
     blob = compress_bounded(codec, sp.data, error_bound)
-    return blob, sparse.to_dense(codec.decompress(blob, sp.n_entries), sp.index, sp.shape)
+    kept = sparse.kept_at_max_gap(sp.data, sp.index)
+    return blob, _rebuild(codec.decompress(blob, sp.n_entries), sp.index, sp.shape, kept)
+
+
+def _rebuild(values, gaps, shape, kept: np.ndarray) -> np.ndarray:
+    return sparse.to_dense(values, gaps, shape, fillers=sparse.filler_entries(gaps, kept))
+
+
+def pack_kept(kept: np.ndarray) -> bytes:
+    """The kept-at-gap-255 ordinals as zstd'd uint32 deltas; b"" when there are none."""
+    if not len(kept):
+        return b""
+    return compress_lossless(np.diff(kept, prepend=-1).astype("<u4").tobytes())
+
+
+def unpack_kept(blob: bytes, count: int) -> np.ndarray:
+    if count < 0 or (count > 0) != bool(blob):
+        raise CodecError(f"layer lists {count} kept weights at gap 255 but its gap255_kept "
+                         f"section holds {len(blob)} bytes")
+    if not count:
+        return np.zeros(0, dtype=np.int64)
+    deltas = np.frombuffer(decompress_lossless(blob, 4 * count), dtype="<u4")
+    return np.cumsum(deltas, dtype=np.int64) - 1
 
 
 def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[str] = "sz2",
@@ -49,19 +77,26 @@ def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[
     lossy = min(streams, key=lambda name: len(streams[name]))
     data = streams[lossy]
     index_codec, index = index_stream(sp, lossless)
+    kept = sparse.kept_at_max_gap(sp.data, sp.index)
+    gap255_kept = pack_kept(kept)
     meta = {
         "shape": list(sp.shape), "nnz": sp.nnz, "n_entries": sp.n_entries,
         "density": sp.nnz / max(1, int(np.prod(sp.shape))),
         "error_bound": float(error_bound), "lossy_codec": lossy, "index_codec": index_codec,
         "dense_bytes": sp.dense_bytes, "csr_bytes": sp.csr_bytes,
         "data_bytes": len(data), "index_bytes": len(index),
+        "gap255_kept": len(kept), "gap255_kept_bytes": len(gap255_kept),
     }
-    return EncodedLayer(meta, data, index)
+    return EncodedLayer(meta, data, index, gap255_kept)
 
 
-def decode_layer(meta: dict, data: bytes, index: bytes) -> np.ndarray:
-    """Rebuild the dense float32 blob. Filler entries come back within eb of 0 (SZ is lossy)."""
+def decode_layer(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | None = None) -> np.ndarray:
+    """Rebuild the dense float32 blob with the pruned mask exact. A layer whose meta has no
+    "gap255_kept" (written before it existed) is rebuilt as then: fillers come back within eb of 0."""
     n = int(meta["n_entries"])
     gaps = np.frombuffer(decompress_index(index, meta["index_codec"], n), dtype=np.uint8)
     values = get_lossy(meta["lossy_codec"]).decompress(data, n)
-    return sparse.to_dense(values, gaps, tuple(meta["shape"]))
+    if "gap255_kept" not in meta:
+        return sparse.to_dense(values, gaps, tuple(meta["shape"]))
+    kept = unpack_kept(gap255_kept or b"", int(meta["gap255_kept"]))
+    return _rebuild(values, gaps, tuple(meta["shape"]), kept)

@@ -64,6 +64,8 @@ def encode(weights, output, *, error_bounds: dict | None = None, eb_all: float |
                                   "its sparse form is larger than the dense one", stacklevel=2)
                 header["layers"].append({"name": layer, "type": types[layer], **enc.meta})
                 sections[f"{layer}/data"], sections[f"{layer}/index"] = enc.data, enc.index
+                if enc.gap255_kept:  # only when a kept weight sits at gap 255 (see format.layer)
+                    sections[f"{layer}/gap255_kept"] = enc.gap255_kept
             else:
                 raw = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
                 key = f"{layer}/{i}"
@@ -97,7 +99,8 @@ def decode(dsz, output) -> Path:
         for meta in header["layers"]:
             name = meta["name"]
             values.setdefault(name, {})[0] = decode_layer(meta, sections[f"{name}/data"],
-                                                          sections[f"{name}/index"])
+                                                          sections[f"{name}/index"],
+                                                          sections.get(f"{name}/gap255_kept"))
     except (KeyError, TypeError, ValueError) as e:
         raise ContainerError(f"{dsz}: header and sections do not agree ({e!r})") from None
     ordered = {layer: [blobs[i] for i in sorted(blobs)] for layer, blobs in values.items()}

@@ -1,27 +1,31 @@
-"""The two methods DeepSZ is compared against (its Tables 4-5, Fig. 7), behind one interface.
+"""The methods DeepSZ is compared against, behind the plug-in interface of `method.py`.
 
-Each entry of METHODS is a module with encode(weights, **params), decode(enc), to_bytes(enc),
-from_bytes(blob) and report(enc, weights, decoded). evaluate_method runs the full round trip
-(encode -> bytes -> parse -> decode) with wall times and returns the result schema DeepSZ's
-layers use, so experiment scripts loop over methods and layers alike. No Caffe here: the
-retraining both papers rely on belongs to a Caffe driver.
+`method.py`: the interface (Method, LayerwiseMethod, load_method) a user's method implements;
+`builtin.py`: DeepSZ, Deep Compression, Weightless and NNCodec through it; `compare.py`: the
+harness (`deepsz compare`); `report.py`: its tables and figures. The paper's two baselines are
+modules (METHODS: encode(weights, **params), decode, to_bytes, from_bytes, report);
+evaluate_method runs one layer through the interface's per-layer round trip with wall times and
+returns the result schema DeepSZ's layers use. No Caffe here: the retraining both papers rely
+on belongs to a Caffe driver.
 """
 import inspect
 import math
-import time
 
 import numpy as np
 
 from deepsz_caffe.baselines import deep_compression, weightless
 from deepsz_caffe.errors import ConfigError
+from deepsz_caffe.timing import best
 
 METHODS = {"deep_compression": deep_compression, "weightless": weightless}
+INTERFACE = {"deep_compression": "DeepCompression", "weightless": "Weightless"}  # builtin's classes
 
 
 def evaluate_method(name: str, weights: np.ndarray, layer: str = "", **params) -> dict:
     """Round-trip one layer through a method -> result dict (JSON-able).
 
-    encode_seconds covers encode + serialisation, decode_seconds parsing + decode: what storing
+    encode_seconds covers encode + serialisation, decode_seconds parsing + decode (the interface's
+    encode_layer and decode_layer, i.e. what `deepsz compare` codes per layer): what storing
     and loading a model would cost. Method-specific figures (false-positive rate, bit split,
     sizes) come from the method's report and sit alongside the common keys.
     """
@@ -38,19 +42,19 @@ def evaluate_method(name: str, weights: np.ndarray, layer: str = "", **params) -
     bound.apply_defaults()
     params = {p: bound.arguments[p] for p in accepted}  # record the defaults actually used
 
-    t0 = time.perf_counter()
-    blob = method.to_bytes(method.encode(weights, **params))
-    t1 = time.perf_counter()
+    from deepsz_caffe.baselines import builtin
+
+    through = getattr(builtin, INTERFACE[name])()
+    blob, t_encode = best(1, through.encode_layer, weights, params)
+    decoded, t_decode = best(1, through.decode_layer, blob)
     enc = method.from_bytes(blob)
-    decoded = method.decode(enc)
-    t2 = time.perf_counter()
 
     nnz = int(np.count_nonzero(weights))
     result = {
         "method": name, "layer": layer, "shape": list(weights.shape), "nnz": nnz,
         "density": nnz / max(weights.size, 1), "params": params,
         "dense_bytes": 4 * math.prod(weights.shape), "bytes": len(blob),
-        "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
+        "encode_seconds": t_encode, "decode_seconds": t_decode,
     }
     result.update(method.report(enc, weights, decoded))  # ratio, bits_per_nonzero, max_abs_error, ...
     return result

@@ -66,19 +66,30 @@ def _check_input(arrays) -> dict[str, np.ndarray]:
     return out
 
 
-def _run_child(python: Path, workdir: Path, qp: int, qp_per_tensor, dq: bool, timeout: float):
-    cmd = [str(python), "-I", str(CHILD), str(workdir / "input.npz"), str(workdir), "--qp", str(int(qp))]
-    cmd += [f"--qp-tensor={name}={int(q)}" for name, q in (qp_per_tensor or {}).items()]
-    cmd += [] if dq else ["--no-dq"]
+def _run_child(python: Path, args: list[str], timeout: float, what: str) -> None:
+    cmd = [str(python), "-I", str(CHILD), *args]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise CodecError(f"nncodec: no result after {timeout:.0f} s (qp {qp})") from None
+        raise CodecError(f"nncodec: no result after {timeout:.0f} s ({what})") from None
     except OSError as e:
         raise CodecError(f"{MISSING} ({python}: {e.strerror})") from None
     if done.returncode != 0:
         lines = (done.stderr.strip() or done.stdout.strip() or "no message").splitlines()
         raise CodecError(f"nncodec failed (exit {done.returncode}): {lines[-1]}")
+
+
+def _read_output(workdir: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        meta = json.loads((workdir / "meta.json").read_text())
+        with np.load(workdir / "decoded.npz", allow_pickle=False) as z:
+            decoded = {name: z[name] for name in z.files}
+    except (OSError, ValueError) as e:
+        raise CodecError(f"nncodec: unreadable child output in {workdir}: {e}") from None
+    for name, a in decoded.items():
+        if a.dtype != np.float32:
+            raise CodecError(f"nncodec: {name!r} decoded as {a.dtype}, expected float32")
+    return meta, decoded
 
 
 def nncodec_round_trip(arrays: dict, qp: int, workdir, *, qp_per_tensor: dict | None = None,
@@ -99,22 +110,39 @@ def nncodec_round_trip(arrays: dict, qp: int, workdir, *, qp_per_tensor: dict | 
     np.savez(buf, **arrays)
     write_bytes(workdir / "input.npz", buf.getvalue())
 
+    args = [str(workdir / "input.npz"), str(workdir), "--qp", str(int(qp))]
+    args += [f"--qp-tensor={name}={int(q)}" for name, q in (qp_per_tensor or {}).items()]
+    args += [] if dq else ["--no-dq"]
     t0 = time.perf_counter()
-    _run_child(python, workdir, qp, qp_per_tensor, dq, timeout)
+    _run_child(python, args, timeout, f"qp {qp}")
     wall = time.perf_counter() - t0
+    meta, decoded = _read_output(workdir)
     try:
         bitstream = (workdir / "bitstream.nnc").read_bytes()
-        meta = json.loads((workdir / "meta.json").read_text())
-        with np.load(workdir / "decoded.npz", allow_pickle=False) as z:
-            decoded = {name: z[name] for name in z.files}
-    except (OSError, ValueError) as e:
+    except OSError as e:
         raise CodecError(f"nncodec: unreadable child output in {workdir}: {e}") from None
     if sorted(decoded) != sorted(arrays) or meta.get("bitstream_bytes") != len(bitstream):
         raise CodecError(f"nncodec: decoded {sorted(decoded)}, expected {sorted(arrays)}")
     for name, a in arrays.items():
-        if decoded[name].shape != a.shape or decoded[name].dtype != np.float32:
-            raise CodecError(f"nncodec: {name!r} decoded as {decoded[name].dtype}"
-                             f"{decoded[name].shape}, expected float32{a.shape}")
+        if decoded[name].shape != a.shape:
+            raise CodecError(f"nncodec: {name!r} decoded as {decoded[name].shape}, expected {a.shape}")
     seconds = {"encode": meta["encode_seconds"], "decode": meta["decode_seconds"], "wall": wall}
     return RoundTrip(bitstream, decoded, seconds, meta["nncodec_version"])
 
+
+
+def nncodec_decode(bitstream: bytes, workdir, *, timeout: float = 600) -> RoundTrip:
+    """Decode an NNR bitstream (as `nncodec_round_trip` wrote it) in a child process; seconds
+    holds decode (inside the codec) and wall (the whole child run). `workdir` receives
+    bitstream.nnc, decoded.npz and meta.json."""
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise ConfigError(f"nncodec: work directory {workdir} does not exist")
+    python = nncodec_python()
+    write_bytes(workdir / "bitstream.nnc", bytes(bitstream))
+    t0 = time.perf_counter()
+    _run_child(python, ["--decode", str(workdir / "bitstream.nnc"), str(workdir)], timeout, "decode")
+    wall = time.perf_counter() - t0
+    meta, decoded = _read_output(workdir)
+    return RoundTrip(bytes(bitstream), decoded, {"decode": meta["decode_seconds"], "wall": wall},
+                     meta["nncodec_version"])

@@ -1,10 +1,12 @@
 """One NNCodec (MPEG NNR, DeepCABAC) round trip, run INSIDE .venv-nncodec by baselines/nncodec.py.
 
     python -I nncodec_child.py IN.npz OUTDIR --qp N [--qp-tensor NAME=N ...] [--no-dq]
+    python -I nncodec_child.py --decode IN.nnc OUTDIR
 
 IN.npz holds named float32 arrays. Writes OUTDIR/bitstream.nnc (the NNR bitstream of all arrays),
 OUTDIR/decoded.npz (decoded from that file alone) and OUTDIR/meta.json (encode/decode seconds,
-qps used, nncodec version). Imports only the standard library, numpy and nncodec: it must not
+qps used, nncodec version). With --decode, IN.nnc is a bitstream: only decoded.npz and
+meta.json are written. Imports only the standard library, numpy and nncodec: it must not
 see deepsz_caffe (whose numpy is 2.x), nor the sibling module nncodec.py, which would shadow the
 real package (hence -I, and the sys.path filter below). Bad input: one line on stderr, exit 1.
 """
@@ -62,9 +64,10 @@ def _write(path: Path, data: bytes):
 
 def _args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("inp", type=Path, help=".npz of named float32 arrays")
+    p.add_argument("inp", type=Path, help=".npz of named float32 arrays (.nnc with --decode)")
     p.add_argument("outdir", type=Path)
-    p.add_argument("--qp", type=int, required=True, help="NNR quantisation parameter (lower = finer)")
+    p.add_argument("--decode", action="store_true", help="decode the bitstream IN only")
+    p.add_argument("--qp", type=int, help="NNR quantisation parameter (lower = finer)")
     p.add_argument("--qp-tensor", action="append", default=[], metavar="NAME=QP",
                    help="per-array qp overriding --qp")
     p.add_argument("--no-dq", action="store_true", help="plain uniform quantisation, no trellis DQ")
@@ -94,10 +97,41 @@ def _load(args):
     return arrays, qps
 
 
+def _decoded(decoded: dict, names, outdir: Path, meta: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **{name: np.asarray(decoded[name], dtype=np.float32) for name in names})
+    _write(outdir / "decoded.npz", buf.getvalue())
+    meta = {"nncodec_version": version("nncodec"), "numpy_version": np.__version__, **meta}
+    _write(outdir / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def decode_only(args) -> int:
+    """Decode a bitstream file, as a user of the stored file would."""
+    try:
+        blob = bytearray(args.inp.read_bytes())
+    except OSError as e:
+        sys.exit(f"nncodec_child: cannot read {args.inp}: {e.strerror}")
+    _placeholder_framework()
+    from nncodec.nnc import decompress
+
+    t0 = time.perf_counter()
+    try:
+        decoded = decompress(blob)
+    except Exception as e:  # the codec's own exceptions are untyped
+        sys.exit(f"nncodec_child: {args.inp} is not a decodable NNR bitstream ({type(e).__name__})")
+    seconds = time.perf_counter() - t0
+    _decoded(decoded, sorted(decoded), args.outdir, {"decode_seconds": seconds})
+    return 0
+
+
 def main(argv=None) -> int:
     args = _args(argv)
     if not args.outdir.is_dir():
         sys.exit(f"nncodec_child: output directory {args.outdir} does not exist")
+    if args.decode:
+        return decode_only(args)
+    if args.qp is None:
+        sys.exit("nncodec_child: --qp is required to encode")
     arrays, qps = _load(args)
     _placeholder_framework()
     from nncodec.nnc import compress, decompress
@@ -113,13 +147,8 @@ def main(argv=None) -> int:
     decoded = decompress(blob)
     t3 = time.perf_counter()
 
-    buf = io.BytesIO()
-    np.savez(buf, **{name: np.asarray(decoded[name], dtype=np.float32) for name in arrays})
-    _write(args.outdir / "decoded.npz", buf.getvalue())
-    meta = {"nncodec_version": version("nncodec"), "numpy_version": np.__version__,
-            "qp": qps, "dq": not args.no_dq, "bitstream_bytes": len(stream),
-            "encode_seconds": t1 - t0, "decode_seconds": t3 - t2}
-    _write(args.outdir / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+    _decoded(decoded, arrays, args.outdir, {"qp": qps, "dq": not args.no_dq, "bitstream_bytes": len(stream),
+                                            "encode_seconds": t1 - t0, "decode_seconds": t3 - t2})
     return 0
 
 

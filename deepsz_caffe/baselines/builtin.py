@@ -1,0 +1,206 @@
+"""The built-in compared methods, each through the plug-in interface of baselines/method.py.
+
+- deepsz / deepsz-best: DeepSZ's own per-layer streams (lossy data array + lossless index array)
+  at the error bounds its measured run chose (results/<net>/summary.json, summary-best.json),
+  scaled by the target; scale 1 is that run, the method's operating point.
+- deep-compression: k-means codebook + Huffman-coded codes and relative-index gaps (our
+  implementation of Han et al., no centroid fine-tuning); the target is its parameters.
+- weightless: Bloomier filter (our implementation of Reagen et al., no retraining).
+- nncodec: Fraunhofer's NNCodec (MPEG NNR, DeepCABAC) on the dense pruned layers, zeros included
+  (its significance coding sees them), run in .venv-nncodec; the target is its qp.
+- nncodec-sparse: NNCodec on DeepSZ's data arrays (nonzeros and fillers only, 1-D) with DeepSZ's
+  lossless index streams beside them: NNCodec as the lossy coder inside DeepSZ's layout.
+"""
+import json
+import struct
+import tempfile
+
+import numpy as np
+
+from deepsz_caffe import sparse
+from deepsz_caffe.baselines import deep_compression as dc
+from deepsz_caffe.baselines import weightless as wl
+from deepsz_caffe.baselines._framing import Reader, seal, shape_header
+from deepsz_caffe.baselines.method import Context, LayerwiseMethod, Method, pack_layers, unpack_layers
+from deepsz_caffe.errors import CodecError, ConfigError
+
+NNCODEC_MISSING = "NNCodec environment .venv-nncodec not built (make nncodec)"
+
+
+class _ModuleMethod(LayerwiseMethod):
+    """A baseline module (encode, to_bytes, from_bytes, decode) with its parameters as target."""
+    module = None
+    default: dict = {}
+
+    def encode_layer(self, weights, target):
+        return self.module.to_bytes(self.module.encode(np.asarray(weights, np.float32), **target))
+
+    def decode_layer(self, blob):
+        return self.module.decode(self.module.from_bytes(blob))
+
+
+class DeepCompression(_ModuleMethod):
+    name, label, knob = "deep-compression", "Deep Compression", "codebook bits"
+    module = dc
+    default = {"bits": 5, "index_bits": 5}   # Han et al.'s fc setting, DeepSZ's Table 4
+
+    def sweep(self):
+        return [{"bits": b, "index_bits": 5} for b in range(2, 9)]
+
+
+class Weightless(_ModuleMethod):
+    name, label, knob = "weightless", "Weightless", "cell bits"
+    module = wl
+    default = {"t_bits": 6, "value_bits": 3, "k": 3, "seed": 0}
+
+    def sweep(self):  # false positives 2**(3 - t): 25% down to 0.4%
+        return [{"t_bits": t, "value_bits": 3, "k": 3, "seed": 0} for t in range(5, 12)]
+
+
+_DSZ_MAGIC = b"DSZL"
+
+
+class DeepSZPaper(LayerwiseMethod):
+    name, label, knob = "deepsz", "DeepSZ (paper preset)", "error-bound scale"
+    summary = "summary.json"
+    scales = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+
+    def setup(self, context: Context) -> None:
+        from deepsz_caffe.paper import values
+
+        path = context.results / context.net / self.summary if context.results else None
+        if path is not None and path.is_file():
+            run = json.loads(path.read_text())
+            self.bounds, self.lossy = run["error_bounds"], run["lossy"]
+            self.lossless = run["lossless"]
+            self.source = f"the bounds and coders of its measured run ({path})"
+            return
+        if context.net not in values.paper_values()["error_bounds"]["nets"]:
+            raise ConfigError(f"{self.name}: no measured run at {path} to take bounds from: "
+                              f"run deepsz reproduce (or deepsz compress) first")
+        self.bounds = values.error_bounds(context.net)
+        self.lossy = dict.fromkeys(self.bounds, "sz2")
+        self.lossless = "best"
+        self.source = f"the paper's bounds (no measured run at {path})"
+
+    def sweep(self):
+        return list(self.scales)
+
+    def operating_point(self):
+        return 1.0
+
+    def describe(self, target) -> str:
+        return ", ".join(f"{n} {eb * target:.3g}" for n, eb in self.bounds.items())
+
+    def encode(self, layers, target) -> bytes:
+        from deepsz_caffe.format.layer import encode_layer
+
+        missing = sorted(set(layers) - set(self.bounds))
+        if missing:
+            raise ConfigError(f"{self.name}: no error bound for layer(s) {missing} ({self.source})")
+        streams = {}
+        for name, w in layers.items():
+            enc = encode_layer(w, self.bounds[name] * float(target), self.lossy[name], self.lossless)
+            m = enc.meta
+            head = struct.pack("<Q", m["n_entries"]) + b"".join(
+                struct.pack("<B", len(s)) + s.encode() for s in (m["lossy_codec"], m["index_codec"]))
+            streams[name] = seal(_DSZ_MAGIC, shape_header(m["shape"]) + head
+                                 + struct.pack("<I", len(enc.data)) + enc.data + enc.index)
+        return pack_layers(streams)
+
+    def decode_layer(self, blob):
+        from deepsz_caffe.format.layer import decode_layer
+
+        r = Reader(blob, _DSZ_MAGIC, self.name)
+        shape = r.shape(r.unpack("B")[0])
+        (n_entries,) = r.unpack("Q")
+        lossy, index = (r.take(r.unpack("B")[0]).decode("ascii", "replace") for _ in range(2))
+        data = r.take(r.unpack("I")[0])
+        meta = {"shape": shape, "n_entries": n_entries, "lossy_codec": lossy, "index_codec": index}
+        return decode_layer(meta, data, r.take(len(r.buf) - r.at))
+
+
+class DeepSZBest(DeepSZPaper):
+    name, label = "deepsz-best", "DeepSZ (best preset)"
+    summary = "summary-best.json"
+
+
+class NNCodec(Method):
+    """NNCodec on the dense pruned layers, NNCodec's defaults (dependent quantisation on) but one
+    qp for every layer; the stored file is the NNR bitstream itself."""
+    name, label, knob = "nncodec", "NNCodec (dense layers)", "qp"
+    qps = range(-8, -33, -1)   # step 1/4 down to 1/256 (4 qps per octave)
+    dq = True
+
+    def unavailable(self):
+        from deepsz_caffe.baselines.nncodec import nncodec_python
+
+        try:
+            nncodec_python()
+        except CodecError:
+            return NNCODEC_MISSING
+        return None
+
+    def sweep(self):
+        return list(self.qps)
+
+    def _encode(self, arrays: dict, qp) -> bytes:
+        from deepsz_caffe.baselines.nncodec import nncodec_round_trip
+
+        with tempfile.TemporaryDirectory(prefix="deepsz-nncodec-") as work:
+            r = nncodec_round_trip(arrays, int(qp), work, dq=self.dq)
+        self.version = f"nncodec {r.version}"
+        self.codec_seconds = {"encode": r.seconds["encode"]}
+        return r.bitstream
+
+    def _decode(self, bitstream: bytes) -> dict[str, np.ndarray]:
+        from deepsz_caffe.baselines.nncodec import nncodec_decode
+
+        with tempfile.TemporaryDirectory(prefix="deepsz-nncodec-") as work:
+            r = nncodec_decode(bitstream, work)
+        self.codec_seconds = {"decode": r.seconds["decode"]}
+        return r.decoded
+
+    def encode(self, layers, target) -> bytes:
+        return self._encode(layers, target)
+
+    def decode(self, blob):
+        return self._decode(blob)
+
+
+_NNSP_MAGIC, _NNSP_LAYER = b"NNSP", b"NNSL"
+
+
+class NNCodecSparse(NNCodec):
+    """NNCodec codes only the data arrays; positions are DeepSZ's lossless index streams."""
+    name, label = "nncodec-sparse", "NNCodec (data arrays) + DeepSZ index"
+    lossless = "best"
+
+    def encode(self, layers, target) -> bytes:
+        from deepsz_caffe.format.layer import index_stream
+
+        sps = {n: sparse.to_sparse(np.asarray(w, np.float32)) for n, w in layers.items()}
+        bitstream = self._encode({n: sp.data for n, sp in sps.items()}, target)
+        streams = {}
+        for name, sp in sps.items():
+            codec, index = index_stream(sp, self.lossless)
+            streams[name] = seal(_NNSP_LAYER, shape_header(sp.shape) + struct.pack(
+                "<QB", sp.n_entries, len(codec)) + codec.encode() + index)
+        return seal(_NNSP_MAGIC, struct.pack("<I", len(bitstream)) + bitstream + pack_layers(streams))
+
+    def decode(self, blob):
+        from deepsz_caffe.codecs.lossless import decompress_index
+
+        r = Reader(blob, _NNSP_MAGIC, self.name)
+        values = self._decode(r.take(r.unpack("I")[0]))
+        out = {}
+        for name, frame in unpack_layers(r.take(len(r.buf) - r.at)).items():
+            f = Reader(frame, _NNSP_LAYER, self.name)
+            shape = f.shape(f.unpack("B")[0])
+            n_entries, length = f.unpack("QB")
+            codec = f.take(length).decode("ascii", "replace")
+            gaps = decompress_index(f.take(len(f.buf) - f.at), codec, n_entries)
+            if name not in values or values[name].shape != (n_entries,):
+                raise CodecError(f"{self.name}: no data array of {n_entries} entries for {name!r}")
+            out[name] = sparse.to_dense(values[name], np.frombuffer(gaps, np.uint8), shape)
+        return out

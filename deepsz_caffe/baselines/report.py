@@ -1,0 +1,172 @@
+"""Tables and figures of comparison records (baselines/compare.py), drawn only from the records.
+
+`deepsz compare` and experiments/fig_compare.py both render through here; matplotlib is
+imported only by `figure`.
+"""
+import math
+from pathlib import Path
+
+from deepsz_caffe import atomic
+from deepsz_caffe.baselines.compare import chosen_point
+
+TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
+COLORS = {"deepsz": "#1f77b4", "deepsz-best": "#17becf", "deep-compression": "#d62728",
+          "weightless": "#7f7f7f", "nncodec": "#2ca02c", "nncodec-sparse": "#8fbf5a"}
+_OTHER = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e")
+
+
+def title(net: str) -> str:
+    return TITLES.get(net, net)
+
+
+def color(name: str, names: list[str]) -> str:
+    others = [n for n in names if n not in COLORS]
+    return COLORS.get(name) or _OTHER[others.index(name) % len(_OTHER)]
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.3g} s" if s >= 1 else f"{1e3 * s:.3g} ms"
+
+
+def _how(entry: dict) -> str:
+    if entry["operating_point"] is not None:
+        return "its operating point"
+    return "smallest file within budget"
+
+
+def _row(name: str, entry: dict, budget: float) -> list:
+    p = chosen_point(entry)
+    how = _how(entry) if p else f"none within {budget:g} (least loss shown)"
+    if p is None:
+        p = min(entry["points"], key=lambda q: (q["loss"], q["bytes"]))
+    t = entry.get("timing") or p
+    return [entry["label"], p["setting"], f"{p['bytes']:,}", f"{p['ratio']:.1f}×", f"{p['top1']:.2f}%",
+            f"{p['loss']:+.2f}", how, _seconds(t["encode_seconds"]), _seconds(t["decode_seconds"]),
+            f"{p['pruned_made_nonzero']:,}"]
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
+
+
+def net_markdown(record: dict) -> list[str]:
+    """The comparison table and the per-layer ratios of one net."""
+    methods, budget = record["methods"], record["max_loss"]
+    ran = {n: e for n, e in methods.items() if not e.get("skipped")}
+    md = [f"## {title(record['net'])}", "",
+          (f"Pruned model {record['weights']} (sha256 {record['weights_sha256'][:12]}...): top-1 "
+           f"{record['top1_pruned']:.2f}% over {record['test_images']:,} test images; fc weights "
+           f"{record['fc_weight_bytes']:,} B. Loss budget {budget:g} points."), ""]
+    header = ["method", "setting", "file bytes", "ratio", "top-1", "loss", "chosen as",
+              "encode", "decode", "pruned zeros made nonzero"]
+    md += _table(header, [_row(n, e, budget) for n, e in ran.items()])
+    layers = [r["name"] for r in record["layers"]]
+    dense = {r["name"]: r["dense_bytes"] for r in record["layers"]}
+    rows = []
+    for e in ran.values():
+        p, lb = chosen_point(e), e.get("layer_bytes")
+        if p is None or not lb:
+            continue
+        rows.append([e["label"], *(f"{dense[n] / lb[n]:.1f}×" for n in layers), f"{p['ratio']:.1f}×"])
+    if rows:
+        md += ["", "Ratio per layer (the layer's own stream) and of the whole file, at the chosen point:",
+               "", *_table(["method", *layers, "file"], rows)]
+    md += [f"- {e['label']}: {e['source']}" for e in ran.values() if e.get("source")]
+    md += [f"- {e['label']} ({n}) skipped: {e['skipped']}" for n, e in methods.items() if e.get("skipped")]
+    return md + [""]
+
+
+def markdown(records: dict) -> str:
+    versions = sorted({e["version"] for r in records.values() for e in r["methods"].values()
+                       if e.get("version")})
+    md = ["# Rate vs accuracy: DeepSZ beside other methods on the same pruned nets", "",
+          ("Every method codes the same pruned fc weight blobs; file bytes = everything its decoder "
+           "is given; top-1 measured by Caffe on the full test set with the decoded layers in "
+           "place; loss = pruned top-1 - that. A method is shown at its operating point (DeepSZ: "
+           "the bounds its measured run chose) or else at its smallest file with loss within the "
+           "budget; encode/decode: wall time of that point, best of a few runs, child processes "
+           "included (DeepSZ's encode here is the final encode only, not its assessment)."), ""]
+    if versions:
+        md += ["Versions: " + ", ".join(versions) + ".", ""]
+    for record in records.values():
+        md += net_markdown(record)
+    return "\n".join(md).rstrip("\n") + "\n"
+
+
+def _curve(ax, name: str, entry: dict, c: str) -> None:
+    pts = sorted(entry["points"], key=lambda p: p["ratio"])
+    ax.plot([p["ratio"] for p in pts], [p["loss"] for p in pts], "o-", ms=3, lw=1.2, color=c,
+            label=entry["label"])
+    p = chosen_point(entry)
+    if p is not None:
+        ax.plot([p["ratio"]], [p["loss"]], "*", ms=12, color=c, mec="black", mew=0.6)
+
+
+def figure(records: dict, plt):
+    """Rate vs accuracy (top row) and encode/decode time at the chosen point (bottom row), one
+    column per net; `plt` is matplotlib.pyplot with the caller's style."""
+    fig, axes = plt.subplots(2, len(records), figsize=(5.2 * len(records), 7.4), squeeze=False)
+    for col, record in enumerate(records.values()):
+        ran = {n: e for n, e in record["methods"].items() if not e.get("skipped")}
+        ax = axes[0][col]
+        for name, e in ran.items():
+            _curve(ax, name, e, color(name, list(ran)))
+        ax.axhline(record["max_loss"], color="0.3", ls="--", lw=0.8)
+        _axes(ax, [p for e in ran.values() for p in e["points"]])
+        ax.set_xlabel("compression ratio (fc weights / file bytes)")
+        ax.set_ylabel("top-1 loss (points)")
+        ax.set_title(f"{title(record['net'])} (★ chosen point; dashed: {record['max_loss']:g})")
+        ax.legend(loc="upper left", fontsize=7)
+        _time_bars(axes[1][col], ran)
+    return fig
+
+
+def _axes(ax, points: list[dict]) -> None:
+    """Log ratio axis with plain labels; loss linear up to 1 point, logarithmic above."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ratios = [p["ratio"] for p in points] or [1.0]
+    lo, hi = min(ratios) / 1.5, max(ratios) * 1.5
+    ticks = [m * 10 ** e for e in range(0, 5) for m in (1, 2, 3, 5)]
+    ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yscale("symlog", linthresh=1.0, linscale=2.0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(bottom=min(-0.3, min((p["loss"] for p in points), default=0) - 0.1))
+
+
+def _time_bars(ax, ran: dict) -> None:
+    names = [n for n, e in ran.items() if e.get("timing")]
+    width = 0.38
+    for i, (kind, hatch) in enumerate((("encode", ""), ("decode", "//"))):
+        values = [ran[n]["timing"][f"{kind}_seconds"] for n in names]
+        xs = [j + (i - 0.5) * width for j in range(len(names))]
+        ax.bar(xs, values, width, color=[color(n, list(ran)) for n in names], hatch=hatch,
+               edgecolor="black", linewidth=0.4, label=kind)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), [ran[n]["label"].replace(" (", "\n(") for n in names], fontsize=7)
+    ax.set_ylabel("seconds at the chosen point")
+    ax.legend(fontsize=7)
+    lo = min((ran[n]["timing"]["decode_seconds"] for n in names), default=1e-3)
+    ax.set_ylim(bottom=10 ** math.floor(math.log10(max(lo, 1e-6))))
+
+
+def write(text: str, records: dict, figures, name: str) -> list[Path]:
+    """figures/<name>.md and the figure as <name>.png (Agg backend, plain style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = Path(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    paths = [atomic.write_text(figures / f"{name}.md", text)]
+    fig = figure(records, plt)
+    fig.tight_layout()
+    with atomic.replacing(figures / f"{name}.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
+    plt.close(fig)
+    return paths + [figures / f"{name}.png"]

@@ -8,7 +8,46 @@ import pytest
 
 from deepsz_caffe.caffe import io as caffe_io
 from deepsz_caffe.caffe.phase import accuracy
-from deepsz_caffe.deepsz.pipeline import compress
+from deepsz_caffe.deepsz.optimize import Candidate, optimize_for_loss
+from deepsz_caffe.deepsz.pipeline import compress, round_one
+from deepsz_caffe.errors import ConfigError
+
+# The issue-13 case: ip2 measured -0.49 at its larger bound (noise on 10,000 images), which let
+# the paper's Algorithm 2 take ip1 at a bound that alone costs +0.38 > the 0.2 budget.
+NOISY = {
+    "ip1": [Candidate(1e-3, 900, 0.0), Candidate(0.02, 700, 0.1), Candidate(0.04, 500, 0.38)],
+    "ip2": [Candidate(1e-3, 90, 0.0), Candidate(0.02, 70, 0.05), Candidate(0.05, 60, -0.49)],
+}
+
+
+def test_literal_plan_spends_a_negative_drop_on_a_real_loss():
+    cands, drops = round_one(NOISY, "literal")
+    plan = optimize_for_loss(cands, 0.2)
+    assert drops == "measured"
+    assert plan.choice["ip1"].error_bound == 0.04 and plan.expected_loss == pytest.approx(-0.11)
+
+
+def test_envelope_plan_does_not():
+    cands, drops = round_one(NOISY)
+    plan = optimize_for_loss(cands, 0.2)
+    assert drops == "envelope"
+    assert {k: c.error_bound for k, c in plan.choice.items()} == {"ip1": 0.02, "ip2": 0.05}
+    assert plan.expected_loss == pytest.approx(0.15)  # ip2's dip counts as 0.05, never below 0
+    assert [c.drop for c in cands["ip2"]] == [0.0, 0.05, 0.05]
+
+
+def test_envelope_is_monotone_per_backend_and_never_negative():
+    mixed = {"fc": [Candidate(1e-3, 9, -0.02, "sz3"), Candidate(1e-2, 5, 0.3, "sz2"),
+                    Candidate(1e-3, 8, 0.1, "sz2"), Candidate(1e-2, 4, 0.01, "sz3")]}
+    cands, _ = round_one(mixed)
+    assert {(c.backend, c.error_bound): c.drop for c in cands["fc"]} == {
+        ("sz2", 1e-3): 0.1, ("sz2", 1e-2): 0.3, ("sz3", 1e-3): 0.0, ("sz3", 1e-2): 0.01}
+
+
+def test_unknown_plan_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="unknown plan"):
+        compress(tmp_path / "none.prototxt", tmp_path / "none.caffemodel", tmp_path / "x.dsz",
+                 expected_loss=0.2, plan="greedy")
 
 
 def test_training_and_masked_retraining(lenet300):
@@ -33,6 +72,7 @@ def test_compress_meets_the_accuracy_constraint(lenet300, tmp_path):
     assert top1 == pytest.approx(r["top1_decoded"], abs=1e-6)
     saved = json.loads((tmp_path / "w" / "compress.json").read_text())
     assert saved["error_bounds"] == r["error_bounds"] and saved["rounds"]
+    assert r["plan"] == "envelope" and r["rounds"][0]["drops"] == "envelope"
     # Every assessed point respects Alg. 1: each layer's walk starts at 1e-3.
     assert all(min(p["eb"] for p in pts) <= 1e-3 for pts in r["assessment"].values())
 

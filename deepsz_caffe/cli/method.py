@@ -2,6 +2,7 @@
 import argparse
 import json
 
+from ..deepsz.optimize import PLANS
 from ..errors import ConfigError
 from . import _codec_flags, _codecs, _flag, _print_json, parse_layers
 
@@ -10,7 +11,8 @@ def cmd_compress(a):
     from ..deepsz.pipeline import compress
 
     r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
-                 expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir)
+                 expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir,
+                 plan=a.plan)
     print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
@@ -84,6 +86,9 @@ def register(sub) -> None:
     _caffe_flags(c)
     _target_flags(c)
     c.add_argument("--work-dir", help="assessment cache and results (default: OUTPUT.work/)")
+    c.add_argument("--plan", choices=PLANS, default="envelope",
+                   help="round 1 plans on each layer's drops made monotone from 0 (envelope, default: "
+                        "noise-aware) or on the measured drops (literal: the paper's Algorithm 2)")
     c.add_argument("-o", "--output", required=True, help="output .dsz")
     c.set_defaults(func=cmd_compress)
     s = sub.add_parser("assess", help="Algorithm 1: per-layer (bound, size, accuracy drop)")

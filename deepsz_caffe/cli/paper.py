@@ -6,7 +6,7 @@ def cmd_reproduce(a):
     from ..paper.reproduce import reproduce
 
     reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss, seed=a.seed,
-              assess_split=a.assess_split, preset=a.preset)
+              assess_split=a.assess_split, preset=a.preset, plan=a.plan)
 
 
 def cmd_compare(a):
@@ -37,6 +37,7 @@ def cmd_compare(a):
 
 def register(sub) -> None:
     from ..baselines.compare import DEFAULT_METHODS
+    from ..deepsz.optimize import PLANS
 
     r = sub.add_parser("reproduce", help="the paper's MNIST experiment from scratch (make reproduce)")
     r.add_argument("--net", default="lenet300", help="lenet300 | lenet5")
@@ -45,6 +46,9 @@ def register(sub) -> None:
     r.add_argument("--assess-split", action="store_true",
                    help="train on 50000 images, assess on the held-out 10000, verify on the test set")
     r.add_argument("--preset", default="paper", help="paper (default) | best")
+    r.add_argument("--plan", choices=PLANS,
+                   help="compress's planner (default: literal for the paper preset, as Algorithm 2; "
+                        "envelope otherwise); a non-default plan adds its name to the output files")
     r.add_argument("--results", default="results")
     r.add_argument("--data", default="data")
     r.set_defaults(func=cmd_reproduce)

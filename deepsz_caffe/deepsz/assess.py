@@ -22,7 +22,7 @@ from .optimize import Candidate
 from .probe import layer_runner, run_with
 from .walk import bound_walk
 
-ASSESSMENT_VERSION = 4       # part of the cache key: bump when the walk's choice of bounds, a coder or the rebuild changes
+ASSESSMENT_VERSION = 4  # part of the cache key: bump when the walk's bounds, a coder or the rebuild change
 
 
 def cache_key(model, weights, data_files, settings: dict) -> str:
@@ -120,14 +120,15 @@ def candidates(points: dict[str, list[dict]]) -> dict[str, list[Candidate]]:
             for layer, pts in points.items()}
 
 
-def monotone_drops(cands: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
-    """Each (layer, backend) drop curve replaced by its running maximum over increasing bounds:
-    a dip below a smaller bound's drop is measurement noise the optimiser should not chase."""
+def monotone_drops(cands: dict[str, list[Candidate]], floor: float = -math.inf) -> dict[str, list[Candidate]]:
+    """Each (layer, backend) drop curve replaced by its running maximum over increasing bounds,
+    starting from `floor`: a dip below a smaller bound's drop (or below 0, with floor=0) is
+    measurement noise the optimiser should not chase."""
     out = {}
     for layer, cs in cands.items():
         worst: dict[str, float] = {}
         out[layer] = []
         for c in sorted(cs, key=lambda c: (c.backend, c.error_bound)):
-            worst[c.backend] = max(worst.get(c.backend, -math.inf), c.drop)
+            worst[c.backend] = max(worst.get(c.backend, floor), c.drop)
             out[layer].append(replace(c, drop=worst[c.backend]))
     return out

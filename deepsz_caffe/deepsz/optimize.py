@@ -25,6 +25,11 @@ from numbers import Integral, Real
 
 from deepsz_caffe.errors import ConfigError
 
+# What compress's round 1 feeds these optimisers (deepsz.pipeline.round_one): "envelope", each
+# layer's drops as their running maximum over growing bounds from 0 (noise-aware, the default), or
+# "literal", the measured drops as the paper's Algorithm 2 takes them.
+PLANS = ("envelope", "literal")
+
 
 @dataclass(frozen=True)
 class Candidate:

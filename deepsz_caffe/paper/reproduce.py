@@ -16,6 +16,7 @@ from ..caffe.phase import accuracy
 from ..caffe.prototxt import runtime_files
 from ..caffe.train import run_solver
 from ..deepsz.assess import ASSESSMENT_VERSION
+from ..deepsz.optimize import PLANS
 from ..deepsz.pipeline import COMPRESS_VERSION, compress
 from ..deepsz.prune import magnitude_masks, retrain
 from ..errors import ConfigError
@@ -74,9 +75,14 @@ def prepare_data(data_dir, assess_split: bool) -> dict[str, Path]:
 
 def reproduce(net: str, *, results="results", data="data", expected_loss: float = 0.2,
               seed: int = 1, assess_split: bool = False, train_iterations: int | None = None,
-              retrain_iterations: int | None = None, preset: str = "paper") -> dict:
+              retrain_iterations: int | None = None, preset: str = "paper", plan: str | None = None) -> dict:
+    """Train, prune and compress `net`. `plan` (compress's planner) defaults to "literal" for the
+    paper preset, so its table is the paper's Algorithm 2, and to "envelope" otherwise; a
+    non-default plan adds its name to the output files (compress-envelope.json, ...)."""
     if net not in NETS:
         raise ConfigError(f"unknown net {net!r}; choose from {', '.join(NETS)}")
+    if plan is not None and plan not in PLANS:
+        raise ConfigError(f"unknown plan {plan!r}; choose from {', '.join(PLANS)}")
     spec = {**NETS[net], "kept": values.kept_fractions(net), "paper": values.headline(net)}
     train_iterations = train_iterations or spec["train_iterations"]
     retrain_iterations = retrain_iterations or spec["retrain_iterations"]
@@ -100,13 +106,16 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     print(f"[prune] kept {record['kept']}: top-1 {record['top1']:.2f}%")
     top1_pruned = record["top1"]
 
+    default_plan = "literal" if preset == "paper" else "envelope"
+    plan = plan or default_plan
     tag = "" if preset == "paper" else f"-{preset}"  # other presets' outputs carry their name
-    record = _compress_stage(out, net, tag, model, lmdbs, expected_loss, assess_split, preset)
+    tag += "" if plan == default_plan else f"-{plan}"
+    record = _compress_stage(out, net, tag, model, lmdbs, expected_loss, assess_split, preset, plan)
     times.update(record["seconds"])
 
     summary = {
         "net": net, "title": spec["title"], "seed": seed, "assess_split": assess_split,
-        "preset": preset, "lossy": record["lossy"], "lossless": record["lossless"],
+        "preset": preset, "plan": plan, "lossy": record["lossy"], "lossless": record["lossless"],
         "ratio": record["ratio"], "ratio_with_biases": record["ratio_with_biases"],
         "top1_original": top1_original, "top1_pruned": top1_pruned,
         "top1_decoded": record["top1_decoded"], "expected_loss": expected_loss,
@@ -155,17 +164,19 @@ def _prune_stage(out: Path, solver, model, kept: dict, seed: int, iterations: in
 
 
 def _compress_stage(out: Path, net: str, tag: str, model, lmdbs, expected_loss: float,
-                    assess_split: bool, preset: str) -> dict:
-    """DeepSZ on the pruned net with the preset's codecs."""
+                    assess_split: bool, preset: str, plan: str) -> dict:
+    """DeepSZ on the pruned net with the preset's codecs and `plan`."""
     codecs = presets.resolve(preset)
     pruned, dsz_path = out / "pruned.caffemodel", out / f"{net}{tag}.dsz"
     inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
                                           "lossy": codecs.lossy, "lossless": codecs.lossless,
-                                          "assessment": ASSESSMENT_VERSION, "compress": COMPRESS_VERSION})
+                                          "assessment": ASSESSMENT_VERSION, "compress": COMPRESS_VERSION,
+                                          "plan": plan})
     record = _stage(out / f"compress{tag}.json", inputs, [dsz_path])
     if record is None:
         result = compress(model, pruned, dsz_path, expected_loss=expected_loss, work_dir=out / "work",
-                          assess_lmdb=lmdbs.get("assess"), lossy=codecs.lossy, lossless=codecs.lossless)
+                          assess_lmdb=lmdbs.get("assess"), lossy=codecs.lossy, lossless=codecs.lossless,
+                          plan=plan)
         record = {"inputs": inputs, **result}
         atomic.write_json(out / f"compress{tag}.json", record)
     return record
@@ -190,4 +201,5 @@ def paper_table(s: dict) -> str:
         paper_eb = p["error_bounds"].get(m["name"], "-")
         rows.append(f"| {m['name']}: error bound (kept {m['density']:.1%}, {m['ratio']:.1f}x, "
                     f"{m['lossy_codec']} + {m['index_codec']}) | {paper_eb} | {m['error_bound']:g} |")
-    return f"### {s['title']} (seed {s['seed']}, preset {s['preset']})\n" + "\n".join(rows)
+    plan = s.get("plan", "literal")  # summaries from before the planner choice: literal
+    return f"### {s['title']} (seed {s['seed']}, preset {s['preset']}, plan {plan})\n" + "\n".join(rows)

@@ -1,7 +1,8 @@
 """The built-in compared methods, each through the plug-in interface of baselines/method.py.
 
-- deepsz / deepsz-best: DeepSZ's own per-layer streams (lossy data array + lossless index array)
-  at the error bounds its measured run chose (results/<net>/summary.json, summary-best.json),
+- deepsz / deepsz-best: DeepSZ's own per-layer streams (lossy data array, lossless index array,
+  the usually empty list of kept weights at gap 255; shape and codec names) at the error bounds
+  its measured run chose (results/<net>/summary.json, summary-best.json),
   scaled by the target; scale 1 is that run, the method's operating point.
 - deep-compression: k-means codebook + Huffman-coded codes and relative-index gaps (our
   implementation of Han et al., no centroid fine-tuning); the target is its parameters.
@@ -104,7 +105,8 @@ class DeepSZPaper(LayerwiseMethod):
             m = enc.meta
             head = struct.pack("<Q", m["n_entries"]) + b"".join(
                 struct.pack("<B", len(s)) + s.encode() for s in (m["lossy_codec"], m["index_codec"]))
-            streams[name] = seal(_DSZ_MAGIC, shape_header(m["shape"]) + head
+            kept = struct.pack("<II", m["gap255_kept"], len(enc.gap255_kept)) + enc.gap255_kept
+            streams[name] = seal(_DSZ_MAGIC, shape_header(m["shape"]) + head + kept
                                  + struct.pack("<I", len(enc.data)) + enc.data + enc.index)
         return pack_layers(streams)
 
@@ -115,9 +117,12 @@ class DeepSZPaper(LayerwiseMethod):
         shape = r.shape(r.unpack("B")[0])
         (n_entries,) = r.unpack("Q")
         lossy, index = (r.take(r.unpack("B")[0]).decode("ascii", "replace") for _ in range(2))
+        count, length = r.unpack("II")
+        kept = r.take(length)
         data = r.take(r.unpack("I")[0])
-        meta = {"shape": shape, "n_entries": n_entries, "lossy_codec": lossy, "index_codec": index}
-        return decode_layer(meta, data, r.take(len(r.buf) - r.at))
+        meta = {"shape": shape, "n_entries": n_entries, "lossy_codec": lossy, "index_codec": index,
+                "gap255_kept": count}
+        return decode_layer(meta, data, r.take(len(r.buf) - r.at), kept)
 
 
 class DeepSZBest(DeepSZPaper):

@@ -1,0 +1,162 @@
+"""The comparison harness (baselines/compare.py) and `deepsz compare`: a method written OUTSIDE
+the package, registered by import path, gets the same Caffe-measured rows as the built-in ones
+on a small trained and pruned LeNet-300-100 (the `lenet300` fixture, 1000 test images)."""
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from deepsz_caffe.baselines import builtin, compare, nncodec
+from deepsz_caffe.baselines.method import load_method
+from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.cli import main
+from deepsz_caffe.errors import CodecError
+
+# A user's method: uniform quantisation of every weight to `bits` bits, zlib-compressed npz.
+TOY = textwrap.dedent('''
+    import io
+    import numpy as np
+    from deepsz_caffe.baselines.method import Method
+
+    class Toy(Method):
+        name, knob = "toy", "bits"
+
+        def sweep(self):
+            return [2, 4, 8]
+
+        def encode(self, layers, bits):
+            levels, arrays = (1 << (bits - 1)) - 1, {}
+            for name, w in layers.items():
+                scale = float(np.abs(w).max()) or 1.0
+                arrays[name] = np.round(w / scale * levels).astype(np.int8)
+                arrays[name + "/scale"] = np.float32(scale / levels)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            return buf.getvalue()
+
+        def decode(self, blob):
+            z = np.load(io.BytesIO(blob))
+            return {n: z[n] * z[n + "/scale"] for n in z.files if not n.endswith("/scale")}
+
+    class Broken(Toy):
+        name = "broken"
+
+        def decode(self, blob):
+            return {n: v[:1] for n, v in super().decode(blob).items()}
+''')
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    (tmp_path / "toy_plugin.py").write_text(TOY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "toy_plugin"
+    sys.modules.pop("toy_plugin", None)
+
+
+def _fc(weights) -> dict:
+    blobs = caffe_io.blobs(caffe_io.read_net(weights))
+    return {n: blobs[n][0] for n in ("ip1", "ip2", "ip3")}
+
+
+def test_select_and_nearest_ratio():
+    pts = [{"bytes": b, "loss": loss, "ratio": 1000 / b} for b, loss in
+           [(100, 0.5), (120, 0.1), (150, 0.25), (200, 0.0), (110, 0.2)]]
+    assert compare.select(pts, 0.2) == 4            # 0.2 is within the budget
+    assert compare.select(pts, 0.05) == 3
+    assert compare.select(pts, -1) is None
+    assert compare.nearest_ratio({"points": pts}, 8.5)["bytes"] == 120
+    assert compare.nearest_ratio({"skipped": "why"}, 8.5) is None
+
+
+def test_a_method_from_outside_the_package_gets_its_rows(lenet300, toy, tmp_path):
+    methods = compare.load_methods([f"{toy}:Toy", "deep-compression"])
+    record = compare.compare(lenet300["model"], lenet300["pruned"], methods, net="lenet300",
+                             results=tmp_path, repeat=1, log=lambda _m: None)
+    assert record["test_images"] == 1000
+    assert record["fc_weight_bytes"] == 4 * (784 * 300 + 300 * 100 + 100 * 10)
+    layers = _fc(lenet300["pruned"])
+    entry = record["methods"]["toy"]
+    assert [p["target"] for p in entry["points"]] == [2, 4, 8] and entry["knob"] == "bits"
+    user = load_method(f"{toy}:Toy")
+    for p in entry["points"]:
+        assert p["bytes"] == len(user.encode(layers, p["target"]))     # file bytes, not estimates
+        assert p["ratio"] == pytest.approx(record["fc_weight_bytes"] / p["bytes"])
+        assert p["loss"] == pytest.approx(record["top1_pruned"] - p["top1"])
+    assert entry["points"][0]["loss"] > entry["points"][2]["loss"]      # 2 bits hurt, 8 do not
+    assert entry["selected"] == compare.select(entry["points"], 0.2) == entry["chosen"]
+    assert entry["operating_point"] is None
+    assert set(entry["layer_bytes"]) == {"ip1", "ip2", "ip3"}
+    assert entry["timing"]["encode_seconds"] > 0 and entry["timing"]["decode_seconds"] > 0
+    dc = record["methods"]["deep-compression"]
+    assert len(dc["points"]) == 7 and dc["points"][3]["setting"] == "bits=5, index_bits=5"
+    assert sum(dc["layer_bytes"].values()) < compare.chosen_point(dc)["bytes"]
+
+
+def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, tmp_path, capsys):
+    out = tmp_path / "record.json"
+    rc = main(["compare", "--net", "lenet300", "--model", str(lenet300["model"]), "--weights",
+               str(lenet300["pruned"]), "--methods", "deepsz,deep-compression", "--method",
+               f"{toy}:Toy", "--results", str(tmp_path), "--figures", str(tmp_path / "fig"),
+               "--repeat", "1", "-o", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    record = json.loads(out.read_text())
+    assert list(record["methods"]) == ["deepsz", "deep-compression", "toy"]
+    deepsz = record["methods"]["deepsz"]
+    assert compare.chosen_point(deepsz)["target"] == 1.0 and "paper's bounds" in deepsz["source"]
+    assert "| toy | bits " in text and "| DeepSZ (paper preset) | ip1 0.02, ip2 0.03, ip3 0.04 |" in text
+    assert (tmp_path / "fig" / "compare_lenet300.png").stat().st_size > 10_000
+    assert (tmp_path / "fig" / "compare_lenet300.md").read_text() in text
+
+
+def test_cli_compare_errors_are_one_line(lenet300, toy, tmp_path, capsys):
+    base = ["compare", "--results", str(tmp_path), "--figures", str(tmp_path), "--repeat", "1"]
+    assert main([*base, "--net", "lenet5", "--methods", "deepsz"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"deepsz: error: {tmp_path}/lenet5/prototxt/train_test.prototxt not found: run `deepsz "
+        f"reproduce --net lenet5 --results {tmp_path}` first, or give --model and --weights")
+    model = ["--model", str(lenet300["model"]), "--weights", str(lenet300["pruned"])]
+    assert main([*base, *model, "--methods", f"{toy}:Broken"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("deepsz: error: broken: layer 'ip1' decoded as (1, 784)") and "\n" not in err
+    assert main([*base, *model, "--methods", "toy,toy"]) == 1
+    assert "unknown method 'toy'" in capsys.readouterr().err
+    assert main([*base, "--model", str(lenet300["model"])]) == 1
+    assert "both --model and --weights" in capsys.readouterr().err
+
+
+def test_decoded_layers_are_checked():
+    m = load_method("deep-compression")
+    layers = {"ip1": np.zeros((2, 3), np.float32)}
+    with pytest.raises(CodecError, match="decode returned"):
+        compare._checked(m, layers, {"ip9": np.zeros((2, 3))})
+    with pytest.raises(CodecError, match="finite: False"):
+        compare._checked(m, layers, {"ip1": np.full((2, 3), np.nan)})
+    assert compare._checked(m, layers, {"ip1": np.zeros((2, 3), np.float64)})["ip1"].dtype == np.float32
+
+
+class FewQps(builtin.NNCodec):
+    qps = (-12, -20)
+
+
+@pytest.mark.skipif(builtin.NNCodec().unavailable() is not None,
+                    reason="NNCodec environment .venv-nncodec not built (make nncodec)")
+def test_nncodec_in_the_harness(lenet300, tmp_path):
+    record = compare.compare(lenet300["model"], lenet300["pruned"], [FewQps()], net="lenet300",
+                             results=tmp_path, repeat=1, log=lambda _m: None)
+    entry = record["methods"]["nncodec"]
+    assert entry["version"] == "nncodec 2.1.3"
+    coarse, fine = entry["points"]
+    assert coarse["bytes"] < fine["bytes"] and coarse["max_abs_error"] > fine["max_abs_error"]
+    assert fine["codec_seconds"]["encode"] > 0 and fine["codec_seconds"]["decode"] > 0
+    assert nncodec.step_size(-20) / 2 < fine["max_abs_error"] <= 2 * nncodec.step_size(-20)
+
+
+def test_nncodec_is_skipped_with_its_reason(lenet300, tmp_path, monkeypatch):
+    monkeypatch.setenv(nncodec.ENV_VAR, "/nonexistent/python")
+    record = compare.compare(lenet300["model"], lenet300["pruned"], [FewQps()], net="lenet300",
+                             results=tmp_path, repeat=1, log=lambda _m: None)
+    assert record["methods"]["nncodec"]["skipped"] == builtin.NNCODEC_MISSING

@@ -42,7 +42,7 @@ def test_baseline_streams_are_the_modules_bytes(layers, name, module):
         assert streams[layer] == module.to_bytes(module.encode(w, **m.default))
     assert m.layer_bytes(layers, m.default, blob) == {n: len(b) for n, b in streams.items()}
     decoded = m.decode(blob)
-    for layer, w in layers.items():
+    for layer in layers:
         assert np.array_equal(decoded[layer], module.decode(module.from_bytes(streams[layer])))
     assert all(isinstance(t, dict) for t in m.sweep()) and m.default in m.sweep()
 

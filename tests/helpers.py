@@ -67,3 +67,19 @@ def devices():
 
     why = gpu_available()
     return ["cpu", pytest.param(0, marks=pytest.mark.skipif(why is not None, reason=why or ""))]
+
+
+def full_forwards(monkeypatch) -> list:
+    """A list that grows by one per forward pass of a net that reads the LMDB (a full TEST net,
+    not a suffix net fed from a kept pass)."""
+    import caffe
+
+    calls, forward = [], caffe.Net.forward
+
+    def counting(net, *args, **kwargs):
+        if any(layer.type == "Data" for layer in net.layers):
+            calls.append(1)
+        return forward(net, *args, **kwargs)
+
+    monkeypatch.setattr(caffe.Net, "forward", counting)
+    return calls

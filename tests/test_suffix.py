@@ -1,26 +1,24 @@
-"""Suffix-only TEST phases count exactly the same correct predictions as full TEST phases."""
+"""Suffix-only TEST phases, fed from one kept full pass, count exactly the same correct
+predictions as full TEST phases."""
 import numpy as np
 import pytest
-
 from google.protobuf import text_format
+from helpers import full_forwards
 
-from deepsz_caffe.caffe.prototxt import read_prototxt
+from deepsz_caffe.caffe import suffix as suffix_mod
 from deepsz_caffe.caffe.phase import TestPhase
-from deepsz_caffe.caffe.prototxt import suffix_plan
-from deepsz_caffe.caffe.suffix import SuffixPhase
+from deepsz_caffe.caffe.prototxt import read_prototxt, suffix_plan
+from deepsz_caffe.caffe.suffix import PrefixStore, SuffixPhase
 
 
 def correct(phase, records):
     return round(phase.run()["top1"] * records / 100)
 
 
-@pytest.mark.parametrize("net, layers", [("lenet300", ["ip1", "ip2", "ip3"]), ("lenet5", ["ip1", "ip2"])])
-def test_suffix_equals_full_for_every_fc_layer(request, tmp_path, net, layers):
-    fixture = request.getfixturevalue(net)
-    full = TestPhase(str(fixture["model"]), str(fixture["pruned"]))
-    rng = np.random.default_rng(0)
+def check_equal_to_full(full, store, layers, seed=0):
+    rng = np.random.default_rng(seed)
     for layer in layers:
-        suffix = SuffixPhase(full, layer, tmp_path)
+        suffix = SuffixPhase(store, layer)
         assert correct(suffix, full.records) == correct(full, full.records)
         # Perturb the layer the same way in both nets: still the same count.
         noise = rng.uniform(-0.05, 0.05, full.net.params[layer][0].data.shape).astype(np.float32)
@@ -29,6 +27,42 @@ def test_suffix_equals_full_for_every_fc_layer(request, tmp_path, net, layers):
         suffix.net.params[layer][0].data[...] = original + noise
         assert correct(suffix, full.records) == correct(full, full.records)
         full.net.params[layer][0].data[...] = original
+
+
+@pytest.mark.parametrize("net, layers", [("lenet300", ["ip1", "ip2", "ip3"]), ("lenet5", ["ip1", "ip2"])])
+def test_one_pass_feeds_every_layer_exactly(request, tmp_path, monkeypatch, net, layers):
+    fixture = request.getfixturevalue(net)
+    full = TestPhase(str(fixture["model"]), str(fixture["pruned"]))
+    passes = full_forwards(monkeypatch)
+    store = PrefixStore.record(full, layers, tmp_path)
+    assert len(passes) == full.iterations            # one pass for every layer
+    assert set(store.entries) == set(layers) and not store.not_chains
+    assert store.accuracy == full.run()
+    check_equal_to_full(full, store, layers)
+
+
+def test_large_features_are_read_batch_by_batch(lenet300, tmp_path, monkeypatch):
+    """Above IN_MEMORY_LIMIT a feature file is read with pread into one buffer, not loaded."""
+    full = TestPhase(str(lenet300["model"]), str(lenet300["pruned"]))
+    store = PrefixStore.record(full, ["ip1", "ip2"], tmp_path)
+    small = store.features("ip2")
+    monkeypatch.setattr(suffix_mod, "IN_MEMORY_LIMIT", 0)
+    large = store.features("ip2")
+    assert large._all is None and small._all is not None
+    for i in range(len(large)):
+        assert np.array_equal(large[i], small[i])
+    check_equal_to_full(full, store, ["ip1", "ip2"], seed=1)
+
+
+def test_store_reopens_until_its_features_are_dropped(lenet300, tmp_path):
+    full = TestPhase(str(lenet300["model"]), str(lenet300["pruned"]))
+    PrefixStore.record(full, ["ip2", "ip3"], tmp_path)
+    again = PrefixStore.open(tmp_path, ["ip3"])
+    assert again is not None and np.array_equal(again.labels.shape, (full.iterations, full.batch))
+    assert PrefixStore.open(tmp_path, ["ip1"]) is None     # not recorded: a new pass is needed
+    again.drop_features()
+    assert PrefixStore.open(tmp_path, ["ip3"]) is None
+    assert PrefixStore.open(tmp_path, []) is not None      # labels and reference stay
 
 
 def test_non_chain_is_refused(tmp_path, lenet300):

@@ -1,4 +1,6 @@
-"""Caffe TEST phases: top-1 (and top-5) accuracy of a net over its whole test LMDB.
+"""Caffe TEST phases: top-1 (and top-5) accuracy of a net over its whole test LMDB, against the
+LMDB's labels or, label-free, against fed reference labels (the original net's own top-1:
+"agreement").
 
 Caffe abort()s the process on many bad inputs (a CHECK failure). So before a user's net is
 handed to Caffe in this process, `probe` loads it once in a child process and turns a crash
@@ -9,18 +11,25 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CaffeIOError
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import CaffeIOError, ConfigError
 from . import lmdb
 from .io import caffe_pb2
-from .prototxt import read_prototxt, test_layers
+from .prototxt import read_prototxt, test_layers, with_fed_labels
+
+PROGRESS_DELAY = 3.0   # seconds before a pass shows a progress bar: short passes stay silent
 
 
 def check_model(model) -> dict:
-    """Validate a train_test prototxt for TEST use; return {"lmdb", "batch", "records", "accuracy"}."""
+    """Validate a train_test prototxt for TEST use; return {"lmdb", "batch", "records",
+    "accuracy": {top: k}, "score": the blob the Accuracy layers rank, "label": the labels' blob}."""
     net = read_prototxt(model)
     accuracy = test_layers(net, "Accuracy")
     if not accuracy:
@@ -35,7 +44,19 @@ def check_model(model) -> dict:
     source = Path(param.source)
     records = lmdb.count(source)
     return {"lmdb": str(source), "batch": int(param.batch_size), "records": records,
-            "accuracy": {layer.top[0]: int(layer.accuracy_param.top_k) for layer in accuracy}}
+            "accuracy": {layer.top[0]: int(layer.accuracy_param.top_k) for layer in accuracy},
+            "score": accuracy[0].bottom[0], "label": data[0].top[1] if len(data[0].top) > 1 else None}
+
+
+def use_device(gpu: int | None) -> None:
+    """Caffe's process-wide mode: CPU, or GPU `gpu`."""
+    import caffe
+
+    if gpu is None:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(gpu)
+        caffe.set_mode_gpu()
 
 
 def probe(model, weights) -> None:
@@ -62,7 +83,9 @@ class TestPhase:
     """A loaded TEST net over its whole LMDB: `run()` -> {"top1": %, "top5": %}.
 
     Weights are edited in place through `net.params` between runs (the assessment perturbs one layer
-    at a time); each run is exactly one epoch of the test set when the batch divides it.
+    at a time); each run is exactly one epoch of the test set when the batch divides it. With
+    `labels` ([iterations, batch] class ids, e.g. `agreement_labels` of the original net) the
+    Accuracy layers compare against those instead of the LMDB's labels.
     """
     __test__ = False  # not a pytest test class, despite the name
     model: str
@@ -70,6 +93,7 @@ class TestPhase:
     iterations: int | None = None
     gpu: int | None = None
     probed: bool = False  # True when the caller already ran `probe` on (model, weights)
+    labels: np.ndarray | None = None
 
     def __post_init__(self):
         info = check_model(self.model)
@@ -77,35 +101,67 @@ class TestPhase:
             probe(self.model, self.weights)
         import caffe
 
-        if self.gpu is None:
-            caffe.set_mode_cpu()
-        else:
-            caffe.set_device(self.gpu)
-            caffe.set_mode_gpu()
+        use_device(self.gpu)
         if self.iterations is None:
             self.iterations = math.ceil(info["records"] / info["batch"])
             if info["records"] % info["batch"]:
                 warnings.warn(f"test batch {info['batch']} does not divide the {info['records']} "
                               "test records: some images are counted twice per pass", stacklevel=2)
-        self.records = info["records"]
-        self.tops = info["accuracy"]
-        self.net = caffe.Net(str(self.model), str(self.weights), caffe.TEST)
+        self.records, self.batch = info["records"], info["batch"]
+        self.tops, self.score = info["accuracy"], info["score"]
+        if self.labels is None:
+            self.net = caffe.Net(str(self.model), str(self.weights), caffe.TEST)
+            return
+        self._check_labels()
+        with tempfile.TemporaryDirectory(prefix="deepsz-fed-") as tmp:
+            fed = with_fed_labels(self.model, Path(tmp) / "fed.prototxt")
+            self.net = caffe.Net(str(fed), str(self.weights), caffe.TEST)
+        self.label_blob = info["label"]
 
-    def run(self) -> dict[str, float]:
-        return accuracy_pass(self.net, self.tops, self.iterations)
+    def _check_labels(self) -> None:
+        if self.labels.shape != (self.iterations, self.batch):
+            raise ConfigError(f"{self.model}: reference labels of shape {self.labels.shape} do not "
+                              f"fit {self.iterations} TEST iterations of batch {self.batch}")
+        if (self.iterations * self.batch) % self.records:
+            raise ConfigError(
+                f"{self.model}: reference labels need every TEST pass to start at the first "
+                f"record, but {self.iterations} iterations x batch {self.batch} is not a multiple "
+                f"of the {self.records} records: choose a batch size or --iterations that makes it one")
+
+    def run(self, desc: str = "TEST pass") -> dict[str, float]:
+        feed = None
+        if self.labels is not None:
+            def feed(i):
+                self.net.blobs[self.label_blob].data[...] = self.labels[i]
+        return accuracy_pass(self.net, self.tops, self.iterations, feed, desc=desc)
 
 
-def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None) -> dict[str, float]:
+def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None, after=None,
+                  desc: str = "TEST pass") -> dict[str, float]:
     """Mean of the Accuracy tops over `iterations` forward passes, in percent (as `caffe test`).
-    `feed(i)`, if given, fills the input blobs before pass i."""
+    `feed(i)`, if given, fills the input blobs before pass i; `after(i)` reads blobs after it. A
+    progress bar (with ETA) appears once a pass has run for PROGRESS_DELAY seconds."""
     sums = dict.fromkeys(tops, 0.0)
-    for i in range(iterations):
-        if feed is not None:
-            feed(i)
-        out = net.forward()
-        for top in sums:
-            sums[top] += float(out[top])
+    with tqdm(total=iterations, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+              delay=PROGRESS_DELAY) as bar:
+        for i in range(iterations):
+            if feed is not None:
+                feed(i)
+            out = net.forward()
+            for top in sums:
+                sums[top] += float(out[top])
+            if after is not None:
+                after(i)
+            bar.update()
     return {f"top{k}": 100.0 * sums[top] / iterations for top, k in tops.items()}
+
+
+def agreement_labels(scores: np.ndarray) -> np.ndarray:
+    """The top-1 class of each row of a [batch, classes] score blob, as Caffe label floats."""
+    if scores.ndim != 2:
+        raise ConfigError(f"agreement labels need a [batch, classes] score blob, got shape "
+                          f"{scores.shape}")
+    return scores.argmax(axis=1).astype(np.float32)
 
 
 def accuracy(model, weights, *, iterations=None, gpu=None) -> dict[str, float]:

@@ -13,7 +13,8 @@ def cmd_compress(a):
     r = compress(a.model, a.weights, a.output, expected_loss=a.expected_loss,
                  expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir,
                  plan=a.plan)
-    print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, top-1 {r['top1_pruned']:.2f}% -> "
+    metric = "top-1 agreement" if r["labels"] == "agreement" else "top-1"
+    print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, {metric} {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
 
@@ -24,7 +25,8 @@ def cmd_assess(a):
     r = assess(a.model, a.weights, a.work_dir, expected_loss=a.expected_loss, settings=_settings(a))
     for layer, points in r["points"].items():
         print(f"{layer}: " + ", ".join(f"{p['eb']:g}:{p['drop']:+.2f}/{p['size']}B" for p in points))
-    print(f"wrote {a.work_dir}/assessment.json (base top-1 {r['base_top1']:.2f}%)")
+    metric = "top-1 agreement" if r["labels"] == "agreement" else "top-1"
+    print(f"wrote {a.work_dir}/assessment.json (base {metric} {r['base_top1']:.2f}%)")
 
 
 def cmd_optimize(a):
@@ -59,6 +61,9 @@ def _caffe_flags(p):
     _flag(p, "gpu", type=int, help="GPU id (CPU when omitted)")
     p.add_argument("--assess-lmdb", help="assess on this LMDB (e.g. held-out training images) "
                                          "and verify on the prototxt's own test LMDB")
+    p.add_argument("--agreement", action="store_true",
+                   help="label-free: measure top-1 agreement with the uncompressed net's own "
+                        "predictions instead of accuracy against the LMDB's labels")
     _codec_flags(p)
     p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
     p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
@@ -77,7 +82,7 @@ def _settings(a):
     from ..deepsz.settings import Settings
 
     return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
-                    assess_lmdb=a.assess_lmdb, workers=a.workers, gpus=a.gpus,
+                    assess_lmdb=a.assess_lmdb, agreement=a.agreement, workers=a.workers, gpus=a.gpus,
                     scheduler=a.scheduler, **_codecs(a))
 
 
@@ -85,7 +90,8 @@ def register(sub) -> None:
     c = sub.add_parser("compress", help="DeepSZ end to end: assess, optimise, encode, verify")
     _caffe_flags(c)
     _target_flags(c)
-    c.add_argument("--work-dir", help="assessment cache and results (default: OUTPUT.work/)")
+    c.add_argument("--work-dir", help="assessment cache and results (default: <output stem>.work/ "
+                                      "beside the output: net.dsz -> net.work/)")
     c.add_argument("--plan", choices=PLANS, default="envelope",
                    help="round 1 plans on each layer's drops made monotone from 0 (envelope, default: "
                         "noise-aware) or on the measured drops (literal: the paper's Algorithm 2)")

@@ -2,12 +2,15 @@
 layer is tested at; here each is measured with Caffe: compress the layer's data array (bound
 checked), rebuild the layer, run a TEST phase (suffix-only when the net allows; the same numbers
 as a full pass), restore the layer. Every point goes to a JSON cache, written atomically after
-each test, keyed by (prototxt, weights, data, codecs): a killed run resumes where it stopped.
+each test, keyed by (prototxt, weights, data, codecs, labels): a killed run resumes where it
+stopped, and a rerun builds no Caffe net for a layer whose walk is cached.
 """
 import hashlib
 import json
 import math
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,10 +19,9 @@ from tqdm import tqdm
 from .. import atomic, sparse
 from ..caffe.io import sha256_file
 from ..codecs import get_lossy
-from ..errors import ConfigError
 from ..format.layer import index_stream, round_trip
 from .optimize import Candidate
-from .probe import layer_runner, run_with
+from .probe import run_with
 from .walk import bound_walk
 
 ASSESSMENT_VERSION = 4  # part of the cache key: bump when the walk's bounds, a coder or the rebuild change
@@ -33,28 +35,35 @@ def cache_key(model, weights, data_files, settings: dict) -> str:
     return h.hexdigest()[:20]
 
 
-class Assessment:
-    """Algorithm 1 on a loaded TEST net (`caffe.phase.TestPhase`), with a resumable cache."""
+def log(message: str) -> None:
+    tqdm.write(f"[assess] {message}", file=sys.stderr)
 
-    def __init__(self, phase, layers: list[str], cache_path, *, lossy="sz2", lossless="best",
-                 suffix: bool = True):
-        self.phase, self.layers, self.cache_path = phase, layers, Path(cache_path)
-        self.suffix = suffix
-        self.codec = get_lossy(lossy)
-        self.lossless = lossless
-        missing = [name for name in layers if name not in phase.net.params]
-        if missing:
-            raise ConfigError(f"layer(s) {', '.join(missing)} not in the net; layers with weights: "
-                              f"{', '.join(phase.net.params.keys())}")
+
+class Assessment:
+    """Algorithm 1 for some layers, with a resumable cache. `runner_for(layer)` -> (TEST phase,
+    top-1 of the unchanged net on it) is called only for a layer that still has bounds to test;
+    `metric` names what top-1 measures in messages ("top-1" or "agreement")."""
+
+    def __init__(self, layers: list[str], cache_path, runner_for: Callable, *, lossy="sz2",
+                 lossless="best", metric: str = "top-1"):
+        self.layers, self.cache_path, self.runner_for = layers, Path(cache_path), runner_for
+        self.codec, self.lossless, self.metric = get_lossy(lossy), lossless, metric
         self.cache = self._load()
-        if "base_top1" not in self.cache:
-            self.cache["base_top1"] = phase.run()["top1"]
         for key in ("points", "index_bytes", "done"):
             self.cache.setdefault(key, {})
 
     @property
-    def base_top1(self) -> float:
-        return self.cache["base_top1"]
+    def base_top1(self) -> float | None:
+        return self.cache.get("base_top1")
+
+    @staticmethod
+    def finished(cache_path, layer: str, expected_loss: float) -> bool:
+        """Whether `cache_path` holds a walk of `layer` at least `expected_loss` far."""
+        try:
+            cache = json.loads(Path(cache_path).read_text())
+            return "base_top1" in cache and cache["done"].get(layer, -1.0) >= expected_loss
+        except (OSError, ValueError, KeyError, AttributeError):
+            return False
 
     def _load(self) -> dict:
         if not self.cache_path.is_file():
@@ -62,7 +71,7 @@ class Assessment:
         try:
             return json.loads(self.cache_path.read_text())
         except (OSError, ValueError) as e:
-            tqdm.write(f"[assess] ignoring unreadable cache {self.cache_path} ({e}); starting afresh")
+            log(f"ignoring unreadable cache {self.cache_path} ({e}); starting afresh")
             return {}
 
     def _save(self):
@@ -70,48 +79,52 @@ class Assessment:
 
     def run(self, expected_loss: float, progress: bool = True) -> dict[str, list[dict]]:
         """Assess every layer; return {layer: [points]} with eb, size, drop, top1, seconds."""
-        bar = tqdm(total=None, desc="assess", unit="test", dynamic_ncols=True, disable=not progress)
-        try:
-            for layer in self.layers:
-                self._assess_layer(layer, expected_loss, bar)
-        finally:
-            bar.close()
+        for layer in self.layers:
+            self._assess_layer(layer, expected_loss, progress)
         return {layer: sorted(self.cache["points"][layer].values(), key=lambda p: p["eb"])
                 for layer in self.layers}
 
-    def _assess_layer(self, layer: str, expected_loss: float, bar) -> None:
-        if self.cache["done"].get(layer, -1.0) >= expected_loss:
-            return  # walked before at least this far: every point is cached, skip building nets
-        runner = self.phase if not self.suffix else layer_runner(
-            self.phase, layer, self.cache_path.parent / "suffix", self.base_top1,
-            log=lambda msg: tqdm.write(f"[assess] {msg}"))
+    def _assess_layer(self, layer: str, expected_loss: float, progress: bool) -> None:
+        points = self.cache["points"].setdefault(layer, {})
+        name = f"{layer} ({self.codec.name})"
+        if self.base_top1 is not None and self.cache["done"].get(layer, -1.0) >= expected_loss:
+            log(f"{name}: reused {len(points)} cached points")  # walked before at least this far
+            return
+        t0, reused = time.perf_counter(), len(points)
+        runner, base = self.runner_for(layer)
+        self.cache.setdefault("base_top1", base)
         sp = sparse.to_sparse(runner.net.params[layer][0].data.copy())
         if layer not in self.cache["index_bytes"]:
             self.cache["index_bytes"][layer] = len(index_stream(sp, self.lossless)[1])
         index_bytes = self.cache["index_bytes"][layer]
-        points = self.cache["points"].setdefault(layer, {})
+        bar = tqdm(desc=f"assess {name}", unit="test", dynamic_ncols=True, disable=not progress)
 
         def measure(eb: float) -> float:
             key = repr(eb)
             if key not in points:
-                t0 = time.perf_counter()
+                t = time.perf_counter()
                 blob, dense = round_trip(self.codec, sp, eb)
                 top1 = run_with(runner, {layer: dense})["top1"]
                 points[key] = {"eb": eb, "backend": self.codec.name,
                                "size": len(blob) + index_bytes, "data_bytes": len(blob),
                                "index_bytes": index_bytes, "top1": top1,
                                "drop": self.base_top1 - top1,
-                               "seconds": time.perf_counter() - t0}
+                               "seconds": time.perf_counter() - t}
                 self._save()
+                bar.update()
             p = points[key]
-            bar.set_postfix_str(f"{layer} eb={eb:g} top1={p['top1']:.2f}% drop={p['drop']:+.2f}")
-            bar.update()
+            bar.set_postfix_str(f"eb={eb:g} {self.metric} {p['top1']:.2f}% drop {p['drop']:+.2f}")
             return p["drop"]
 
-        bound_walk(measure, expected_loss)
+        try:
+            bound_walk(measure, expected_loss)
+        finally:
+            bar.close()
         done = self.cache["done"]
         done[layer] = max(expected_loss, done.get(layer, -1.0))
         self._save()
+        log(f"{name}: {len(points) - reused} tests in {time.perf_counter() - t0:.1f} s"
+            + (f", {reused} cached points reused" if reused else ""))
 
 
 def candidates(points: dict[str, list[dict]]) -> dict[str, list[Candidate]]:

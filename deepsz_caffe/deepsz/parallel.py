@@ -1,7 +1,9 @@
 """Parallel assessment: one task per layer, each in its own process with its own Caffe net.
 
 Algorithm 1 walks each layer's bounds in order (the next bound depends on the last drop), but
-layers are independent, so a layer is the unit of work. Processes, not threads: the SZ 2
+layers are independent, so a layer is the unit of work. Every task reads the same kept full
+pass (`caffe.suffix.PrefixStore`, recorded once by the caller): a task builds only its layer's
+suffix net, or a full TEST net where the net is not a chain from that layer. Processes, not threads: the SZ 2
 library and Caffe keep global state. Every task computes the same deterministic numbers in any
 process, so results do not depend on the worker count or backend:
 
@@ -19,26 +21,34 @@ from tqdm import tqdm
 
 @dataclass(frozen=True)
 class LayerTask:
-    model: str
-    weights: str
     layer: str
     cache_path: str
     expected_loss: float
+    prefix_dir: str                # the kept full pass (model, weights, iterations are its own)
     lossy: str = "sz2"
     lossless: str = "best"
-    iterations: int | None = None
     gpu: int | None = None
-    suffix: bool = True
+    agreement: bool = False        # top-1 against the original net's predictions
 
 
 def run_task(task: LayerTask, progress: bool = False) -> dict:
     """Assess one layer (in whatever process runs this): {"layer", "base_top1", "points"}."""
-    from .assess import Assessment
-    from ..caffe.phase import TestPhase
+    from .assess import Assessment, log
 
-    phase = TestPhase(task.model, task.weights, task.iterations, task.gpu, probed=True)
-    assessment = Assessment(phase, [task.layer], task.cache_path, lossy=task.lossy,
-                            lossless=task.lossless, suffix=task.suffix)
+    def runner_for(layer: str):
+        from ..caffe.phase import use_device
+        from ..caffe.suffix import PrefixStore
+        from .probe import layer_runner
+
+        store = PrefixStore.open(task.prefix_dir, [layer])
+        if store is None:
+            raise RuntimeError(f"no complete prefix pass for layer {layer} in {task.prefix_dir}")
+        use_device(task.gpu)
+        return layer_runner(store, layer, agreement=task.agreement, gpu=task.gpu, log=log)
+
+    assessment = Assessment([task.layer], task.cache_path, runner_for, lossy=task.lossy,
+                            lossless=task.lossless,
+                            metric="agreement" if task.agreement else "top-1")
     points = assessment.run(task.expected_loss, progress=progress)[task.layer]
     return {"layer": task.layer, "base_top1": assessment.base_top1, "points": points}
 

@@ -13,9 +13,13 @@ uses the running maximum (not floored at 0) and later rounds lower the budget. E
 import fcntl
 import math
 import os
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from .. import atomic
 from ..caffe import io as caffe_io
@@ -23,9 +27,11 @@ from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
-from .assess import ASSESSMENT_VERSION, cache_key, candidates, monotone_drops
+from ..caffe.suffix import PrefixStore
+from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
 from .parallel import LayerTask, run_tasks
+from .probe import reference_labels
 from .settings import Settings
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
@@ -53,8 +59,9 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
 
     With several lossy backends every (layer, backend) pair is assessed, so Algorithm 2 can give
     each layer its best coder. One cache file per pair under `work_dir`/assess-<key>/, key = hash
-    of the prototxt, weights, test data and index codec; pairs run in parallel with the settings'
-    `workers`, `gpus` or `scheduler`. Keyword `overrides` set single fields of `settings`."""
+    of the prototxt, weights, test data, index codec and labels; pairs run in parallel with the
+    settings' `workers`, `gpus` or `scheduler`, all fed by one kept full pass (`_prefix_pass`).
+    Keyword `overrides` set single fields of `settings`."""
     s = Settings.of(settings, **overrides)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -67,25 +74,61 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     probe(assess_model, weights)
     iterations = s.iterations or math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
-                    {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION})
+                    {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION,
+                     **({"labels": "agreement"} if s.agreement else {})})
     cache_dir = work / f"assess-{key}"
     cache_dir.mkdir(exist_ok=True)
-    tasks = [LayerTask(str(assess_model), str(weights), layer, str(cache_dir / f"{layer}.{backend}.json"),
-                       expected_loss, backend, s.lossless, iterations, s.gpu, s.suffix)
+    tasks = [LayerTask(layer, str(cache_dir / f"{layer}.{backend}.json"), expected_loss,
+                       str(cache_dir / "prefix"), backend, s.lossless, s.gpu, s.agreement)
              for layer in layers for backend in s.lossy]
+    store = _prefix_pass(assess_model, weights, iterations, tasks, s)
     results = run_tasks(tasks, workers=s.workers, gpus=s.gpus, scheduler=s.scheduler)
+    if store is not None:
+        store.drop_features()  # every walk is cached now: the disk back (VGG-16: 5 GB per 50,000)
     points: dict[str, list[dict]] = {layer: [] for layer in layers}
     for r in results:
         points[r["layer"]] += r["points"]
     blobs = caffe_io.blobs(net)
     result = {"model": str(model), "weights": str(weights), "lmdb": info["lmdb"],
               "records": info["records"], "lossy": list(s.lossy), "lossless": s.lossless,
+              "labels": "agreement" if s.agreement else "dataset",
+              "reference_labels": str(cache_dir / "prefix" / "reference.npy") if s.agreement else None,
+              "prefix_pass": store.manifest if store is not None else None,
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": {layer: 4 * blobs[layer][0].size for layer in layers},
               "points": points,
               "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
     return result
+
+
+def _prefix_pass(model, weights, iterations: int, tasks: list[LayerTask], s: Settings):
+    """The kept full pass (`caffe.suffix.PrefixStore`) covering every layer whose walk is not
+    cached yet: reused when complete on disk, else recorded now, once for all of them. None when
+    nothing is left to measure (and, for agreement, the reference labels are kept)."""
+    need = list(dict.fromkeys(t.layer for t in tasks
+                              if not Assessment.finished(t.cache_path, t.layer, t.expected_loss)))
+    directory = Path(tasks[0].prefix_dir)
+    if not need and not (s.agreement and not (directory / "reference.npy").is_file()):
+        return None
+    store = PrefixStore.open(directory, need)
+    if store is not None:
+        log(f"prefix pass reused ({directory})")
+        return store
+    t0 = time.perf_counter()
+    gpu = s.gpu if s.gpu is not None or not s.gpus else s.gpus[0]
+    store = PrefixStore.record(TestPhase(str(model), str(weights), iterations, gpu, probed=True),
+                               need, directory, suffix=s.suffix)
+    m = store.manifest
+    log(f"prefix pass: {m['iterations'] * m['batch']} images in {time.perf_counter() - t0:.1f} s, "
+        f"{m['feature_bytes'] / 2**20:.1f} MiB of features for {', '.join(m['entries']) or 'no layer'}")
+    return store
+
+
+def stage(name: str, seconds: float, detail: str = "") -> None:
+    """One line to stderr as a stage of `compress` ends."""
+    print(f"[compress] {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""),
+          file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -121,13 +164,17 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
         assessed = assess(model, weights, work, expected_loss=walk, settings=s)
         seconds = {"assess": assessed["seconds"]}
+        stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()
-        top1_pruned = (TestPhase(str(model), str(weights), s.iterations, s.gpu).run()["top1"]
-                       if s.assess_lmdb else assessed["base_top1"])
+        top1_pruned, labels = _baseline(model, weights, work, s, assessed)
         seconds["baseline"] = time.perf_counter() - t0
+        stage("baseline", seconds["baseline"], f"{_metric(s)} {top1_pruned:.2f}%")
         v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss, expected_ratio,
-                      max_rounds, plan)
+                      max_rounds, plan, labels)
+        t0 = time.perf_counter()
         atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
+        seconds["write"] = time.perf_counter() - t0
+        stage("write", seconds["write"], f"{output}, {len(v['bytes']):,} bytes")
         seconds["generate_and_verify"] = sum(r["seconds"] for r in v["rounds"])
         report, last = v["report"], v["rounds"][-1]
         result = {
@@ -135,6 +182,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
             "layers": list(assessed["fc_bytes"]), "lossy": last["lossy"], "lossless": s.lossless,
             "test_records": test_info["records"],
             "assess_lmdb": str(s.assess_lmdb) if s.assess_lmdb else None,
+            "labels": assessed["labels"],
             "expected_loss": expected_loss, "expected_ratio": expected_ratio, "plan": plan,
             "top1_pruned": top1_pruned, "top1_decoded": last["top1"], "actual_loss": last["actual_loss"],
             "predicted_loss": last["predicted_loss"], "error_bounds": last["error_bounds"],
@@ -146,6 +194,34 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         }
         atomic.write_json(work / "compress.json", result)
     return result
+
+
+def _metric(s: Settings) -> str:
+    return "agreement" if s.agreement else "top-1"
+
+
+def _assess_summary(assessed: dict) -> str:
+    tests = sum(len(p) for p in assessed["points"].values())
+    metric = "agreement" if assessed["labels"] == "agreement" else "top-1"
+    prefix = assessed["prefix_pass"]
+    return (f"{tests} points, base {metric} {assessed['base_top1']:.2f}%"
+            + (f", prefix pass {prefix['seconds']:.1f} s" if prefix else ""))
+
+
+def _baseline(model, weights, work: Path, s: Settings, assessed: dict):
+    """(top-1 of the pruned net on the prototxt's own test set, the labels verification compares
+    against: None for the LMDB's, else the pruned net's own top-1 on that set)."""
+    if not s.assess_lmdb:
+        labels = np.load(assessed["reference_labels"]) if s.agreement else None
+        return assessed["base_top1"], labels
+    phase = TestPhase(str(model), str(weights), s.iterations, s.gpu)
+    if not s.agreement:
+        return phase.run()["top1"], None
+    with tempfile.TemporaryDirectory(dir=work) as tmp:  # one pass: the test set's reference labels
+        labels = reference_labels(PrefixStore.record(phase, [], tmp))
+    del phase
+    return TestPhase(str(model), str(weights), s.iterations, s.gpu, probed=True,
+                     labels=labels).run()["top1"], labels
 
 
 def _plan(cands, budget, fc_bytes, expected_ratio) -> Plan:
@@ -165,7 +241,8 @@ def round_one(cands, plan: str = "envelope"):
 
 
 def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s: Settings,
-              expected_loss, expected_ratio, max_rounds: int, planner: str = "envelope") -> dict:
+              expected_loss, expected_ratio, max_rounds: int, planner: str = "envelope",
+              labels=None) -> dict:
     """Plan, encode, decode and measure until the accuracy constraint holds (see the module
     docstring); {"bytes": the verified .dsz, "report": its inspect(), "rounds": [...]}."""
     layers, (cands, drops) = list(assessed["fc_bytes"]), round_one(candidates(assessed["points"]), planner)
@@ -185,14 +262,16 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
             dsz.decode(candidate, decoded)
             # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
             # (model, weights) were probed already by `assess`.
-            top1 = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True).run()["top1"]
+            top1 = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True,
+                             labels=labels).run()["top1"]
             report, actual = dsz.inspect(candidate), top1_pruned - top1
             rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
                            "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0})
             print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
-                  f"{plan.expected_loss:+.3f} actual {actual:+.3f} top-1 {top1:.2f}% "
-                  f"ratio {report['ratio']:.1f}x")
+                  f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
+                  f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "
+                  f"ratio {report['ratio']:.1f}x: {rounds[-1]['seconds']:.1f} s", file=sys.stderr)
             if expected_ratio is not None or actual <= expected_loss + 1e-9:
                 return {"bytes": blob, "report": report, "rounds": rounds}
             if budget <= _min_drop_plan(cands).expected_loss:

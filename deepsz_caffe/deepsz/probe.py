@@ -1,33 +1,62 @@
 """Top-1 of a loaded TEST net with chosen layers' weights replaced: the measurement behind
 Algorithm 1 and every accuracy-vs-bound experiment.
 
-A layer is evaluated with a suffix-only phase (the layers from it on, fed stored inputs) when
-that phase reproduces the full pass's accuracy exactly, otherwise with the full phase. Weights
-are edited in place and restored; pycaffe's `.data` is read afresh for every write, because
-reading it is what marks the CPU copy newest: an array held across a GPU forward would be
-written where the GPU never looks."""
+A layer is evaluated with a suffix-only phase (the layers from it on, fed the blobs of one kept
+full pass, `caffe.suffix.PrefixStore`) when that phase reproduces the full pass exactly,
+otherwise with the full phase. With `agreement`, top-1 is measured against the original net's
+own predictions instead of the LMDB's labels. Weights are edited in place and restored;
+pycaffe's `.data` is read afresh for every write, because reading it is what marks the CPU copy
+newest: an array held across a GPU forward would be written where the GPU never looks."""
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import sparse
 from ..caffe.io import layer_types, read_net, select_layers
 from ..caffe.phase import TestPhase
-from ..caffe.suffix import SuffixPhase
+from ..caffe.suffix import PrefixStore, SuffixPhase
 from ..codecs import get_lossy
+from ..errors import ConfigError
 from ..format.layer import round_trip
 
 
-def layer_runner(phase, layer: str, work_dir, base_top1: float, log: Callable[[str], None] = print):
-    """The suffix phase from `layer`, or `phase` itself when the net is not a chain from there or
-    the suffix does not reproduce `base_top1` (the same weights must give the same accuracy)."""
-    try:
-        runner = SuffixPhase(phase, layer, work_dir)
-    except ValueError as why:
-        log(f"{layer}: full TEST passes ({why})")
-        return phase
-    if runner.run()["top1"] != base_top1:
-        log(f"{layer}: full TEST passes (suffix net disagrees with the full net)")
-        return phase
+def _correct(top1: float, store: PrefixStore) -> int:
+    return round(top1 * store.iterations * store.batch / 100)
+
+
+def reference_labels(store: PrefixStore):
+    if store.reference is None:
+        raise ConfigError(f"{store.model}: agreement labels need the Accuracy layer's input to be "
+                          "a [batch, classes] score blob")
+    return store.reference
+
+
+def layer_runner(store: PrefixStore, layer: str, *, agreement: bool = False, gpu=None, full=None,
+                 log: Callable[[str], None] = print):
+    """(runner, base top-1) for measuring `layer`: the suffix phase from `layer`, or a full TEST
+    phase (`full` if given and it has the right labels) when the net is not a chain from there or
+    the suffix does not reproduce the kept pass exactly; base = top-1 of the unchanged weights."""
+    reference = reference_labels(store) if agreement else None
+    why = store.not_chains.get(layer)
+    if why is None:
+        runner = SuffixPhase(store, layer, reference)
+        base = runner.run()["top1"]
+        exact = (_correct(base, store) == store.manifest["agreement_count"] if agreement
+                 else base == store.accuracy["top1"])
+        if exact:
+            return _checked(runner, layer), base
+        why = "suffix net disagrees with the full net"
+    log(f"{layer}: full TEST passes ({why})")
+    if full is None or agreement:
+        full = TestPhase(store.model, store.weights, store.iterations, gpu, probed=True,
+                         labels=reference)
+    base = full.run()["top1"] if agreement else store.accuracy["top1"]
+    return _checked(full, layer), base
+
+
+def _checked(runner, layer: str):
+    if layer not in runner.net.params:
+        raise ConfigError(f"layer '{layer}' has no weights in the TEST net; layers with weights: "
+                          f"{', '.join(runner.net.params.keys())}")
     return runner
 
 
@@ -46,22 +75,29 @@ def run_with(runner, weights: dict) -> dict[str, float]:
 
 class LayerProbe:
     """Top-1 of (model, weights) with chosen layers replaced by their lossy round trip at given
-    bounds, or by any method's reconstruction. `top1({layer: eb})` caches every result."""
+    bounds, or by any method's reconstruction. `top1({layer: eb})` caches every result. One full
+    pass (at construction) feeds every layer's suffix."""
 
-    def __init__(self, model, weights, work_dir, layers=None, codec: str = "sz2", gpu=None):
+    def __init__(self, model, weights, work_dir, layers=None, codec: str = "sz2", gpu=None,
+                 agreement: bool = False):
         self.phase = TestPhase(str(model), str(weights), gpu=gpu)
-        self.base_top1 = self.phase.run()["top1"]
         self.layers = select_layers(layer_types(read_net(weights)), layers)
         self.weights = {n: self.phase.net.params[n][0].data.copy() for n in self.layers}
         self.sparse = {n: sparse.to_sparse(w) for n, w in self.weights.items()}
         self.codec = get_lossy(codec)
-        self.work_dir = Path(work_dir)
-        self._runners, self._cache = {}, {}
+        self.store = PrefixStore.record(self.phase, self.layers, Path(work_dir) / "prefix")
+        self.gpu, self.agreement = gpu, agreement
+        self._runners, self._bases, self._cache = {}, {}, {}
+        self.base_top1 = self.store.accuracy["top1"]
+        if agreement:  # agreement of the unchanged net with itself, as its runner measures it
+            self.runner(self.layers[0])
+            self.base_top1 = self._bases[self.layers[0]]
 
     def runner(self, layer: str):
         if layer not in self._runners:
-            self._runners[layer] = layer_runner(self.phase, layer, self.work_dir, self.base_top1,
-                                                log=lambda _msg: None)
+            self._runners[layer], self._bases[layer] = layer_runner(
+                self.store, layer, agreement=self.agreement, gpu=self.gpu, full=self.phase,
+                log=lambda _msg: None)
         return self._runners[layer]
 
     def reconstruct(self, layer: str, eb: float):

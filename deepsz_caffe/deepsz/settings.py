@@ -18,6 +18,7 @@ class Settings:
     gpus: tuple[int, ...] | None = None    # one worker per GPU
     scheduler: str | None = None           # Dask scheduler address
     suffix: bool = True                    # suffix-only TEST phases where they are exact
+    agreement: bool = False                # label-free: top-1 against the original net's top-1
 
     def __post_init__(self):
         fix = object.__setattr__  # frozen: normalise once, here

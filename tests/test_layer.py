@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from deepsz_caffe import sparse
 from deepsz_caffe.codecs import LOSSY_CODECS, get_lossy
 from deepsz_caffe.errors import CodecError
-from deepsz_caffe.format.layer import decode_layer, encode_layer, pack_kept, round_trip
+from deepsz_caffe.format.layer import decode_layer, encode_layer, pack_kept, round_trip, unpack_kept
 
 from helpers import max_error
 
@@ -115,7 +115,18 @@ def test_files_without_the_list_decode_as_before():
                           sparse.to_dense(values, sp.index, sp.shape))
 
 
-@pytest.mark.parametrize("count, blob", [(2, b""), (0, b"x"), (-1, b"")])
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**31), unique=True, max_size=50))
+def test_kept_ordinals_pack_round_trip(ordinals):
+    kept = np.array(sorted(ordinals), dtype=np.int64)
+    blob = pack_kept(kept)
+    one_byte_each = bool(np.all(np.diff(kept, prepend=-1) < 128))
+    assert len(blob) <= 5 * len(kept) and (len(blob) == len(kept)) == one_byte_each
+    assert np.array_equal(unpack_kept(blob, len(kept)), kept)
+
+
+@pytest.mark.parametrize("count, blob", [(2, b""), (0, b"x"), (-1, b""), (1, b"\x80"), (1, b"\x01\x01"),
+                                         (1, b"\x81\x81\x81\x81\x81\x01")])
 def test_kept_count_and_section_must_agree(count, blob):
     enc = encode_layer(known_layer(), EB, "sz2", "zstd")
     with pytest.raises(CodecError, match="gap 255"):

@@ -9,6 +9,7 @@ layer exists in TEST, every LMDB exists) run even before that.
 """
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -67,15 +68,24 @@ def probe(model, weights) -> None:
             raise CaffeIOError(f"file not found: {p}")
     code = ("import sys, caffe; caffe.set_mode_cpu(); "
             "net = caffe.Net(sys.argv[1], sys.argv[2], caffe.TEST); net.forward()")
+    caffe_child(code, [model, weights], f"Caffe cannot run {model} with {weights}")
+
+
+_GLOG_PREFIX = re.compile(r"^([IWEF]\d{8} [\d:.]+ +\d+ [\w.]+:\d+\] |Error: )")
+
+
+def caffe_child(code: str, args, failure: str) -> None:
+    """Run `code` (pycaffe) in a child process; if it dies, CaffeIOError(`failure`: Caffe's last
+    fatal line)."""
     env = {**os.environ, "GLOG_minloglevel": "0", "GLOG_logtostderr": "1"}
-    proc = subprocess.run([sys.executable, "-c", code, str(model), str(weights)], env=env,
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         fatal = [ln for ln in lines if ln.startswith(("F", "E")) or "Check failed" in ln
                  or "Error" in ln]
         why = (fatal or lines or ["(no output)"])[-1]
-        raise CaffeIOError(f"Caffe cannot run {model} with {weights}: {why.strip()}")
+        raise CaffeIOError(f"{failure}: {_GLOG_PREFIX.sub('', why.strip())}")
 
 
 @dataclass

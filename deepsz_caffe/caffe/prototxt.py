@@ -53,12 +53,15 @@ def test_layers(net, type_name: str | None = None) -> list:
 
 
 def set_data_sources(net, sources: dict) -> None:
-    """Point each phase's Data layers at an LMDB: {"TRAIN": path, "TEST": path}."""
-    for layer in net.layer:
-        if layer.type == "Data":
-            for phase, source in sources.items():
-                if in_phase(layer, PHASES[phase]):
-                    layer.data_param.source = str(Path(source).resolve())
+    """Point each phase's Data layers at an LMDB: {"TRAIN": path, "TEST": path} (paths as given
+    on the command line: relative to the current directory, stored absolute)."""
+    for phase, source in sources.items():
+        layers = [layer for layer in net.layer
+                  if layer.type == "Data" and in_phase(layer, PHASES[phase])]
+        if not layers:
+            raise CaffeIOError(f"net '{net.name}' has no {phase} Data layer to read {source}")
+        for layer in layers:
+            layer.data_param.source = str(Path(source).resolve())
 
 
 def with_test_source(model, lmdb_path, out) -> Path:
@@ -73,16 +76,27 @@ def with_test_source(model, lmdb_path, out) -> Path:
 
 def solver_net_path(solver: Path, param) -> Path:
     """The solver's `net:`: an absolute path as is; a relative one against the solver file's own
-    directory, so a copied solver works where it lands (Caffe itself reads it against the current
-    directory, which is tried second)."""
+    directory first, so a copied solver works where it lands, then against the current directory
+    (Caffe's own rule, so solvers written for `caffe train` run from their directory still work)."""
+    if not param.net:
+        raise CaffeIOError(f"{solver}: no `net:` line; deepsz needs `net: \"train_test.prototxt\"` "
+                           "(one net for TRAIN and TEST; train_net/test_net/net_param are not read)")
     net = Path(param.net)
-    if net.is_absolute() or not param.net:
-        return net
-    for candidate in (solver.parent / net, net):
+    candidates = [net] if net.is_absolute() else [solver.parent / net, net]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise CaffeIOError(f"{solver}: net {param.net!r} found neither beside the solver "
-                       f"({solver.parent / net}) nor in the current directory")
+    where = (f"neither beside the solver ({solver.parent / net}) nor in the current directory"
+             if len(candidates) == 2 else "(no such file)")
+    raise CaffeIOError(f"{solver}: net {param.net!r} found {where}")
+
+
+def _no_snapshots(param, out_dir: Path) -> None:
+    """Caffe writes nothing of its own: no periodic or final snapshots, and a prefix inside our
+    work dir should anything still ask for one (a user's `snapshot_prefix` may point anywhere)."""
+    param.snapshot = 0
+    param.snapshot_after_train = False
+    param.snapshot_prefix = str((out_dir / "snapshot").resolve())
 
 
 def runtime_files(solver, out_dir, sources: dict, net=None) -> tuple[Path, Path]:
@@ -96,19 +110,31 @@ def runtime_files(solver, out_dir, sources: dict, net=None) -> tuple[Path, Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = write_prototxt(net_param, out_dir / "train_test.prototxt")
     param.net = str(model.resolve())
-    param.snapshot = 0
+    param.snapshot = 0  # as tuned_solver; these bytes key deepsz reproduce's cached stages
     param.snapshot_prefix = str((out_dir / "snapshot").resolve())
     param.test_initialization = False
     return write_prototxt(param, out_dir / "solver.prototxt"), model
 
 
-def tuned_solver(solver_path, out, *, seed=None, lr_scale: float = 1.0, iterations=None) -> Path:
+def tuned_solver(solver_path, out, *, seed=None, lr_scale: float = 1.0, iterations=None,
+                 sources: dict | None = None) -> Path:
     """A copy of a solver with a seed, a scaled base_lr and max_iter set, its net path absolute
-    and periodic snapshots off (nothing is written beside the user's files), written to `out`."""
-    solver_path = Path(solver_path)
+    and snapshots off (nothing is written beside the user's files), written to `out`. With
+    `sources` ({"TRAIN": lmdb, "TEST": lmdb}, either optional) the net is copied beside `out`
+    (train_test.run.prototxt) with its Data layers reading those LMDBs."""
+    solver_path, out = Path(solver_path), Path(out)
     param = read_solver(solver_path)
-    param.net = str(solver_net_path(solver_path, param).resolve())
-    param.snapshot = 0
+    net = solver_net_path(solver_path, param)
+    if sources:
+        net_param = read_prototxt(net)
+        set_data_sources(net_param, sources)
+        net = write_prototxt(net_param, out.with_name("train_test.run.prototxt"))
+    param.net = str(net.resolve())
+    _no_snapshots(param, out.parent)
+    # No test nets inside the solver: their periodic output is Caffe's log, which deepsz
+    # silences; callers measure one full TEST phase at the end instead.
+    del param.test_iter[:]
+    del param.test_state[:]
     if seed is not None:
         param.random_seed = seed
     param.base_lr *= lr_scale
@@ -155,24 +181,3 @@ def suffix_net(name: str, layer: str, layers, entry: str, label: str, shape, out
     inputs.input_param.shape.add().dim.extend([shape[0]])
     suffix.layer.extend(layers)
     return write_prototxt(suffix, out)
-
-
-def with_fed_labels(model, out) -> Path:
-    """A copy of `model` whose TEST labels come from an Input layer the caller fills before each
-    forward (agreement labels: the original net's own top-1), not from the Data layer, which
-    keeps only its data top. Every layer that read the labels (Accuracy, loss) reads the fed ones."""
-    net = read_prototxt(model)
-    data = test_layers(net, "Data")
-    if len(data) != 1 or len(data[0].top) != 2:
-        raise CaffeIOError(f"{model}: agreement labels need one TEST Data layer with (data, label) "
-                           "tops")
-    label = data[0].top[1]
-    del data[0].top[1]
-    fed = caffe_pb2().LayerParameter(name="fed_labels", type="Input", top=[label])
-    fed.include.add(phase=PHASES["TEST"])
-    fed.input_param.shape.add().dim.append(data[0].data_param.batch_size)
-    layers = list(net.layer)
-    layers.insert(layers.index(data[0]) + 1, fed)
-    del net.layer[:]
-    net.layer.extend(layers)
-    return write_prototxt(net, out)

@@ -181,3 +181,24 @@ def suffix_net(name: str, layer: str, layers, entry: str, label: str, shape, out
     inputs.input_param.shape.add().dim.extend([shape[0]])
     suffix.layer.extend(layers)
     return write_prototxt(suffix, out)
+
+
+def with_fed_labels(model, out) -> Path:
+    """A copy of `model` whose TEST labels come from an Input layer the caller fills before each
+    forward (agreement labels: the original net's own top-1), not from the Data layer, which
+    keeps only its data top. Every layer that read the labels (Accuracy, loss) reads the fed ones."""
+    net = read_prototxt(model)
+    data = test_layers(net, "Data")
+    if len(data) != 1 or len(data[0].top) != 2:
+        raise CaffeIOError(f"{model}: agreement labels need one TEST Data layer with (data, label) "
+                           "tops")
+    label = data[0].top[1]
+    del data[0].top[1]
+    fed = caffe_pb2().LayerParameter(name="fed_labels", type="Input", top=[label])
+    fed.include.add(phase=PHASES["TEST"])
+    fed.input_param.shape.add().dim.append(data[0].data_param.batch_size)
+    layers = list(net.layer)
+    layers.insert(layers.index(data[0]) + 1, fed)
+    del net.layer[:]
+    net.layer.extend(layers)
+    return write_prototxt(net, out)

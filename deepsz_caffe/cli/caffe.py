@@ -1,17 +1,58 @@
-"""deepsz prune | synth-lmdb: magnitude pruning + masked retraining with Caffe's own solver, and
+"""deepsz train | prune | test | synth-lmdb: Caffe's own solver and TEST phase on a user's net
+(runtime copies of the prototxts go to a work dir, never beside the user's files), and
 ImageNet-shaped LMDBs for users without ImageNet."""
+from ..errors import ConfigError
 from . import _flag, parse_kept
 
 
+def _sources(a) -> dict:
+    return {phase: path for phase, path in (("TRAIN", a.train_lmdb), ("TEST", a.test_lmdb)) if path}
+
+
+def cmd_train(a):
+    from ..atomic import check_output
+    from ..caffe.train import train, workspace
+
+    check_output(a.output, [a.solver, a.weights], ConfigError)
+    with workspace(a.work_dir) as work:
+        s = train(a.solver, a.output, work_dir=work, iterations=a.iterations, seed=a.seed,
+                  sources=_sources(a), init_weights=a.weights)
+    print(f"wrote {a.output}: {s['iterations']} iterations in {s['seconds']:.1f} s, final loss "
+          f"{s['final_loss']:.4f}; test top-1 {s['top1']:.2f}%")
+
+
 def cmd_prune(a):
+    from ..atomic import check_output
     from ..caffe import io as caffe_io
+    from ..caffe.train import test_top1, workspace
     from ..deepsz.prune import magnitude_masks, retrain
 
+    check_output(a.output, [a.solver, a.weights], ConfigError)
     kept = parse_kept(a.kept)
     weights = {k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(a.weights)).items()}
-    stats = retrain(a.solver, a.weights, magnitude_masks(weights, kept), a.output,
-                    iterations=a.iterations, lr_scale=a.lr_scale, seed=a.seed)
-    print(f"wrote {a.output}: kept {stats['kept']} after {stats['iterations']} masked iterations")
+    masks = magnitude_masks(weights, kept)
+    with workspace(a.work_dir) as work:
+        s = retrain(a.solver, a.weights, masks, a.output, iterations=a.iterations,
+                    lr_scale=a.lr_scale, seed=a.seed, work_dir=work, sources=_sources(a))
+        top1 = test_top1(s["net"], a.output)
+    kept_text = ", ".join(f"{k}={v:.2%}" for k, v in s["kept"].items())
+    print(f"wrote {a.output}: kept {kept_text} after {s['iterations']} masked iterations "
+          f"in {s['seconds']:.1f} s; test top-1 {top1:.2f}%")
+
+
+def cmd_test(a):
+    from ..caffe.phase import TestPhase, check_model
+    from ..caffe.prototxt import with_test_source
+    from ..caffe.train import workspace
+
+    with workspace() as work:
+        model = with_test_source(a.model, a.test_lmdb, work / "test.prototxt") if a.test_lmdb else a.model
+        info = check_model(model)
+        phase = TestPhase(str(model), str(a.weights), a.iterations, a.gpu)
+        result = phase.run()
+    images = phase.iterations * info["batch"]
+    print(f"{a.weights}: " + ", ".join(f"{k.replace('top', 'top-')} {v:.2f}%" for k, v in result.items())
+          + f" ({phase.iterations} iterations of {info['batch']} = {images} images of {info['lmdb']})")
 
 
 def cmd_synth_lmdb(a):
@@ -27,16 +68,40 @@ def cmd_synth_lmdb(a):
           f"seed {a.seed}, {size} bytes in {time.perf_counter() - t:.1f} s")
 
 
+def _solver_flags(p) -> None:
+    _flag(p, "solver", required=True, help="solver prototxt; its `net:` is read relative to the "
+                                           "solver file (then the current directory)")
+    _flag(p, "iterations", type=int, help="iterations (default: the solver's max_iter)")
+    p.add_argument("--train-lmdb", help="LMDB for the TRAIN Data layer (default: its `source:`)")
+    p.add_argument("--test-lmdb", help="LMDB for the TEST Data layer (default: its `source:`)")
+    p.add_argument("--seed", type=int, help="Caffe's random seed (default: the solver's)")
+    p.add_argument("--work-dir", help="where the runtime copies of the prototxts go (default: a "
+                                      "temporary directory, removed afterwards)")
+
+
 def register(sub) -> None:
-    pr = sub.add_parser("prune", help="magnitude pruning + masked retraining with Caffe's solver")
-    _flag(pr, "solver", required=True, help="solver prototxt (its net must have a TRAIN Data layer)")
+    t = sub.add_parser("train", help="train a net with Caffe's solver, then test its top-1")
+    _solver_flags(t)
+    _flag(t, "weights", help="start from these weights (fine-tuning) instead of the fillers")
+    t.add_argument("-o", "--output", required=True, help="trained .caffemodel to write")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("prune", help="magnitude pruning + masked retraining with Caffe's solver, "
+                                      "then test its top-1")
+    _solver_flags(pr)
     _flag(pr, "weights", required=True, help="trained .caffemodel")
     pr.add_argument("--kept", required=True, help="kept fraction per layer: ip1=0.08,ip2=0.09")
-    _flag(pr, "iterations", type=int, default=10000, help="retraining iterations (default 10000)")
     pr.add_argument("--lr-scale", type=float, default=1.0, help="scale of the solver's base_lr")
-    pr.add_argument("--seed", type=int)
-    pr.add_argument("-o", "--output", required=True)
+    pr.add_argument("-o", "--output", required=True, help="pruned .caffemodel to write")
     pr.set_defaults(func=cmd_prune)
+
+    te = sub.add_parser("test", help="one TEST phase of a net (as `caffe test`): top-1/top-5")
+    _flag(te, "model", required=True, help="train_test prototxt with a TEST Data layer and Accuracy")
+    _flag(te, "weights", required=True, help=".caffemodel (e.g. from deepsz decode)")
+    _flag(te, "iterations", type=int, help="TEST iterations (default: one pass over the LMDB)")
+    _flag(te, "gpu", type=int, help="GPU id (CPU when omitted)")
+    te.add_argument("--test-lmdb", help="LMDB for the TEST Data layer (default: its `source:`)")
+    te.set_defaults(func=cmd_test)
 
     sl = sub.add_parser("synth-lmdb", help="ImageNet-shaped LMDB of synthetic natural-looking images "
                                            "(for users without ImageNet)")

@@ -5,7 +5,6 @@
 """
 import numpy as np
 
-from .. import atomic
 from ..errors import ConfigError
 
 
@@ -27,17 +26,20 @@ def magnitude_masks(weights: dict[str, np.ndarray], kept: dict[str, float]) -> d
     return masks
 
 
-def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *, iterations: int,
-            lr_scale: float = 1.0, seed: int | None = None):
-    """Masked retraining from `weights`; saves the pruned net to `out_weights`. Returns stats."""
-    from ..caffe.train import run_solver
+def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *,
+            iterations: int | None = None, lr_scale: float = 1.0, seed: int | None = None,
+            work_dir=None, sources: dict | None = None):
+    """Masked retraining from `weights` (default: the solver's max_iter iterations); saves the
+    pruned net to `out_weights`. Runtime files go to `work_dir` (default: a temporary directory);
+    `sources` overrides the Data layers' LMDBs. Returns stats (see caffe.train.run_solver)."""
+    from ..caffe.train import run_solver, save
 
     solver, stats = run_solver(solver_path, iterations=iterations, init_weights=weights,
-                               masks=masks, seed=seed, lr_scale=lr_scale, desc="retrain")
+                               masks=masks, seed=seed, lr_scale=lr_scale, desc="retrain",
+                               work_dir=work_dir, sources=sources)
     for name, mask in masks.items():
         w = solver.net.params[name][0].data
         assert not np.any(w[mask == 0]), f"pruned weights of {name} moved"  # invariant, not input
         stats.setdefault("kept", {})[name] = float(np.count_nonzero(w)) / w.size
-    with atomic.replacing(out_weights) as tmp:
-        solver.net.save(str(tmp))
+    save(solver, out_weights)
     return stats

@@ -6,10 +6,23 @@ RESULTS ?= results
 EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py experiments/reproduction_report.py,$(wildcard experiments/*.py))))
 export GLOG_minloglevel := 2
 
-.PHONY: setup test reproduce reproduce-lenet5 reproduce-best figures experiments bench clean-results
+# GPU=1: CUDA Caffe in $(VENV) (make setup GPU=1; GPU=0 goes back to CPU_ONLY; unset keeps the venv's choice).
+GPU ?= $(DEEPSZ_GPU)
+GPU_VENV ?= .venv-gpu
+
+.PHONY: setup gpu-wheel nncodec test reproduce reproduce-lenet5 reproduce-best figures experiments bench clean-results
 
 setup:
-	@bash scripts/setup.sh
+	@VENV=$(VENV) DEEPSZ_GPU=$(GPU) bash scripts/setup.sh
+
+# CI's compile-only check of the GPU route: sm_90 (or CUDA_ARCH_BIN) into its own venv, then import it.
+gpu-wheel:
+	@CUDA_ARCH_BIN="$(or $(CUDA_ARCH_BIN),90)" $(MAKE) --no-print-directory setup VENV=$(GPU_VENV) GPU=1
+	@GLOG_minloglevel=2 $(GPU_VENV)/bin/python -c 'import caffe, pathlib; k = (pathlib.Path(caffe.__file__).parent / "BUILD_KEY").read_text().strip(); assert "cpu_only_OFF" in k, k; print("GPU caffe imports:", k)'
+
+# NNCodec (MPEG NNR reference codec) in its own .venv-nncodec: it pins numpy<2; .venv is untouched.
+nncodec:
+	@bash scripts/setup_nncodec.sh
 
 test: setup
 	$(PY) -m pytest -q

@@ -9,16 +9,18 @@
 # Route 2 (automatic fallback): the PyPI sdist brocolli-caffe==9.0.2 (an SSD-derived fork).
 #
 # The wheel is cached in ${DEEPSZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepsz-caffe}, keyed by
-# source version + hash of this script (which holds every patch) + Python version + CPU_ONLY,
+# source version + hash of this script (which holds every patch) + Python version + CPU_ONLY
+# (a GPU wheel adds CUDA version, arch list and the hash of scripts/cuda_toolkit.sh),
 # and written there atomically only after a successful build and import check.
 #
-# Environment: CPU_ONLY=ON|OFF (default ON). For a GPU build set CPU_ONLY=OFF and
-#   CUDA_ARCH_NAME=Manual CUDA_ARCH_BIN="70 80" (your cards) with CUDA + cuDNN installed.
-#   DEEPSZ_CAFFE_ROUTE=debian|pypi forces a route.
+# Environment: DEEPSZ_GPU=1 (or CPU_ONLY=OFF) builds the CUDA variant, Debian route only, with CUDA 13.0
+#   from PyPI wheels (scripts/cuda_toolkit.sh: no system CUDA needed) for CUDA_ARCH_BIN="80 90", else the
+#   cards nvidia-smi lists, else 90. DEEPSZ_CAFFE_ROUTE=debian|pypi forces a route. JOBS=N make jobs.
 set -euo pipefail
 
 PY=$(realpath -s "${1:?usage: build_caffe.sh PYTHON}")
 CPU_ONLY=${CPU_ONLY:-ON}
+[ "${DEEPSZ_GPU:-0}" = 1 ] && CPU_ONLY=OFF
 DEBIAN_VERSION=1.0.0+git20180821.99bd997-8
 PYPI_VERSION=9.0.2
 CACHE=${DEEPSZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepsz-caffe}
@@ -34,6 +36,7 @@ script_hash=$(sha256sum "$0" | cut -c1-12)
 installed_ok() { "$PY" -c 'import caffe, caffe.proto.caffe_pb2' >/dev/null 2>&1; }
 
 install_wheel() {
+  if [ "$CPU_ONLY" = OFF ]; then gpu_install_runtime; fi
   "$PY" -m pip install -q --no-deps --force-reinstall "$1" || die "pip could not install $1"
   GLOG_minloglevel=2 "$PY" -c 'import caffe; caffe.set_mode_cpu()' \
     || die "caffe wheel $1 installed but 'import caffe' fails; delete $CACHE and rerun"
@@ -44,7 +47,18 @@ find_cached() {  # $1 = route key
   [ -f "$d/DONE" ] && ls "$d"/*.whl 2>/dev/null | head -n1
 }
 
-key_for() { echo "$1-$2-$script_hash-$pytag-cpu_only_$CPU_ONLY"; }
+gpu_key=""
+if [ "$CPU_ONLY" = OFF ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/cuda_toolkit.sh"
+  CUDA_ARCHS=$(cuda_archs) || exit 1
+  gpu_key=$(gpu_key_suffix)
+  case "${DEEPSZ_CAFFE_ROUTE:-auto}" in
+    auto|debian) DEEPSZ_CAFFE_ROUTE=debian;;
+    *) die "the GPU build uses Debian's caffe source only (DEEPSZ_CAFFE_ROUTE=debian)";;
+  esac
+fi
+
+key_for() { echo "$1-$2-$script_hash-$pytag-cpu_only_$CPU_ONLY$gpu_key"; }
 
 # ---------------------------------------------------------------- fast path: cached wheel
 for route_key in "$(key_for debian "$DEBIAN_VERSION")" "$(key_for pypi "$PYPI_VERSION")"; do
@@ -108,7 +122,12 @@ fetch_pypi() {
 }
 
 cmake_build() {  # $1 = src, $2 = route
-  local src=$1 extra_cxx="" extra=()
+  local src=$1 extra_cxx="" extra=() gpu_flags=() root
+  if [ "$CPU_ONLY" = OFF ]; then
+    root=$(cuda_toolkit_root) || { say "could not fetch the pinned CUDA wheels from PyPI"; return 1; }
+    cuda_check_archs "$root"
+    mapfile -t gpu_flags < <(gpu_cmake_flags "$root")
+  fi
   if [ "$2" = pypi ]; then
     extra_cxx="-I$py_inc -I$np_inc -I/usr/include/hdf5/serial -I$src/src -DUSE_LMDB"
     extra=(-DCMAKE_EXE_LINKER_FLAGS=-L/usr/lib/x86_64-linux-gnu/hdf5/serial
@@ -119,11 +138,29 @@ cmake_build() {  # $1 = src, $2 = route
     -DCPU_ONLY="$CPU_ONLY" -DBLAS=Open -DUSE_OPENCV=OFF -DUSE_LMDB=ON -DUSE_LEVELDB=ON -DUSE_HDF5=ON \
     -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$pyver" \
     -DPYTHON_EXECUTABLE="$py_exe" -DPYTHON_INCLUDE_DIR="$py_inc" -DPYTHON_LIBRARY="$py_lib" \
-    -DCMAKE_CXX_FLAGS="$extra_cxx" "${extra[@]}" \
-    ${CUDA_ARCH_NAME:+-DCUDA_ARCH_NAME="$CUDA_ARCH_NAME"} ${CUDA_ARCH_BIN:+-DCUDA_ARCH_BIN="$CUDA_ARCH_BIN"} \
+    -DCMAKE_CXX_FLAGS="$extra_cxx" "${extra[@]}" "${gpu_flags[@]}" \
     > "$WORK/cmake.log" 2>&1 || { tail -n 30 "$WORK/cmake.log" >&2; return 1; }
-  say "compiling (about 3 min on 2 cores; log: $WORK/make.log)"
-  make -C "$src/build" -j"$JOBS" pycaffe > "$WORK/make.log" 2>&1 || { tail -n 40 "$WORK/make.log" >&2; return 1; }
+  if [ "$CPU_ONLY" = OFF ]; then
+    say "compiling for sm_${CUDA_ARCHS// /, sm_} + PTX ${CUDA_ARCHS##* }: ~3 min of C++ plus ~$MIN_PER_ARCH min of nvcc" \
+        "per arch on 2 cores; log: $WORK/make.log"
+  else
+    say "compiling (about 3 min on 2 cores; log: $WORK/make.log)"
+  fi
+  make_progress "$src/build" || { tail -n 40 "$WORK/make.log" >&2; return 1; }
+}
+
+make_progress() {  # $1 = build dir; runs make, reporting cmake's progress once a minute
+  local pid start=$SECONDS last=$SECONDS
+  make -C "$1" -j"$JOBS" pycaffe > "$WORK/make.log" 2>&1 & pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    if (( SECONDS - last >= 60 )); then
+      last=$SECONDS
+      say "  $(grep -o '^\[ *[0-9]*%\]' "$WORK/make.log" | tail -n1) $(grep -c 'Building' "$WORK/make.log") objects" \
+          "started, $(( (SECONDS - start) / 60 )) min"
+    fi
+  done
+  wait "$pid"
 }
 
 package_wheel() {  # $1 = src, $2 = route key -> prints wheel path
@@ -163,6 +200,7 @@ build_route() {  # $1 = debian|pypi
   if [ "$1" = debian ]; then src=$(fetch_debian) || return 1; version=$DEBIAN_VERSION
   else src=$(fetch_pypi) || return 1; version=$PYPI_VERSION; fi
   key=$(key_for "$1" "$version")
+  if [ "$CPU_ONLY" = OFF ]; then gpu_patch_source "$src" || return 2; fi
   cmake_build "$src" "$1" || return 2
   whl=$(package_wheel "$src" "$key") || return 2
   install_wheel "$whl"

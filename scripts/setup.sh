@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent setup: Debian build/runtime packages, the .venv, pinned Python packages,
 # BVLC Caffe (built once, cached), and this project installed editable (.venv/bin/deepsz).
+# DEEPSZ_GPU=1 (make setup GPU=1) builds the CUDA Caffe instead, DEEPSZ_GPU=0 the CPU_ONLY one again;
+# unset keeps the venv's last choice, so `make test` after `make setup GPU=1` keeps the GPU build.
 # Each step says what it does; a failure names the step and what to do. A re-run skips done work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +54,20 @@ if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
 fi
 
 # 4. Caffe (pycaffe), from Debian's source package or the PyPI fallback; cached wheel on re-runs.
-step "caffe: checking pycaffe"
-bash scripts/build_caffe.sh "$VENV/bin/python" || fail caffe "could not build or install Caffe (see above)"
+gpu=${DEEPSZ_GPU:-$(cat "$STAMPS/gpu" 2>/dev/null || echo 0)}
+case "$gpu" in 0|1) ;; *) fail caffe "DEEPSZ_GPU (make setup GPU=...) must be 0 or 1, not '$gpu'";; esac
+if [ "$gpu" = 1 ]; then
+  # The arch list this venv was built for stays unless CUDA_ARCH_BIN names another (no surprise rebuild).
+  CUDA_ARCH_BIN=${CUDA_ARCH_BIN:-$(cat "$STAMPS/cuda_arch_bin" 2>/dev/null || true)}; export CUDA_ARCH_BIN
+  step "caffe: checking the GPU build (CUDA 13 from PyPI wheels; running it needs an NVIDIA driver >= 580)"
+  nvidia-smi -L >/dev/null 2>&1 || step "no NVIDIA driver here: the GPU build compiles and imports (its check logs \
+'Cannot create Cublas handle'), but cannot run Data-layer nets, even in CPU mode; make setup GPU=0 for CPU work"
+else
+  step "caffe: checking pycaffe"
+fi
+DEEPSZ_GPU=$gpu bash scripts/build_caffe.sh "$VENV/bin/python" || fail caffe "could not build or install Caffe (see above)"
+echo "$gpu" > "$STAMPS/gpu"
+if [ "$gpu" = 1 ]; then echo "${CUDA_ARCH_BIN:-}" > "$STAMPS/cuda_arch_bin"; fi
 
 # 5. This project, editable, so .venv/bin/deepsz exists.
 proj_hash=$(sha256sum pyproject.toml | cut -c1-16)

@@ -4,20 +4,53 @@ Every ratio is original fc weight bytes / compressed bytes (the paper's). LeNets
 layers of results/<net>/pruned.caffemodel; DeepSZ's sizes are those of the measured end-to-end
 run (summary.json: bounds DeepSZ chose, accuracy verified). AlexNet/VGG-16: see common.fc_layers
 (synthetic unless --alexnet-weights / --vgg16-weights), DeepSZ encoded with layer_codec at the
-paper's bounds (section 5.2.2). The baselines run through baselines.evaluate_method with their
-defaults (Deep Compression 5-bit codebook and 5-bit relative indices, Weightless 3-bit values in
-6-bit Bloomier cells), every stream decoded again.
+paper's bounds (section 5.2.2). The baselines run through the method interface
+(baselines/method.py) at their defaults (Deep Compression 5-bit codebook and 5-bit relative
+indices, Weightless 3-bit values in 6-bit Bloomier cells), each layer's own stream counted, every
+stream decoded again. LeNets, beyond the paper: the methods `deepsz compare` measured
+(results/compare/<net>.json: NNCodec, DeepSZ's best preset, ...) at their chosen points.
 """
 import sys
+from pathlib import Path
 
-from deepsz_caffe.paper import synthetic
-from deepsz_caffe.baselines import evaluate_method
+import numpy as np
+
+from deepsz_caffe.baselines.method import load_method
 from deepsz_caffe.format.layer import encode_layer
+from deepsz_caffe.paper import synthetic
 
 from . import common
 
 METHODS = {"deep_compression": "Deep Compression", "weightless": "Weightless", "deepsz": "DeepSZ"}
-BASELINE_KEYS = ("bytes", "params", "max_abs_error")
+BASELINES = {"deep_compression": "deep-compression", "weightless": "weightless"}  # interface names
+COMPARED = ("deepsz", "deep-compression", "weightless")  # in the table already; others from compare
+
+
+def _baseline(method: str, layers: dict) -> dict:
+    """{layer: {"bytes", "params", "max_abs_error"}} of a baseline at its defaults: one file of
+    every layer through the interface, each layer's own stream counted."""
+    m = load_method(BASELINES[method])
+    blob = m.encode(layers, m.default)
+    sizes, decoded = m.layer_bytes(layers, m.default, blob), m.decode(blob)
+    return {n: {"bytes": sizes[n], "params": dict(m.default),
+                "max_abs_error": float(np.max(np.abs(decoded[n] - w), initial=0.0))}
+            for n, w in layers.items()}
+
+
+def _compared(net: str, results) -> dict | None:
+    """Other methods' chosen points from `deepsz compare` (results/compare/<net>.json)."""
+    path = Path(results) / "compare" / f"{net}.json"
+    if not path.is_file():
+        return None
+    record = common.load_json(path)
+    out = {}
+    for name, e in record["methods"].items():
+        if name in COMPARED or e.get("skipped") or e.get("chosen") is None:
+            continue
+        p = e["points"][e["chosen"]]
+        out[name] = {"label": e["label"], "version": e.get("version", ""), "setting": p["setting"],
+                     "layer_bytes": e["layer_bytes"], "file_bytes": p["bytes"], "loss": p["loss"]}
+    return {"source": str(path), "max_loss": record["max_loss"], "methods": out}
 
 
 def compute(args) -> dict:
@@ -33,19 +66,19 @@ def compute(args) -> dict:
             bounds = synthetic.PAPER_ERROR_BOUNDS[net]
             deepsz = {n: encode_layer(w, bounds[n]).meta for n, w in src["layers"].items()}
             deepsz_source = "layer_codec.encode_layer at the paper's bounds (section 5.2.2)"
+        print(f"[table4] {common.TITLES[net]}", file=sys.stderr)
+        baselines = {m: _baseline(m, src["layers"]) for m in BASELINES}
         layers = []
         for name, w in src["layers"].items():
-            print(f"[table4] {common.TITLES[net]} {name}", file=sys.stderr)
             row = {"name": name, "shape": list(w.shape), "nnz": int((w != 0).sum()),
                    "dense_bytes": 4 * w.size,
                    "deepsz": {"bytes": deepsz[name]["data_bytes"] + deepsz[name]["index_bytes"],
                               "error_bound": deepsz[name]["error_bound"]}}
-            for method in ("deep_compression", "weightless"):
-                r = evaluate_method(method, w, name)
-                row[method] = {k: r[k] for k in BASELINE_KEYS}
+            row.update({m: baselines[m][name] for m in BASELINES})
             layers.append(row)
         nets[net] = {"source": src["source"], "synthetic": src["synthetic"],
-                     "deepsz_source": deepsz_source, "layers": layers}
+                     "deepsz_source": deepsz_source, "layers": layers,
+                     "compared": None if src["synthetic"] else _compared(net, args.results)}
     return {"nets": nets}
 
 
@@ -58,6 +91,23 @@ def ratios(layers: list[dict], method: str) -> dict:
     largest = max(layers, key=lambda r: r["dense_bytes"])
     out["largest_only"] = dense / (dense - largest["dense_bytes"] + largest[method]["bytes"])
     return out
+
+
+def _compared_rows(e: dict) -> list[str]:
+    """Beyond the paper: the other methods `deepsz compare` measured on this net."""
+    c = e.get("compared")
+    if not c or not c["methods"]:
+        return []
+    dense = {r["name"]: r["dense_bytes"] for r in e["layers"]}
+    total = sum(dense.values())
+    rows = [[m["label"] + (f" ({m['version']})" if m["version"] else ""), m["setting"],
+             *(f"{dense[n] / m['layer_bytes'][n]:.1f}" for n in dense),
+             f"**{total / m['file_bytes']:.1f}**", f"{m['loss']:+.2f}"] for m in c["methods"].values()]
+    return [(f"Beyond the paper, measured by `deepsz compare` ({c['source']}) on the same pruned "
+             f"layers: each method at its chosen point (its operating point, or its smallest file "
+             f"with measured loss within {c['max_loss']:g} points). Per layer: the layer coded alone; "
+             "overall: the whole file."), "",
+            common.markdown_table(["method", "setting", *dense, "overall", "loss (points)"], rows), ""]
 
 
 def render(data: dict, figures=common.FIGURES) -> list:
@@ -91,6 +141,7 @@ def render(data: dict, figures=common.FIGURES) -> list:
                (f"Weightless compressing only the largest layer, the others left dense (how the "
                 f"paper's overall Weightless ratio comes out): {wl['largest_only']:.1f}× "
                 f"(paper {common.fmt(paper['overall'].get('weightless'), 'g', '×')})."), ""]
+        md += _compared_rows(e)
     wp = next(iter(data["nets"].values()))["layers"][0]["weightless"]["params"]
     md += [f"- Paper note: {n}" for n in pv["notes"]]
     t2 = common.paper_values()["table2"]["nets"]["lenet300"]["layers"]["ip2"]

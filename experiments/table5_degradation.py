@@ -7,16 +7,22 @@ ones); degradation = pruned model's top-1 - that. DeepSZ: the measured run's .ds
 (and summary.json's own figure beside it). Deep Compression: 5-bit codebook (Table 4's setting)
 and the codebook width whose overall ratio is nearest DeepSZ's, without Han et al.'s centroid
 fine-tuning. Weightless: defaults, on every layer and on the largest layer only (as the paper
-uses it), without Reagen et al.'s retraining. AlexNet/VGG-16 need ImageNet.
+uses it), without Reagen et al.'s retraining. Both through the method interface
+(baselines/method.py). Beyond the paper: the methods `deepsz compare` measured on the same pruned
+model and test set (results/compare/<net>.json), each at its chosen point and at its sweep point
+of ratio nearest DeepSZ's. AlexNet/VGG-16 need ImageNet.
 """
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from deepsz_caffe.baselines.compare import chosen_point, nearest_ratio
+from deepsz_caffe.baselines.method import load_method
 from deepsz_caffe.caffe import io as caffe_io
-from deepsz_caffe.format import network as dsz
-from deepsz_caffe.baselines import METHODS, evaluate_method
 from deepsz_caffe.deepsz.probe import LayerProbe
+from deepsz_caffe.format import network as dsz
 
 from . import common
 
@@ -25,19 +31,44 @@ DC_SEARCH_BITS = (2, 3, 4)   # widths tried for the ratio nearest DeepSZ's
 
 
 def _round_trip(method: str, layers: dict, only=None, **params) -> dict:
-    """Every layer (or those in `only`) through `method`: evaluate_method's records, the decoded
-    layers, and the overall ratio with uncompressed layers counted dense."""
-    names = list(layers) if only is None else only
-    records, decoded = [], {}
-    for name in names:
-        records.append(evaluate_method(method, layers[name], name, **params))
-        m = METHODS[method]
-        decoded[name] = m.decode(m.from_bytes(m.to_bytes(m.encode(layers[name], **params))))
+    """Every layer (or those in `only`) through `method` (an interface name) at its defaults
+    updated by `params`: per-layer bytes and errors, the decoded layers, and the overall ratio
+    with each layer's own stream counted and uncompressed layers counted dense."""
+    m = load_method(method)
+    target = {**m.default, **params}
+    chosen = {n: layers[n] for n in (list(layers) if only is None else only)}
+    blob = m.encode(chosen, target)
+    sizes, decoded = m.layer_bytes(chosen, target, blob), m.decode(blob)
     dense = sum(4 * w.size for w in layers.values())
-    stored = sum(r["bytes"] for r in records) + sum(4 * layers[n].size for n in layers if n not in names)
-    return {"ratio": dense / stored, "layers": [{k: r[k] for k in ("layer", "bytes", "max_abs_error")}
-                                                for r in records],
-            "params": records[0]["params"], "decoded": decoded}
+    stored = sum(sizes.values()) + sum(4 * layers[n].size for n in layers if n not in chosen)
+    return {"ratio": dense / stored,
+            "layers": [{"layer": n, "bytes": sizes[n],
+                        "max_abs_error": float(np.max(np.abs(decoded[n] - w), initial=0.0))}
+                       for n, w in chosen.items()],
+            "params": target, "decoded": decoded}
+
+
+def _compared(net: str, results, deepsz_ratio: float) -> list[dict]:
+    """Rows of the other methods `deepsz compare` measured (results/compare/<net>.json): each at
+    its chosen point and at the sweep point of ratio nearest DeepSZ's."""
+    path = Path(results) / "compare" / f"{net}.json"
+    if not path.is_file():
+        return []
+    record, rows = common.load_json(path), []
+    for name, e in record["methods"].items():
+        if name in ("deepsz", "deep-compression", "weightless") or e.get("skipped"):
+            continue
+        label = e["label"] + (f" ({e['version']})" if e.get("version") else "")
+        picks = [(chosen_point(e), f"smallest file within {record['max_loss']:g}"),
+                 (nearest_ratio(e, deepsz_ratio), "ratio nearest DeepSZ's")]
+        if e.get("operating_point") is not None:
+            picks[0] = (picks[0][0], "its operating point")
+        for p, why in picks:
+            if p is not None and not any(r["setting"] == p["setting"] and r["method"] == name for r in rows):
+                rows.append({"method": name, "label": f"{label}, {p['setting']} ({why})",
+                             "setting": p["setting"], "ratio": p["ratio"], "top1": p["top1"],
+                             "degradation": p["loss"], "source": str(path)})
+    return rows
 
 
 def _measure(probe: LayerProbe, entry: dict) -> dict:
@@ -60,7 +91,7 @@ def compute(args) -> dict:
             layers = probe.weights
             deepsz = {"ratio": dsz.inspect(stream)["ratio"], "params": summary["error_bounds"],
                       "decoded": {n: decoded[n][0] for n in probe.layers}}
-            candidates = {bits: _round_trip("deep_compression", layers, bits=bits)
+            candidates = {bits: _round_trip("deep-compression", layers, bits=bits)
                           for bits in (DC_BITS, *DC_SEARCH_BITS)}
             near = min(DC_SEARCH_BITS, key=lambda b: abs(candidates[b]["ratio"] - deepsz["ratio"]))
             largest = max(layers, key=lambda n: layers[n].size)
@@ -74,7 +105,8 @@ def compute(args) -> dict:
             nets[net] = {"available": True, "top1_pruned": probe.base_top1,
                          "summary_top1_pruned": summary["top1_pruned"],
                          "summary_top1_decoded": summary["top1_decoded"], "largest": largest,
-                         "methods": {k: _measure(probe, v) for k, v in methods.items()}}
+                         "methods": {k: _measure(probe, v) for k, v in methods.items()},
+                         "compared": _compared(net, args.results, deepsz["ratio"])}
     return {"nets": nets}
 
 
@@ -111,12 +143,18 @@ def render(data: dict, figures=common.FIGURES) -> list:
                 ours += f" (summary.json: {e['summary_top1_pruned'] - e['summary_top1_decoded']:+.2f})"
             rows.append(["", _label(key, e), f"{m['ratio']:.1f}×", f"{m['top1']:.2f}%", ours,
                          ("> " if lower else "") + common.fmt(p, "+.2f")])
+        rows += [["", f"{c['label']}; `deepsz compare`", f"{c['ratio']:.1f}×", f"{c['top1']:.2f}%",
+                  f"{c['degradation']:+.2f}", "-"] for c in e.get("compared", [])]
     md = ["# Table 5: top-1 degradation at comparable compression ratio (MNIST, Caffe)", "",
           common.markdown_table(header, rows), "",
           ("Degradation = top-1 of the pruned model - top-1 with every listed layer replaced by the "
            "method's decoded reconstruction, in points, over the 10,000 MNIST test images. Ratio = "
            "original fc weight bytes / stored bytes (layers a method leaves alone counted dense). "
            "The paper's numbers are repeated on every row of a method family."), "",
+          *([("Rows marked `deepsz compare` come from results/compare/<net>.json: the same pruned "
+              "model and test set, top-1 measured the same way, the method's whole file counted; "
+              "NNCodec runs in its own environment (.venv-nncodec, `make nncodec`)."), ""]
+            if any(e.get("compared") for e in data["nets"].values()) else []),
           ("Neither baseline is retrained here: Deep Compression's centroids are not fine-tuned "
            "and Weightless's network is not retrained around its false positives, although both "
            "methods rely on retraining (DeepSZ sections 4.2, 4.3). DeepSZ needs none."), "",

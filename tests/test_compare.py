@@ -13,6 +13,7 @@ from deepsz_caffe.baselines.method import load_method
 from deepsz_caffe.caffe import io as caffe_io
 from deepsz_caffe.cli import main
 from deepsz_caffe.errors import CodecError
+from experiments import fig_compare
 
 # A user's method: uniform quantisation of every weight to `bits` bits, zlib-compressed npz.
 TOY = textwrap.dedent('''
@@ -95,7 +96,8 @@ def test_a_method_from_outside_the_package_gets_its_rows(lenet300, toy, tmp_path
     assert sum(dc["layer_bytes"].values()) < compare.chosen_point(dc)["bytes"]
 
 
-def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, tmp_path, capsys):
+def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, tmp_path, capsys,
+                                                                 render_check):
     out = tmp_path / "record.json"
     rc = main(["compare", "--net", "lenet300", "--model", str(lenet300["model"]), "--weights",
                str(lenet300["pruned"]), "--methods", "deepsz,deep-compression", "--method",
@@ -110,6 +112,10 @@ def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, 
     assert "| toy | bits " in text and "| DeepSZ (paper preset) | ip1 0.02, ip2 0.03, ip3 0.04 |" in text
     assert (tmp_path / "fig" / "compare_lenet300.png").stat().st_size > 10_000
     assert (tmp_path / "fig" / "compare_lenet300.md").read_text() in text
+    # the experiment script draws the same record (both LeNets in one figure when both exist)
+    md = render_check(fig_compare, {"nets": {"lenet300": record}},
+                      ["fig_compare.md", "fig_compare.png", "fig_compare.pdf"])
+    assert "| toy | bits " in md
 
 
 def test_cli_compare_errors_are_one_line(lenet300, toy, tmp_path, capsys):

@@ -145,11 +145,14 @@ def _time_bars(ax, ran: dict) -> None:
         values = [ran[n]["timing"][f"{kind}_seconds"] for n in names]
         xs = [j + (i - 0.5) * width for j in range(len(names))]
         ax.bar(xs, values, width, color=[color(n, list(ran)) for n in names], hatch=hatch,
-               edgecolor="black", linewidth=0.4, label=kind)
+               edgecolor="black", linewidth=0.4)
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), [ran[n]["label"].replace(" (", "\n(") for n in names], fontsize=7)
+    from matplotlib.patches import Patch
+
     ax.set_ylabel("seconds at the chosen point")
-    ax.legend(fontsize=7)
+    ax.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch=h, label=k)
+                       for k, h in (("encode", ""), ("decode", "//"))], fontsize=7)
     lo = min((ran[n]["timing"]["decode_seconds"] for n in names), default=1e-3)
     ax.set_ylim(bottom=10 ** math.floor(math.log10(max(lo, 1e-6))))
 

@@ -74,7 +74,11 @@ class DeepSZPaper(LayerwiseMethod):
             run = json.loads(path.read_text())
             self.bounds, self.lossy = run["error_bounds"], run["lossy"]
             self.lossless = run["lossless"]
-            self.source = f"the bounds and coders of its measured run ({path})"
+            self.source = f"the bounds and coders of its measured run ({path}"
+            if {"fc_compressed_bytes", "actual_loss"} <= set(run):
+                self.source += (f": {run['fc_compressed_bytes']:,} B of data + index streams, "
+                                f"measured loss {run['actual_loss']:+.2f}")
+            self.source += ")"
             return
         if context.net not in values.paper_values()["error_bounds"]["nets"]:
             raise ConfigError(f"{self.name}: no measured run at {path} to take bounds from: "

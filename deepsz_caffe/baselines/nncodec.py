@@ -3,8 +3,13 @@
 NNCodec pins numpy<2 and ships torch adapters, so it lives in its own environment, .venv-nncodec
 (`make nncodec`); this module never imports it. `nncodec_round_trip` writes the arrays to an
 .npz in a work directory, runs nncodec_child.py with that environment's Python, and reads back
-the bitstream file, the arrays decoded from it and the codec's own timings. The bitstream file
-stays in the work directory: its size is what a comparison should count.
+the bitstream file, the arrays decoded from it and the codec's own timings; `nncodec_decode`
+decodes a stored bitstream alone in a fresh child. The bitstream file stays in the work
+directory: its size is what a comparison should count. Only nncodec.nnc.compress/decompress
+run (numpy arrays in, numpy arrays out), so .venv-nncodec holds numpy and nncodec's C++
+extension but no torch: the child replaces nncodec.framework (PyTorch/TensorFlow model
+adapters, imported by nncodec.nnc at import time, never called on arrays) by empty modules
+that raise if anything touches them.
 
 Codec facts measured with nncodec 2.1.3 (see tests/test_nncodec.py): a lower qp means a finer
 step (4 qps per octave: step = (4 + qp % 4) * 2**(qp // 4 - 2)); with dependent quantisation

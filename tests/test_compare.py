@@ -68,6 +68,9 @@ def test_select_and_nearest_ratio():
     assert compare.select(pts, 0.2) == 4            # 0.2 is within the budget
     assert compare.select(pts, 0.05) == 3
     assert compare.select(pts, -1) is None
+    assert compare.select_stable(pts, 0.2) == 3     # 150 B measures 0.25: only 200 B is stable
+    assert compare.select_stable(pts, 0.3) == 4
+    assert compare.select_stable(pts, -1) is None
     assert compare.nearest_ratio({"points": pts}, 8.5)["bytes"] == 120
     assert compare.nearest_ratio({"skipped": "why"}, 8.5) is None
 
@@ -88,6 +91,7 @@ def test_a_method_from_outside_the_package_gets_its_rows(lenet300, toy, tmp_path
         assert p["loss"] == pytest.approx(record["top1_pruned"] - p["top1"])
     assert entry["points"][0]["loss"] > entry["points"][2]["loss"]      # 2 bits hurt, 8 do not
     assert entry["selected"] == compare.select(entry["points"], 0.2) == entry["chosen"]
+    assert entry["stable"] == compare.select_stable(entry["points"], 0.2)
     assert entry["operating_point"] is None
     assert set(entry["layer_bytes"]) == {"ip1", "ip2", "ip3"}
     assert entry["timing"]["encode_seconds"] > 0 and entry["timing"]["decode_seconds"] > 0
@@ -109,7 +113,8 @@ def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, 
     assert list(record["methods"]) == ["deepsz", "deep-compression", "toy"]
     deepsz = record["methods"]["deepsz"]
     assert compare.chosen_point(deepsz)["target"] == 1.0 and "paper's bounds" in deepsz["source"]
-    assert "| toy | bits " in text and "| DeepSZ (paper preset) | ip1 0.02, ip2 0.03, ip3 0.04 |" in text
+    assert "| toy | bits " in text and "stable pick" in text
+    assert "| DeepSZ (paper preset) | ip1 0.02, ip2 0.03, ip3 0.04 |" in text
     assert (tmp_path / "fig" / "compare_lenet300.png").stat().st_size > 10_000
     assert (tmp_path / "fig" / "compare_lenet300.md").read_text() in text
     # the experiment script draws the same record (both LeNets in one figure when both exist)

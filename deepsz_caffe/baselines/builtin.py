@@ -54,8 +54,8 @@ class Weightless(_ModuleMethod):
     module = wl
     default = {"t_bits": 6, "value_bits": 3, "k": 3, "seed": 0}
 
-    def sweep(self):  # false positives 2**(3 - t): 25% down to 0.4%
-        return [{"t_bits": t, "value_bits": 3, "k": 3, "seed": 0} for t in range(5, 12)]
+    def sweep(self):  # false positives 2**(3 - t): 25% down to 0.01%
+        return [{"t_bits": t, "value_bits": 3, "k": 3, "seed": 0} for t in range(5, 17)]
 
 
 _DSZ_MAGIC = b"DSZL"

@@ -6,7 +6,9 @@ For each method and each target of its sweep: encode the pruned fc layers, count
 net and measure top-1 over the full test set (deepsz.probe, suffix passes equal to full ones).
 A method's result is its operating point when it has one (DeepSZ: its measured run), otherwise
 its smallest file whose measured loss is within `max_loss` points: the rule DeepSZ's verified
-result is held to. Selecting on the test set favours the swept methods, if anything.
+result is held to. Selecting on the test set favours the swept methods, if anything, and losses
+are noisy (a coarser setting can measure better than a finer one), so the record also names the
+"stable" pick: the smallest file from which every larger file of the sweep is within budget.
 """
 import json
 import math
@@ -74,6 +76,18 @@ def select(points: list[dict], max_loss: float) -> int | None:
     return min(ok, key=lambda i: (points[i]["bytes"], points[i]["loss"])) if ok else None
 
 
+def select_stable(points: list[dict], max_loss: float) -> int | None:
+    """Index of the smallest file from which every larger file of the sweep is within max_loss
+    too: a pick that one lucky test-set measurement cannot make (losses are noisy)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i]["bytes"], points[i]["loss"]))
+    pick = None
+    for i in reversed(order):
+        if points[i]["loss"] > max_loss + 1e-9:
+            break
+        pick = i
+    return pick
+
+
 def _retime(method: Method, layers: dict, target, repeat: int) -> dict:
     """Best-of-`repeat` encode and decode wall seconds at one target (Figure 7's bars)."""
     blob, enc = best(repeat, method.encode, layers, target)
@@ -116,8 +130,8 @@ def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LO
             blobs.append(blob)
             chosen = len(points) - 1
     entry.update(version=getattr(method, "version", "") or "", source=getattr(method, "source", ""),
-                 points=points, selected=selected, operating_point=chosen if op is not None else None,
-                 chosen=chosen)
+                 points=points, selected=selected, stable=select_stable(points, max_loss),
+                 operating_point=chosen if op is not None else None, chosen=chosen)
     if chosen is not None:
         target = points[chosen]["target"]
         entry["layer_bytes"] = method.layer_bytes(layers, target, blobs[chosen])

@@ -40,8 +40,10 @@ def _row(name: str, entry: dict, budget: float) -> list:
     if p is None:
         p = min(entry["points"], key=lambda q: (q["loss"], q["bytes"]))
     t = entry.get("timing") or p
+    s = entry["points"][entry["stable"]] if entry.get("stable") is not None else None
+    stable = f"{s['setting']}: {s['ratio']:.1f}×" if s else "none"
     return [entry["label"], p["setting"], f"{p['bytes']:,}", f"{p['ratio']:.1f}×", f"{p['top1']:.2f}%",
-            f"{p['loss']:+.2f}", how, _seconds(t["encode_seconds"]), _seconds(t["decode_seconds"]),
+            f"{p['loss']:+.2f}", how, stable, _seconds(t["encode_seconds"]), _seconds(t["decode_seconds"]),
             f"{p['pruned_made_nonzero']:,}"]
 
 
@@ -59,7 +61,7 @@ def net_markdown(record: dict) -> list[str]:
            f"{record['top1_pruned']:.2f}% over {record['test_images']:,} test images; fc weights "
            f"{record['fc_weight_bytes']:,} B. Loss budget {budget:g} points."), ""]
     header = ["method", "setting", "file bytes", "ratio", "top-1", "loss", "chosen as",
-              "encode", "decode", "pruned zeros made nonzero"]
+              "stable pick", "encode", "decode", "pruned zeros made nonzero"]
     md += _table(header, [_row(n, e, budget) for n, e in ran.items()])
     layers = [r["name"] for r in record["layers"]]
     dense = {r["name"]: r["dense_bytes"] for r in record["layers"]}
@@ -85,8 +87,11 @@ def markdown(records: dict) -> str:
            "is given; top-1 measured by Caffe on the full test set with the decoded layers in "
            "place; loss = pruned top-1 - that. A method is shown at its operating point (DeepSZ: "
            "the bounds its measured run chose) or else at its smallest file with loss within the "
-           "budget; encode/decode: wall time of that point, best of a few runs, child processes "
-           "included (DeepSZ's encode here is the final encode only, not its assessment)."), ""]
+           "budget. Measured losses are noisy (a coarser setting can measure better than a finer "
+           "one), so 'stable pick' names the smallest file from which every larger file of the "
+           "sweep is within budget too. Encode/decode: wall time of the chosen point, best of a "
+           "few runs, child processes included (DeepSZ's encode here is the final encode only, not "
+           "its assessment)."), ""]
     if versions:
         md += ["Versions: " + ", ".join(versions) + ".", ""]
     for record in records.values():

@@ -22,6 +22,7 @@ SECTIONS = [  # (rendered table or figure name, heading)
     ("fig6_linearity", "Figure 6: expected vs actual loss"),
     ("fig7_time_breakdown", "Figure 7: encode and decode time"),
     ("presets_seeds", "Beyond the paper: presets and seeds"),
+    ("fig_compare", "Beyond the paper: NNCodec (MPEG NNR) and other methods on the same pruned nets"),
 ]
 NOTES = Path(__file__).with_name("reproduction_notes.md")
 ROOT = Path(__file__).resolve().parents[1]

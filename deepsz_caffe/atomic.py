@@ -1,6 +1,7 @@
 """Safe file IO. Writes are atomic (temp file in the target directory + rename), so an interrupted
 run never leaves a half-written model, cache or result behind; reads refuse what is not a regular
 file of sane size, so a FIFO or /dev/zero given as input cannot block or exhaust memory."""
+import errno
 import json
 import os
 import stat
@@ -107,17 +108,43 @@ def write_json(path, obj) -> Path:
 MAX_INPUT_BYTES = 16 << 30  # a larger "model" is a mistake (/dev/zero, a disk image), not a net
 
 
+@contextmanager
+def open_regular(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES, why: str = ""):
+    """Yield (unbuffered binary file, size) of a regular file, or raise `error` saying why not
+    (missing, a FIFO/device/directory, over `limit` bytes, `why` saying why that is the limit,
+    unreadable); read errors inside the block become `error` too."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore the flag.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"cannot read {what} {path}: {os.strerror(errno.EISDIR)}")
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} {path} is not a regular file")
+        raise error(f"{what} {path} is {info.st_size} bytes, over the {limit}-byte limit{why}")
+    with open(fd, "rb", buffering=0) as f:
+        try:
+            yield f, info.st_size
+        except OSError as e:
+            raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
 def read_bytes(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES) -> bytes:
     """A regular file's bytes, or `error` saying why not (missing, a FIFO/device/directory, over
     `limit` bytes)."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore the flag.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise error(f"{what} {path} is not a regular file")
-            if info.st_size > limit:
-                raise error(f"{what} {path} is {info.st_size} bytes, over the {limit}-byte limit")
-            return f.read()
-    except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    with open_regular(path, what, error, limit) as (f, size):
+        return read_exactly(f, size)
+
+
+def read_exactly(f, size: int) -> bytes:
+    """Up to `size` bytes (fewer only at end of file): a raw read returns at most ~2 GiB a call,
+    and no more than fstat said is read even if the file grows meanwhile."""
+    parts, got = [], 0
+    while got < size and (chunk := f.read(size - got)):
+        parts.append(chunk)
+        got += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -165,11 +165,27 @@ class Genuine:
         return self.header["layers"][i]
 
     def image(self, header=None, **replace: bytes) -> bytes:
-        """The file with `header` and/or sections replaced (keyword: section name with '/' as '__')."""
+        """The file with `header` and/or sections replaced (keyword: section name with '/' as '__').
+        The header's byte counts of a replaced section (data_bytes, index_bytes, stored_bytes) are
+        set to its new length, as a forger would set them: the forgery then reaches the decoder
+        instead of failing the header's own arithmetic."""
         sections = dict(self.sections)
+        header = copy.deepcopy(self.header if header is None else header)
         for key, payload in replace.items():
-            sections[key.replace("__", "/")] = payload
-        return serialize(self.header if header is None else header, sections)
+            name = key.replace("__", "/")
+            sections[name] = payload
+            _recount(header, name, len(payload))
+        return serialize(header, sections)
+
+
+def _recount(header: dict, section: str, length: int) -> None:
+    layer, _, part = section.rpartition("/")
+    for meta in header.get("layers", []):
+        if meta.get("name") == layer and f"{part}_bytes" in meta:
+            meta[f"{part}_bytes"] = length
+    for blob in header.get("blobs", []):
+        if blob.get("name") == section:
+            blob["stored_bytes"] = length
 
 
 def encode_genuine(directory) -> tuple[Path, dict[str, Genuine]]:

@@ -249,10 +249,16 @@ def _good_cases(run: Path, p: dict) -> list[dict]:
     output honours the umask."""
     stale = _job(run, "decode/stale-temp-removed", ["decode", str(p["dsz"]), "-o", "out.caffemodel"],
                  output="out.caffemodel", expect="accept")
-    (Path(stale["cwd"]) / ".out.caffemodel.k3j9x2_1.tmp").write_bytes(b"half a model")
+    # named as atomic.replacing names its temp files (random part, writer's pid), the writer gone
+    (Path(stale["cwd"]) / f".out.caffemodel.k3j9x2_1.{_dead_pid()}.tmp").write_bytes(b"half a model")
     umask = _job(run, "decode/output-honours-umask", ["decode", str(p["dsz"]), "-o", "out.caffemodel"],
                  output="out.caffemodel", expect="accept", umask=0o022, expect_mode=0o644)
     return [stale, umask]
+
+
+def _dead_pid() -> int:
+    """A pid no process has: one above the kernel's pid_max."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
 def cli_jobs(root, manifest: dict) -> list[dict]:

@@ -336,3 +336,131 @@ def test_sz2_streams_are_reproducible_across_processes():
     digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout for _ in range(3)}
     assert len(digests) == 1
+
+
+# ---- untrusted streams: what a stream declares is checked before any C code sees it ----------
+
+def _data(kind: str, n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    x = {"normal": lambda: rng.normal(0, 0.05, n), "constant": lambda: np.full(n, 0.3),
+         "zeros": lambda: np.zeros(n), "huge": lambda: rng.normal(0, 1, n) * 1e30,
+         "outliers": lambda: np.where(rng.random(n) < 0.01, 1e6, rng.normal(0, 0.01, n))}[kind]()
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", LOSSY_CODECS)
+@pytest.mark.parametrize("kind", ["normal", "constant", "zeros", "huge", "outliers"])
+def test_genuine_streams_pass_the_untrusted_checks(name, kind):
+    """Every mode a backend writes (SZ 2: predicted, constant, lossless) decodes untrusted, in the
+    child process, to exactly what the trusted path gives."""
+    codec = get_lossy(name)
+    for n in (RAW_MAX + 1, 1000, 30_000):
+        for eb in (0.5, 1e-3, 1e-7):
+            try:
+                blob = compress_bounded(codec, _data(kind, n), eb)
+            except BoundViolation:  # ZFP on values of 1e30: no stream to decode
+                continue
+            assert np.array_equal(codec.decompress(blob, n), codec.decompress(blob, n, trusted=True))
+
+
+@pytest.mark.parametrize("name", LOSSY_CODECS)
+def test_raw_frames_only_for_small_arrays(name):
+    codec = get_lossy(name)
+    for n, values in ((RAW_MAX + 1, np.zeros(RAW_MAX + 1, np.float32)),
+                      (5, np.full(5, np.nan, np.float32))):
+        payload = values.tobytes()
+        blob = struct.pack("<BQI", 0, n, zlib.crc32(payload)) + payload
+        with pytest.raises(CodecError, match="stored raw|NaN or infinite"):
+            codec.decompress(blob, n)
+
+
+def _reframe(codec, blob: bytes, payload: bytes) -> bytes:
+    return struct.pack("<BQI", codec.mode_id, struct.unpack_from("<Q", blob, 1)[0],
+                       zlib.crc32(payload)) + payload
+
+
+def _sz2_flat(sz2_codec, n=30_000, eb=1e-3):
+    import zstandard
+
+    blob = compress_bounded(sz2_codec, _data("normal", n), eb)
+    payload = blob[HEADER:]
+    return blob, payload[:4], zstandard.ZstdDecompressor().decompress(payload[4:])
+
+
+@pytest.mark.parametrize("offset, raw, message", [
+    (32, struct.pack(">Q", 29_999), "holds 29999 values, expected 30000"),
+    (32, struct.pack(">Q", 2 ** 63), "holds 9223372036854775808 values"),
+    (0, bytes([2, 1, 11]), "written by SZ 2.1.11"),
+    (3, b"\x48", "stream flags 0x48"),
+    (44, struct.pack(">I", 2 ** 31 - 1), "header is inconsistent"),
+    (53, struct.pack(">d", float("nan")), "header is inconsistent"),
+    (61, struct.pack(">Q", 2 ** 62), "header is inconsistent"),
+    (77, struct.pack(">Q", 2 ** 62), "header is inconsistent"),
+])
+def test_sz2_stream_header_is_checked(sz2_codec, offset, raw, message):
+    """SZ 2 ignores the count it stores (a stream of n +- 1 values decoded silently) and crashes
+    on forged sizes: both are read here first, from the zstd-compressed flat bytes."""
+    import zstandard
+
+    blob, version, flat = _sz2_flat(sz2_codec)
+    forged = flat[:offset] + raw + flat[offset + len(raw):]
+    bad = _reframe(sz2_codec, blob, version + zstandard.ZstdCompressor().compress(forged))
+    with pytest.raises(CodecError, match=message):
+        sz2_codec.decompress(bad, 30_000)
+
+
+def test_sz2_stream_that_is_not_zstd_is_refused(sz2_codec):
+    """Uncompressed flat bytes made SZ 2 free our buffer (a double free): refused unless SZ
+    itself would read them raw (40 or 44 bytes: constant data)."""
+    blob, version, flat = _sz2_flat(sz2_codec)
+    with pytest.raises(CodecError, match="not zstd-compressed"):
+        sz2_codec.decompress(_reframe(sz2_codec, blob, version + flat), 30_000)
+    with pytest.raises(CodecError, match="declares"):  # a flat size no stream of n values has
+        import zstandard
+
+        bomb = zstandard.ZstdCompressor().compress(flat + bytes(16 * 30_000 + sz2._TREE_MAX))
+        sz2_codec.decompress(_reframe(sz2_codec, blob, version + bomb), 30_000)
+
+
+def test_sz3_stream_header_is_checked():
+    codec = get_lossy("sz3")
+    blob = compress_bounded(codec, _data("normal", 30_000), 1e-3)
+    payload = blob[HEADER:]
+    for forged, message in ((b"\0\0\0\0" + payload[4:], "magic/version"),
+                            (payload[:8] + struct.pack("<Q", len(payload)) + payload[16:], "impossible"),
+                            (payload[:16] + struct.pack("<Q", 10 ** 9) + payload[24:], "impossible"),
+                            (payload[:-3], "configuration is missing or malformed")):
+        with pytest.raises(CodecError, match=message):
+            codec.decompress(_reframe(codec, blob, forged), 30_000)
+    other = compress_bounded(codec, _data("normal", 29_999), 1e-3)[HEADER:]
+    with pytest.raises(CodecError, match="holds 29999 values"):
+        codec.decompress(_reframe(codec, blob, other), 30_000)
+
+
+def test_zfp_stream_header_is_checked():
+    codec = get_lossy("zfp")
+    blob = compress_bounded(codec, _data("normal", 30_000), 1e-3)
+    payload = blob[HEADER:]
+    bits = int.from_bytes(payload[:12], "little")
+    nx_field = ((1 << 48) - 1) << 36  # nx - 1, bits 36-83
+    huge_nx = ((bits & ~nx_field) | ((2 ** 48 - 2) << 36)).to_bytes(12, "little") + payload[12:]
+    for forged, message in ((b"x" + payload[1:], "not that of zfpy"),
+                            (huge_nx, "holds 281474976710655 values")):
+        with pytest.raises(CodecError, match=message):
+            codec.decompress(_reframe(codec, blob, forged), 30_000)
+
+
+def test_lossless_streams_account_for_every_byte():
+    import zstandard
+
+    raw = gap_bytes(20_000)
+    zstd = compress_index(raw, "zstd")[1]
+    gzip = compress_index(raw, "gzip")[1]
+    blosc = compress_index(raw, "blosc")[1]
+    no_checksum = zstandard.ZstdCompressor(write_checksum=False).compress(raw)
+    for codec, blob, message in (("zstd", zstd + bytes(4), "unused data"),
+                                 ("zstd", no_checksum, "no checksum"),
+                                 ("gzip", gzip + bytes(4), "4 bytes after the end"),
+                                 ("blosc", blosc + bytes(4), "declares")):
+        with pytest.raises(CodecError, match=message):
+            decompress_index(blob, codec, len(raw))

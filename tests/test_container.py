@@ -54,3 +54,107 @@ def test_write_is_atomic_and_checks_directory(tmp_path):
 def test_missing_file_is_a_container_error(tmp_path):
     with pytest.raises(ContainerError, match="cannot read"):
         container.read(tmp_path / "nope.dsz")
+
+
+def _image(head: bytes, sections: dict) -> bytes:
+    """A .dsz image with this exact header text (CRC right), as a forger would write it."""
+    import zlib
+
+    pre = struct.pack("<4sHHII", container.MAGIC, container.FORMAT_VERSION, 0, len(head), zlib.crc32(head))
+    return pre + head + b"".join(sections.values())
+
+
+def _table(sections: dict) -> str:
+    import json
+    import zlib
+
+    return json.dumps([{"name": n, "length": len(b), "crc32": zlib.crc32(b)} for n, b in sections.items()])
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"a": 1, "a": 2, "sections": TABLE}', "duplicate key 'a'"),
+    ('{"a": NaN, "sections": TABLE}', "NaN is not a JSON number"),
+    ('{"a": -Infinity, "sections": TABLE}', "-Infinity is not a JSON number"),
+    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "sections": TABLE}', "nested too deeply"),
+    ('[TABLE]', "a JSON list, not an object"),
+    ('{"a": 1}', "no section table"),
+    ('{"a": "@", "sections": TABLE}', "not valid JSON"),  # @: bytes that are not UTF-8
+])
+def test_header_must_be_strict_json(body, message):
+    head = body.replace("TABLE", _table(SECTIONS)).encode().replace(b"@", b"\xff\xfe")
+    with pytest.raises(ContainerError, match=message):
+        container.unpack(_image(head, SECTIONS))
+
+
+@pytest.mark.parametrize("key, value", [("length", "256"), ("length", 256.0), ("length", True),
+                                        ("crc32", "1"), ("crc32", 2 ** 32), ("crc32", -1),
+                                        ("name", 7), ("extra", 1)])
+def test_section_table_types_are_not_coerced(key, value):
+    import json
+
+    table = json.loads(_table(SECTIONS))
+    table[1][key] = value
+    head = json.dumps({"sections": table}).encode()
+    with pytest.raises(ContainerError, match="malformed section table entry"):
+        container.unpack(_image(head, SECTIONS))
+
+
+def test_a_section_named_twice_is_refused():
+    import json
+
+    table = json.loads(_table(SECTIONS))
+    table[2]["name"] = table[1]["name"]
+    with pytest.raises(ContainerError, match="names a section twice"):
+        container.unpack(_image(json.dumps({"sections": table}).encode(), SECTIONS))
+
+
+def test_a_huge_file_is_judged_by_its_table_before_it_is_read(tmp_path):
+    """A genuine image followed by 2 GiB of hole: refused from the header, nothing else read."""
+    import resource
+
+    path = tmp_path / "big.dsz"
+    with open(path, "wb") as f:
+        f.write(container.pack({"network": "n"}, SECTIONS))
+        f.truncate(2 << 30)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ContainerError, match="has trailing bytes"):
+        container.read(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 << 10  # KiB: < 64 MiB
+
+
+def test_header_size_is_bounded():
+    head = b'{"sections": [], "x": "' + b"a" * container.MAX_HEADER_BYTES + b'"}'
+    with pytest.raises(ContainerError, match="over the"):
+        container.unpack(_image(head, {}))
+
+
+def test_sha256_is_reported_and_can_be_required(tmp_path):
+    import hashlib
+
+    path = container.write(tmp_path / "m.dsz", {"network": "n"}, SECTIONS)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    f = container.read_file(path)
+    assert f.sha256 == digest and f.size == path.stat().st_size and f.sections == SECTIONS
+    assert container.read_file(path, expect_sha256=digest.upper()).header == {"network": "n"}
+    with pytest.raises(ContainerError, match="not the expected"):
+        container.read_file(path, expect_sha256="0" * 64)
+    with pytest.raises(ContainerError, match="64 hex digits"):
+        container.read_file(path, expect_sha256="abc")
+
+
+def test_the_sha256_is_checked_before_parsing(tmp_path):
+    path = tmp_path / "junk.dsz"
+    path.write_bytes(b"not a dsz at all")
+    with pytest.raises(ContainerError, match="not the expected"):  # not "bad magic"
+        container.read_file(path, expect_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "dev-zero"])
+def test_inputs_that_are_not_files(tmp_path, kind):
+    import os
+
+    path = {"fifo": tmp_path / "fifo", "directory": tmp_path, "dev-zero": "/dev/zero"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(ContainerError, match="not a regular file|Is a directory"):
+        container.read(path)

@@ -72,7 +72,8 @@ def test_inspect_reports_paper_ratio(pruned, tmp_path):
 
 def test_conv_layer_can_be_compressed(pruned, tmp_path):
     _, weights, original = pruned
-    with pytest.warns(UserWarning, match="100% dense"):  # conv1 was not pruned
+    one_line = r"1 of 1 selected layer\(s\) over 50% dense \(not pruned\?\): conv1 100%"
+    with pytest.warns(UserWarning, match=one_line):
         encode(weights, tmp_path / "m.dsz", error_bounds={"conv1": 1e-3}, layers=["conv1"])
     assert [m["name"] for m in inspect(tmp_path / "m.dsz")["layers"]] == ["conv1"]
     decode(tmp_path / "m.dsz", tmp_path / "b.caffemodel")
@@ -141,7 +142,20 @@ def test_cli_encode_checks_weights_against_model(pruned, tmp_path):
     other = tmp_path / "other.prototxt"
     other.write_text(proto.read_text().replace("num_output: 300", "num_output: 299"))
     r = deepsz("encode", "--model", other, "--weights", weights, "--eb-all", "0.01", "-o", tmp_path / "b.dsz")
-    assert r.returncode == 1 and "Caffe cannot run" in r.stderr and not (tmp_path / "b.dsz").exists()
+    assert r.returncode == 1 and not (tmp_path / "b.dsz").exists()
+    assert "does not describe the net" in r.stderr and "ip1 299x2048 299" in r.stderr \
+        and "ip1 300x2048 300" in r.stderr and len(r.stderr.splitlines()) == 1
+    # Caffe itself accepts a renamed layer (it keeps the filler's random weights): refused here
+    renamed = tmp_path / "renamed.prototxt"
+    renamed.write_text(proto.read_text().replace('name: "ip2"', 'name: "fc2"'))
+    r = deepsz("encode", "--model", renamed, "--weights", weights, "--eb-all", "0.01",
+               "-o", tmp_path / "c.dsz")
+    assert r.returncode == 1 and "layers that differ: fc2, ip2" in r.stderr, r.stderr
+    not_utf8 = tmp_path / "latin1.prototxt"
+    not_utf8.write_bytes(proto.read_bytes().replace(b'name: "tiny"', b'name: "tiny\xff"'))
+    r = deepsz("encode", "--model", not_utf8, "--weights", weights, "--eb-all", "0.01",
+               "-o", tmp_path / "d.dsz")
+    assert r.returncode == 1 and "not UTF-8" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_dense_layer_warns_but_round_trips(pruned, tmp_path):

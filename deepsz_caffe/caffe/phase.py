@@ -74,9 +74,9 @@ def probe(model, weights) -> None:
 _GLOG_PREFIX = re.compile(r"^([IWEF]\d{8} [\d:.]+ +\d+ [\w.]+:\d+\] |Error: )")
 
 
-def caffe_child(code: str, args, failure: str) -> None:
-    """Run `code` (pycaffe) in a child process; if it dies, CaffeIOError(`failure`: Caffe's last
-    fatal line)."""
+def caffe_child(code: str, args, failure: str) -> str:
+    """Run `code` (pycaffe) in a child process; its stdout, or if it dies, CaffeIOError(`failure`:
+    Caffe's last fatal line)."""
     env = {**os.environ, "GLOG_minloglevel": "0", "GLOG_logtostderr": "1"}
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                           capture_output=True, text=True)
@@ -86,6 +86,7 @@ def caffe_child(code: str, args, failure: str) -> None:
                  or "Error" in ln]
         why = (fatal or lines or ["(no output)"])[-1]
         raise CaffeIOError(f"{failure}: {_GLOG_PREFIX.sub('', why.strip())}")
+    return proc.stdout
 
 
 @dataclass

@@ -12,15 +12,15 @@ protobuf output (known fields in number order, unknown ones after), as caffe_io.
 """
 import math
 import os
-import stat
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from .. import atomic
-from ..atomic import MAX_INPUT_BYTES
 from ..errors import CaffeIOError, DeepSZError
+
+MAX_CAFFEMODEL_BYTES = 2 ** 31 - 1  # Caffe reads at most INT_MAX bytes of a model (protobuf limit)
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 NET_LAYER, NET_V1_LAYERS = 100, 2
@@ -298,20 +298,13 @@ def _filled(buf, blob: _Blob, arr, layer_name) -> list:
 
 def _read_file(path) -> np.ndarray:
     """A regular file's bytes in one uint8 array (uninitialised before the read, unlike a
-    bytearray: no extra pass; the arrays viewing it are writable), with atomic.read_bytes's
-    checks: no FIFO, device or directory, nothing over MAX_INPUT_BYTES."""
-    try:
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise CaffeIOError(f"weights {path} is not a regular file")
-            if info.st_size > MAX_INPUT_BYTES:
-                raise CaffeIOError(f"weights {path} is over the {MAX_INPUT_BYTES}-byte limit")
-            buf, got = np.empty(info.st_size, np.uint8), 0
-            while got < len(buf) and (n := f.readinto(memoryview(buf[got:]))):  # <= 2 GiB a call
-                got += n
-    except OSError as e:
-        raise CaffeIOError(f"cannot read weights {path}: {e.strerror}") from None
+    bytearray: no extra pass; the arrays viewing it are writable), with atomic.open_regular's
+    checks (no FIFO, device or directory) and Caffe's own size limit, MAX_CAFFEMODEL_BYTES."""
+    with atomic.open_regular(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
+                             " (Caffe reads no larger model)") as (f, size):
+        buf, got = np.empty(size, np.uint8), 0
+        while got < len(buf) and (n := f.readinto(memoryview(buf[got:]))):  # <= 2 GiB a call
+            got += n
     return buf[:got]  # shorter if the file shrank while being read
 
 

@@ -104,7 +104,32 @@ def main(argv=None) -> int:
         except BrokenPipeError:  # output piped into `head`: not an error of ours
             sys.stderr.close()
             return 141
+        except (MemoryError, RecursionError, OSError) as e:  # the last line of defence: the
+            print(f"deepsz: error: {_unexpected(e)}", file=sys.stderr)  # causes are checked
+            return 1  # first, and a traceback would help nobody who fed us a bad file
+        except Exception as e:  # noqa: BLE001 - a library's own parse error, by class name
+            if type(e).__name__ not in _LIBRARY_ERRORS:
+                raise
+            print(f"deepsz: error: {_unexpected(e)}", file=sys.stderr)
+            return 1
     return 0
+
+
+# Parse errors of the libraries under us that no check of ours is known to let through:
+# protobuf's DecodeError (google.protobuf.message), zstandard's ZstdError.
+_LIBRARY_ERRORS = {"DecodeError", "ZstdError"}
+
+
+def _unexpected(e: BaseException) -> str:
+    """One line for an exception no check of ours turned into a DeepSZError."""
+    if isinstance(e, MemoryError):
+        return "out of memory (the input is larger than this machine can decode, or malformed)"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply (malformed)"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename + ': ' if e.filename else ''}{e.strerror}"
+    text = " ".join(str(e).split()) or type(e).__name__
+    return f"{type(e).__name__}: {text[:200]}"
 
 
 if __name__ == "__main__":

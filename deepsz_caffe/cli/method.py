@@ -14,7 +14,7 @@ def cmd_compress(a):
                  expected_ratio=a.expected_ratio, settings=_settings(a), work_dir=a.work_dir,
                  plan=a.plan)
     metric = "top-1 agreement" if r["labels"] == "agreement" else "top-1"
-    print(f"wrote {a.output}: fc ratio {r['ratio']:.1f}x, {metric} {r['top1_pruned']:.2f}% -> "
+    print(f"wrote {a.output}: selected layers {r['ratio']:.1f}x, {metric} {r['top1_pruned']:.2f}% -> "
           f"{r['top1_decoded']:.2f}% (actual loss {r['actual_loss']:+.2f}, predicted "
           f"{r['predicted_loss']:+.2f}), bounds {r['error_bounds']}")
 

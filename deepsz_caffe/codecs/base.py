@@ -9,6 +9,13 @@ corrupted streams into garbage without complaint (both measured). Frame layout, 
 
 Arrays of at most RAW_MAX values are stored RAW and exact: SZ 2 mishandles them (wrong values or
 a double free), and at 80 bytes or less nothing is gained by compressing them with the others.
+A RAW frame of more values is refused: the encoder never writes one.
+
+Streams are untrusted unless the caller just made them (`trusted=True`, as compress_bounded
+does): the backend first checks what the stream declares (`_check`: versions, counts, sizes
+against n), and a backend over a native library (`isolated`) then decodes in a forked child
+(codecs/isolate.py), so that coded bytes no check can vouch for cannot take the process down.
+Decoded values must be finite: no encoder input that passed the bound check was otherwise.
 """
 import struct
 import zlib
@@ -16,6 +23,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from deepsz_caffe.codecs.isolate import decode as decode_isolated
 from deepsz_caffe.errors import CodecError
 
 RAW_MAX = 20
@@ -28,11 +36,12 @@ class FramedCodec(ABC):
 
     Subclasses set `name` and `mode_id` and implement `_encode(data, eb)`
     and `_decode(payload, n)`; they only ever see n > RAW_MAX and a payload
-    whose length and checksum were verified.
+    whose length and checksum were verified (and, if untrusted, that `_check` passed).
     """
 
     name: str
     mode_id: int
+    isolated = False  # decode untrusted streams in a child process (native code)
 
     def compress(self, data: np.ndarray, error_bound: float) -> bytes:
         """Frame one 1-D float32 array; use compress_bounded to get the bound checked."""
@@ -45,8 +54,9 @@ class FramedCodec(ABC):
             mode, payload = self.mode_id, self._encode(data, error_bound)
         return FRAME_HEADER.pack(mode, data.size, zlib.crc32(payload)) + payload
 
-    def decompress(self, blob: bytes, n: int) -> np.ndarray:
-        """Decode n float32 values, refusing any blob that does not check out."""
+    def decompress(self, blob: bytes, n: int, *, trusted: bool = False) -> np.ndarray:
+        """Decode n float32 values, refusing any blob that does not check out. `trusted`: the
+        caller made the blob itself (no stream checks, no child process)."""
         if len(blob) < FRAME_HEADER.size:
             raise CodecError(f"{self.name}: stream of {len(blob)} bytes is shorter than its header")
         mode, stored_n, crc = FRAME_HEADER.unpack_from(blob)
@@ -58,15 +68,34 @@ class FramedCodec(ABC):
         if zlib.crc32(payload) != crc:
             raise CodecError(f"{self.name}: stream checksum mismatch (corrupted or truncated)")
         if mode == _RAW:
-            if len(payload) != 4 * n:
-                raise CodecError(f"{self.name}: raw stream has {len(payload)} bytes, expected {4 * n}")
-            return np.frombuffer(payload, dtype=np.float32).copy()
-        if n <= RAW_MAX:
+            out = self._raw(payload, n)
+        elif n <= RAW_MAX:
             raise CodecError(f"{self.name}: {n} values must be stored raw")
-        out = self._decode(payload, n)
+        elif trusted:
+            out = self._decode(payload, n)
+        else:
+            self._check(payload, n)
+            out = self._decode_isolated(payload, n) if self.isolated else self._decode(payload, n)
         if out.dtype != np.float32 or out.shape != (n,):
             raise CodecError(f"{self.name}: decoder returned {_describe(out)}, expected {n} float32")
+        if not trusted and n and not (np.isfinite(out.min()) and np.isfinite(out.max())):
+            raise CodecError(f"{self.name}: stream decodes to NaN or infinite values (corrupt or forged)")
         return out
+
+    def _raw(self, payload: bytes, n: int) -> np.ndarray:
+        if n > RAW_MAX:
+            raise CodecError(f"{self.name}: {n} values stored raw; only up to {RAW_MAX} ever are")
+        if len(payload) != 4 * n:
+            raise CodecError(f"{self.name}: raw stream has {len(payload)} bytes, expected {4 * n}")
+        return np.frombuffer(payload, dtype=np.float32).copy()
+
+    def _check(self, payload: bytes, n: int) -> None:
+        """Refuse an untrusted payload whose own header disagrees with n (backends extend it)."""
+        if not payload:
+            raise CodecError(f"{self.name}: empty stream for {n} values")
+
+    def _decode_isolated(self, payload: bytes, n: int) -> np.ndarray:
+        return decode_isolated(self.name, self._decode, payload, n)
 
     @abstractmethod
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes: ...

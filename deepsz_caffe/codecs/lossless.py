@@ -14,7 +14,9 @@ Choices, measured on gap arrays of 4096x4096 layers with random positions:
   accepts gap arrays and decodes far slower, so "best" (the paper's best of
   gzip/zstd/blosc) leaves it out and "best-all" includes it.
 Decoders check the declared size before allocating, so a corrupt header
-cannot request a huge buffer.
+cannot request a huge buffer (the caller's `size` comes from the skeleton's
+shapes), and refuse a stream with bytes after its end: every byte of a
+section must be accounted for.
 """
 
 import zlib
@@ -40,6 +42,8 @@ def _gzip_decode(blob: bytes, size: int) -> bytes:
     out = d.decompress(blob, size + 1)  # max_length 0 would mean unlimited
     if not d.eof:
         raise CodecError("gzip: stream is truncated or decodes to more than expected")
+    if d.unused_data:
+        raise CodecError(f"gzip: {len(d.unused_data)} bytes after the end of the stream")
     return out
 
 def _zstd_encode(raw: bytes) -> bytes:
@@ -49,15 +53,18 @@ def _zstd_decode(blob: bytes, size: int) -> bytes:
     declared = zstandard.frame_content_size(blob)
     if declared != size:
         raise CodecError(f"zstd: frame declares {declared} bytes, expected {size}")
-    return zstandard.ZstdDecompressor().decompress(blob)
+    if not zstandard.get_frame_parameters(blob).has_checksum:  # we always write one
+        raise CodecError("zstd: frame carries no checksum")
+    return zstandard.ZstdDecompressor().decompress(blob, allow_extra_data=False)
 
 def _blosc_encode(raw: bytes) -> bytes:
     return blosc.compress(raw, typesize=1, clevel=9, shuffle=blosc.NOSHUFFLE, cname="zstd")
 
 def _blosc_decode(blob: bytes, size: int) -> bytes:
-    declared = blosc.get_cbuffer_sizes(blob)[0]
-    if declared != size:
-        raise CodecError(f"blosc: buffer declares {declared} bytes, expected {size}")
+    declared, stored, _block = blosc.get_cbuffer_sizes(blob)
+    if declared != size or stored != len(blob):
+        raise CodecError(f"blosc: buffer declares {declared} bytes in {stored}, expected {size} "
+                         f"in {len(blob)}")
     return blosc.decompress(blob)
 
 def index_codec_version(codec: str) -> str:

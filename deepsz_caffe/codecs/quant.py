@@ -126,7 +126,8 @@ def _decode(payload: bytes, n: int) -> np.ndarray:
     if int(np.count_nonzero(is_escape)) != counts[-1]:
         raise CodecError("quant: escape count does not match the table")
     out = np.empty(n, dtype=np.float32)
-    out[~is_escape] = ((symbols[~is_escape] + np.int64(lo)) * step).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a forged step: caught as non-finite values
+        out[~is_escape] = ((symbols[~is_escape] + np.int64(lo)) * step).astype(np.float32)
     out[is_escape] = escapes
     return out
 

@@ -18,12 +18,16 @@ fixed byte: streams, and the sizes Algorithm 1 records, are the same in any proc
 import contextlib
 import ctypes
 import importlib.util
+import math
 import os
+import struct
 import threading
 
 import numpy as np
+import zstandard
 
 from deepsz_caffe.codecs.base import FramedCodec
+from deepsz_caffe.codecs.isolate import decode as decode_isolated
 from deepsz_caffe.errors import CodecError
 
 _ENV = "DEEPSZ_SZ_LIB"
@@ -32,6 +36,22 @@ _SZ_FLOAT = 0
 _ABS = 0
 _LOCK = threading.Lock()
 _M_PERTURB = -6  # mallopt parameter (glibc malloc.h)
+# An SZ 2.1 stream (after our 4 version bytes) is a zstd frame of "flat" bytes, or the flat bytes
+# themselves when they are 40 or 44 long (constant data; SZ decides by the length alone). Flat,
+# big endian: version 0-2, flags 3 (ABS mode with 64-bit sizes: 0x40 predicted, 0x41 constant,
+# 0x50 stored losslessly: n float32 follow), parameters 4-31, n 32-39; if predicted: max
+# intervals, intervals, median, reqLength, precision, bytes of the type array (its first 4: the
+# Huffman tree's node count), count and bytes of the exact values, then 2 bits per exact value
+# and the residual bits.
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_UNCOMPRESSED = (40, 44)
+_N_END = 40
+_FLAT = struct.Struct(">40xIIfBdQQQ")
+_CONSTANT, _LOSSLESS, _PREDICTED = 0x41, 0x50, 0x40
+_FLAGS = (_CONSTANT, _LOSSLESS, _PREDICTED)
+_INTERVALS_MAX = 1 << 20
+_FLAT_PER_VALUE = 16   # flat bytes per value, with margin: at most 4 + 1/4 measured
+_TREE_MAX = 4 << 20    # bytes of a Huffman tree of up to _INTERVALS_MAX states, with margin
 _lib = None
 _version = b""
 
@@ -144,6 +164,7 @@ class SZ2Codec(FramedCodec):
 
     name = "sz2"
     mode_id = 1
+    isolated = True
 
     def __init__(self) -> None:
         with _LOCK:
@@ -163,16 +184,85 @@ class SZ2Codec(FramedCodec):
             return _version + _take(ptr, out_size.value, "compress").tobytes()
 
     def _decode(self, payload: bytes, n: int) -> np.ndarray:
-        if len(payload) <= len(_version):
-            raise CodecError(f"sz2: stream of {len(payload)} bytes is too short")
-        if payload[:4] != _version:
-            raise CodecError(
-                f"sz2: stream written by SZ {_dotted(payload[:4])}, loaded library "
-                f"is {_dotted(_version)}; point {_ENV} at the writing library"
-            )
-        stream = ctypes.create_string_buffer(payload[4:], len(payload) - 4)  # SZ takes a non-const pointer
         with _LOCK:
-            ptr = _lib.SZ_decompress(_SZ_FLOAT, stream, len(payload) - 4, 0, 0, 0, 0, n)
-        if not ptr:
-            raise CodecError("sz2: decompress failed")
-        return np.asarray(_Malloced(ptr, 4 * n)).view(np.float32)
+            return _native_decode(payload, n)
+
+    def _decode_isolated(self, payload: bytes, n: int) -> np.ndarray:
+        with _LOCK:  # no thread is inside SZ while we fork: the child gets its state whole
+            return decode_isolated(self.name, _native_decode, payload, n)
+
+    def _check(self, payload: bytes, n: int) -> None:
+        super()._check(payload, n)
+        _check_prefix(payload)
+        stream = payload[4:]
+        if len(stream) in _UNCOMPRESSED:  # SZ reads streams of these sizes as flat bytes
+            head, flat_size = stream, len(stream)
+        elif stream[:4] == _ZSTD_MAGIC:
+            head, flat_size = _flat_head(stream, n)
+        else:
+            raise CodecError("sz2: stream is not zstd-compressed (SZ 2 writes raw bytes for constant "
+                             "data only)")
+        if _version[:2] == b"\x02\x01":  # the layout below is SZ 2.1's
+            _check_flat(head, flat_size, n)
+        elif head[:3] != _version[:3]:
+            raise CodecError(f"sz2: stream written by SZ {_dotted(head[:3])}, not {_dotted(_version)}")
+
+
+def _check_prefix(payload: bytes) -> None:
+    if len(payload) <= len(_version):
+        raise CodecError(f"sz2: stream of {len(payload)} bytes is too short")
+    if payload[:4] != _version:
+        raise CodecError(
+            f"sz2: stream written by SZ {_dotted(payload[:4])}, loaded library "
+            f"is {_dotted(_version)}; point {_ENV} at the writing library"
+        )
+
+
+def _native_decode(payload: bytes, n: int) -> np.ndarray:
+    """SZ_decompress on a checked prefix; the caller holds _LOCK, or is a child with SZ to itself."""
+    _check_prefix(payload)
+    stream = ctypes.create_string_buffer(payload[4:], len(payload) - 4)  # SZ takes a non-const pointer
+    ptr = _lib.SZ_decompress(_SZ_FLOAT, stream, len(payload) - 4, 0, 0, 0, 0, n)
+    if not ptr:
+        raise CodecError("sz2: decompress failed")
+    return np.asarray(_Malloced(ptr, 4 * n)).view(np.float32)
+
+
+def _flat_head(stream: bytes, n: int) -> tuple[bytes, int]:
+    """(first bytes, declared size) of the flat bytes a zstd-compressed SZ stream holds."""
+    try:
+        size = zstandard.frame_content_size(stream)
+        head = zstandard.ZstdDecompressor().stream_reader(stream).read(_FLAT.size + 4)
+    except zstandard.ZstdError as e:
+        raise CodecError(f"sz2: stream is not a valid zstd frame ({e})") from None
+    if not 0 <= size <= _FLAT.size + _FLAT_PER_VALUE * n + _TREE_MAX:
+        raise CodecError(f"sz2: stream declares {size} bytes, impossible for {n} values")
+    return head, size
+
+
+def _check_flat(head: bytes, size: int, n: int) -> None:
+    """What SZ 2.1 declares in its flat bytes, against n and the flat size (see _FLAT)."""
+    if len(head) < _N_END:
+        raise CodecError(f"sz2: stream of {size} bytes is truncated")
+    if head[:3] != _version[:3]:
+        raise CodecError(f"sz2: stream written by SZ {_dotted(head[:3])}, not {_dotted(_version)}")
+    flags, declared = head[3], int.from_bytes(head[_N_END - 8:_N_END], "big")
+    if declared != n:
+        raise CodecError(f"sz2: stream holds {declared} values, expected {n}")
+    if flags not in _FLAGS:
+        raise CodecError(f"sz2: stream flags {flags:#04x} are not those of ABS mode (corrupt or forged)")
+    expected = {_CONSTANT: 44, _LOSSLESS: _N_END + 4 * n}.get(flags)
+    if expected is not None:
+        if size != expected:
+            raise CodecError(f"sz2: stream of {size} bytes, expected {expected} for flags {flags:#04x}")
+        return
+    if len(head) < _FLAT.size + 4:
+        raise CodecError(f"sz2: stream of {size} bytes is truncated")
+    max_intervals, intervals, median, _req, precision, types, exact, exact_bytes = \
+        _FLAT.unpack_from(head)
+    nodes = int.from_bytes(head[_FLAT.size:_FLAT.size + 4], "big")
+    fixed = _FLAT.size + types + (2 * exact + 7) // 8 + exact_bytes
+    if not (1 <= intervals <= max_intervals <= _INTERVALS_MAX and math.isfinite(median)
+            and math.isfinite(precision) and precision > 0 and exact <= n and exact_bytes <= 4 * exact
+            and 4 <= types and fixed <= size and 1 <= nodes <= 4 * intervals):
+        raise CodecError("sz2: stream header is inconsistent (corrupt or forged)")

@@ -159,8 +159,8 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     s = Settings.of(settings, **overrides)
     output = atomic.check_output(output, [model, weights], ConfigError)
     work = Path(work_dir) if work_dir else output.with_name(output.stem + ".work")
+    test_info = check_model(model)  # before the work dir exists: a missing LMDB leaves none behind
     with locked(work):
-        test_info = check_model(model)
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
         assessed = assess(model, weights, work, expected_loss=walk, settings=s)
         seconds = {"assess": assessed["seconds"]}
@@ -257,7 +257,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
             bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
             coders = {layer: c.backend for layer, c in plan.choice.items()}
             dsz.encode(weights, candidate, error_bounds=bounds, layers=layers, lossy=coders,
-                       lossless=s.lossless)
+                       lossless=s.lossless, force=True)  # the layers were chosen by assess
             blob = candidate.read_bytes()
             dsz.decode(candidate, decoded)
             # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and

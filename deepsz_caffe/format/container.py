@@ -4,14 +4,18 @@ Layout (little endian):
     magic b"DSZ\\x89" | u16 format version | u16 flags (0; none defined yet) | u32 header length
     | u32 header CRC32 | header (UTF-8 JSON) | section payloads, in the order the header lists them
 
-The header's "sections" list gives each section's name, length and CRC32. `unpack` checks the
-magic, version, every length (the file size must match exactly) and every CRC before returning,
-so no decoder (in particular the SZ C library, which calls exit() on bad input) ever sees
-bytes that were not written by `pack`.
+The header's "sections" list gives each section's name, length and CRC32. Reading checks the
+magic, version, header (strict JSON: an object, no duplicate keys, no NaN/Infinity, bounded size
+and nesting), the section table (types, unique names), that the file is exactly as long as the
+table says (before reading the sections, so a huge file costs nothing) and every CRC. A CRC
+catches accidents, not forgeries: what the header declares is checked by format/validate.py.
 """
+import hashlib
 import json
+import re
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic
@@ -19,7 +23,19 @@ from ..errors import ContainerError
 
 MAGIC = b"DSZ\x89"
 FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 8 << 20  # a header lists layers and blobs: a few hundred bytes each
 _PREAMBLE = struct.Struct("<4sHHII")
+_TABLE_KEYS = {"name", "length", "crc32"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class DszFile:
+    """A checked .dsz: its header (without the section table), sections, sha256 and size."""
+    header: dict
+    sections: dict[str, bytes]
+    sha256: str
+    size: int
 
 
 def pack(header: dict, sections: dict[str, bytes]) -> bytes:
@@ -35,9 +51,18 @@ def pack(header: dict, sections: dict[str, bytes]) -> bytes:
 def unpack(buf: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, bytes]]:
     """Validate and split a `.dsz` image; raise ContainerError saying what is wrong."""
     buf = memoryview(buf)
-    if len(buf) < _PREAMBLE.size:
-        raise ContainerError(f"{source}: not a .dsz file (only {len(buf)} bytes)")
-    magic, version, flags, head_len, head_crc = _PREAMBLE.unpack_from(buf)
+    head_len, head_crc = _preamble(bytes(buf[:_PREAMBLE.size]), len(buf), source)
+    end = _PREAMBLE.size + head_len
+    header, spans = _header(bytes(buf[_PREAMBLE.size:end]), head_crc, source)
+    _check_length(end, spans, len(buf), source)
+    return header, _sections(buf[end:], spans, source)
+
+
+def _preamble(pre: bytes, size: int, source: str) -> tuple[int, int]:
+    """(header length, header CRC) from the first bytes of a file of `size` bytes."""
+    if size < _PREAMBLE.size:
+        raise ContainerError(f"{source}: not a .dsz file (only {size} bytes)")
+    magic, version, flags, head_len, head_crc = _PREAMBLE.unpack_from(pre)
     if magic != MAGIC:
         raise ContainerError(f"{source}: not a .dsz file (bad magic {bytes(magic)!r})")
     if version != FORMAT_VERSION:
@@ -45,30 +70,90 @@ def unpack(buf: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, bytes]]
                              f"{FORMAT_VERSION} (upgrade deepsz-caffe)")
     if flags:
         raise ContainerError(f"{source}: unknown flags {flags:#x} (written by a newer deepsz-caffe?)")
-    end = _PREAMBLE.size + head_len
-    if end > len(buf):
-        raise ContainerError(f"{source}: truncated (header needs {end} bytes, file has {len(buf)})")
-    head = bytes(buf[_PREAMBLE.size:end])
+    if _PREAMBLE.size + head_len > size:
+        raise ContainerError(f"{source}: truncated (header needs {_PREAMBLE.size + head_len} bytes, "
+                             f"file has {size})")
+    if head_len > MAX_HEADER_BYTES:
+        raise ContainerError(f"{source}: header of {head_len} bytes, over the {MAX_HEADER_BYTES}-byte "
+                             "limit (corrupt or forged)")
+    return head_len, head_crc
+
+
+def _header(head: bytes, head_crc: int, source: str) -> tuple[dict, list[tuple[str, int, int]]]:
+    """(header without its section table, [(name, length, crc32)]), both checked."""
     if zlib.crc32(head) != head_crc:
         raise ContainerError(f"{source}: header is corrupted (CRC mismatch)")
+    header = _loads(head, source)
+    if not isinstance(header, dict):
+        raise ContainerError(f"{source}: header is a JSON {type(header).__name__}, not an object")
+    table = header.pop("sections", None)
+    if not isinstance(table, list):
+        raise ContainerError(f"{source}: header has no section table")
+    spans = []
+    for entry in table:
+        if not isinstance(entry, dict) or set(entry) != _TABLE_KEYS or not isinstance(entry["name"], str) \
+                or not all(_is_int(entry[k]) and entry[k] >= 0 for k in ("length", "crc32")) \
+                or entry["crc32"] >> 32:
+            raise ContainerError(f"{source}: malformed section table entry {_clip(entry)}")
+        spans.append((entry["name"], entry["length"], entry["crc32"]))
+    names = [name for name, _, _ in spans]
+    if len(set(names)) != len(names):
+        raise ContainerError(f"{source}: section table names a section twice")
+    return header, spans
+
+
+def _loads(head: bytes, source: str):
+    """Strict JSON: duplicate keys and NaN/Infinity are errors, as is nesting Python cannot hold."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+        return dict(items)
+
+    def constant(name):
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        header = json.loads(head)
-        table = header.pop("sections")
-        spans = [(str(s["name"]), int(s["length"]), int(s["crc32"])) for s in table]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ContainerError(f"{source}: header is malformed ({e})") from None
+        return json.loads(head, object_pairs_hook=pairs, parse_constant=constant)
+    except RecursionError:
+        raise ContainerError(f"{source}: header is nested too deeply (corrupt or forged)") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError among them
+        raise ContainerError(f"{source}: header is not valid JSON ({_clip(e)})") from None
+
+
+def _check_length(end: int, spans, size: int, source: str) -> None:
     expected = end + sum(length for _, length, _ in spans)
-    if expected != len(buf) or any(length < 0 for _, length, _ in spans):
-        what = "truncated" if expected > len(buf) else "has trailing bytes"
-        raise ContainerError(f"{source}: {what} (expected {expected} bytes, found {len(buf)})")
-    sections, pos = {}, end
+    if expected != size:
+        what = "truncated" if expected > size else "has trailing bytes"
+        raise ContainerError(f"{source}: {what} (expected {expected} bytes, found {size})")
+
+
+def _sections(body, spans, source: str) -> dict[str, bytes]:
+    sections, pos = {}, 0
     for name, length, crc in spans:
-        data = bytes(buf[pos:pos + length])
+        data = bytes(body[pos:pos + length])
         if zlib.crc32(data) != crc:
             raise ContainerError(f"{source}: section '{name}' is corrupted (CRC mismatch)")
         sections[name] = data
         pos += length
-    return header, sections
+    return sections
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # not bool, not a float that happens to be whole
+
+
+def _clip(obj, width: int = 80) -> str:
+    text = repr(obj) if not isinstance(obj, Exception) else str(obj)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def check_sha256(text) -> str:
+    """A sha256 as 64 lowercase hex digits, or ContainerError."""
+    digest = str(text).strip().lower()
+    if not _SHA256.fullmatch(digest):
+        raise ContainerError(f"--expect-sha256 wants 64 hex digits, got {_clip(text, 40)}")
+    return digest
 
 
 def write(path, header: dict, sections: dict[str, bytes]) -> Path:
@@ -76,5 +161,40 @@ def write(path, header: dict, sections: dict[str, bytes]) -> Path:
     return atomic.write_bytes(path, pack(header, sections))
 
 
-def read(path) -> tuple[dict, dict[str, bytes]]:
-    return unpack(atomic.read_bytes(path, ".dsz file", ContainerError), str(path))
+def read(path, expect_sha256: str | None = None) -> tuple[dict, dict[str, bytes]]:
+    f = read_file(path, expect_sha256)
+    return f.header, f.sections
+
+
+def read_file(path, expect_sha256: str | None = None) -> DszFile:
+    """Read and check a .dsz. With `expect_sha256`, the file's sha256 must match before any of
+    it is parsed. The sections are read only once the table accounts for every byte."""
+    source = str(path)
+    with atomic.open_regular(path, ".dsz file", ContainerError) as (f, size):
+        if expect_sha256 is not None:
+            expect = check_sha256(expect_sha256)
+            digest = _sha256(f, size)
+            if digest != expect:
+                raise ContainerError(f"{source}: sha256 is {digest}, not the expected {expect}")
+            f.seek(0)
+        sha = hashlib.sha256()
+        pre = atomic.read_exactly(f, _PREAMBLE.size)
+        head_len, head_crc = _preamble(pre, size, source)
+        head = atomic.read_exactly(f, head_len)
+        header, spans = _header(head, head_crc, source)
+        end = _PREAMBLE.size + head_len
+        _check_length(end, spans, size, source)
+        body = atomic.read_exactly(f, size - end)
+        if len(body) != size - end:
+            raise ContainerError(f"{source}: file shrank while being read")
+        for part in (pre, head, body):
+            sha.update(part)
+    return DszFile(header, _sections(memoryview(body), spans, source), sha.hexdigest(), size)
+
+
+def _sha256(f, size: int) -> str:
+    sha, left = hashlib.sha256(), size
+    while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+        sha.update(chunk)
+        left -= len(chunk)
+    return sha.hexdigest()

@@ -1,0 +1,145 @@
+"""Native decoders run on untrusted streams in a forked child, so that a stream which crashes one,
+makes it call exit() or allocate without end costs one CodecError, not the process.
+
+A .dsz is a file people exchange and a CRC is no authentication: a forged stream reaches the
+decoder with every checksum right. The backends check what a stream declares (versions, counts,
+sizes) before any C code runs, but SZ 2, SZ3 and ZFP also parse coded bytes no such check can
+vouch for (a bit flipped in SZ 2's Huffman tree segfaults it; SZ 2 calls exit(0) on a version it
+does not know). The child writes the decoded float32 values into a shared anonymous mapping that
+the parent then views without a copy; it runs with stdout and stderr on /dev/null (SZ prints its
+complaints there), under an address-space limit and a deadline. A fork of even a large process
+costs about a millisecond (its page tables), once per layer.
+"""
+import atexit
+import faulthandler
+import mmap
+import os
+import resource
+import select
+import signal
+import struct
+
+import numpy as np
+
+from deepsz_caffe.errors import CodecError
+
+_STATE = struct.Struct("<II")  # state, message length
+_MESSAGE = 1024                # bytes kept of a child's error message
+_DONE, _FAILED = 1, 2
+MEMORY_BASE = 256 << 20        # address space a child may add to its parent's, plus
+MEMORY_PER_BYTE = 16           # this many bytes per byte of payload and of output
+SECONDS_BASE = 10.0            # a child gets this long, plus
+SECONDS_PER_VALUE = 1e-6       # this per value (SZ 2 decodes ~10**8 values a second)
+
+
+def decode(name: str, decoder, payload: bytes, n: int) -> np.ndarray:
+    """decoder(payload, n) -> n float32 values, run in a child; CodecError if it fails or dies."""
+    _reap()
+    offset = _STATE.size + _MESSAGE
+    shared = mmap.mmap(-1, offset + 4 * n)  # MAP_SHARED | MAP_ANONYMOUS: the child's writes show
+    budget = MEMORY_BASE + MEMORY_PER_BYTE * (len(payload) + 4 * n)
+    ready, done = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            os.close(ready)
+            _child(shared, offset, decoder, payload, n, budget, done)
+    finally:
+        os.close(done)
+    try:
+        finished = _ready(ready, pid, SECONDS_BASE + SECONDS_PER_VALUE * n)
+    finally:
+        os.close(ready)
+    state, length = _STATE.unpack_from(shared)
+    if state == _DONE:
+        _ZOMBIES.append(pid)  # reaped later: its exit (unmapping a copy of us) takes milliseconds
+        return np.frombuffer(shared, np.float32, n, offset)
+    status = os.waitpid(pid, 0)[1]
+    if not finished:
+        raise CodecError(f"{name}: the decoder ran past its deadline on this stream (corrupt or forged)")
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        raise CodecError(f"{name}: the decoder crashed ({sig}) on this stream (corrupt or forged)")
+    if state == _FAILED:
+        raise CodecError(shared[_STATE.size:_STATE.size + length].decode("utf-8", "replace"))
+    raise CodecError(f"{name}: the decoder gave up on this stream without a result "
+                     f"(exit status {os.waitstatus_to_exitcode(status)}; corrupt or forged)")
+
+
+def _child(shared, offset: int, decoder, payload: bytes, n: int, budget: int, done: int) -> None:
+    """Decode into `shared`, report through its head and the `done` pipe, and leave with os._exit
+    (no cleanup of the parent's state: atexit handlers, buffered output, temp files are its own)."""
+    state, message = _FAILED, b""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        faulthandler.disable()  # a crash here is reported by the parent, in one line
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _limit_memory(budget)
+        out = decoder(payload, n)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
+            raise CodecError(f"decoder returned {getattr(out, 'shape', type(out).__name__)}, expected "
+                             f"{n} float32 values")
+        np.frombuffer(shared, np.float32, n, offset)[...] = out
+        state = _DONE
+    except CodecError as e:
+        message = str(e).encode("utf-8", "replace")
+    except MemoryError:
+        message = b"the decoder needs more memory than this stream can justify (corrupt or forged)"
+    except BaseException as e:  # noqa: BLE001 - the child reports whatever it met, then exits
+        message = f"the decoder failed on this stream ({type(e).__name__}: {e})".encode("utf-8", "replace")
+    finally:
+        try:
+            message = message[:_MESSAGE]
+            _STATE.pack_into(shared, 0, state, len(message))
+            shared[_STATE.size:_STATE.size + len(message)] = message
+            os.write(done, b"\1")
+        finally:
+            os._exit(0)
+
+
+def _limit_memory(budget: int) -> None:
+    with open("/proc/self/status") as f:
+        vm = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = vm + budget
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or limit < soft:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _ready(fd: int, pid: int, seconds: float) -> bool:
+    """Whether the child reported (or died: the pipe closes) within `seconds`; else it is killed."""
+    try:
+        if select.select([fd], [], [], seconds)[0]:
+            return True
+    except BaseException:  # Ctrl-C while waiting: take the child along
+        _kill(pid)
+        raise
+    _kill(pid)
+    return False
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_ZOMBIES: list[int] = []
+
+
+def _reap() -> None:
+    """Collect the children that reported and exited since (never blocks)."""
+    for pid in list(_ZOMBIES):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                _ZOMBIES.remove(pid)
+        except ChildProcessError:
+            _ZOMBIES.remove(pid)
+
+
+atexit.register(_reap)

@@ -1,0 +1,84 @@
+"""codecs.isolate: a decoder run in a forked child; its death, exit() or runaway is one CodecError."""
+import ctypes
+import os
+import resource
+import time
+
+import numpy as np
+import pytest
+
+from deepsz_caffe.codecs import isolate
+from deepsz_caffe.errors import CodecError
+
+
+def _ok(payload, n):
+    return np.frombuffer(payload, np.float32, n).copy() * 2
+
+
+def _segfault(payload, n):
+    ctypes.string_at(0)  # reads address 0: SIGSEGV, as SZ 2 on a flipped Huffman tree
+
+
+def _exit0(payload, n):
+    ctypes.CDLL(None).exit(0)  # as SZ 2 on a version it does not know, after printing to stdout
+
+
+def _hang(payload, n):
+    time.sleep(60)
+
+
+def _allocate(payload, n):
+    return np.ones(1 << 40, np.uint8)  # 1 TiB: past the child's address-space budget
+
+
+def _codec_error(payload, n):
+    raise CodecError("zfp: cannot decode stream: nope")
+
+
+def _wrong_shape(payload, n):
+    return np.zeros(n + 1, np.float32)
+
+
+def test_values_come_back_through_shared_memory():
+    x = np.arange(100, dtype=np.float32)
+    out = isolate.decode("t", _ok, x.tobytes(), 100)
+    assert out.dtype == np.float32 and np.array_equal(out, 2 * x)
+
+
+@pytest.mark.parametrize("decoder, message", [
+    (_segfault, r"t: the decoder crashed \(SIGSEGV\) on this stream"),
+    (_exit0, "t: the decoder gave up on this stream without a result"),
+    (_allocate, "needs more memory than this stream can justify"),
+    (_codec_error, "^zfp: cannot decode stream: nope$"),
+    (_wrong_shape, "decoder returned \\(101,\\), expected 100 float32 values"),
+])
+def test_a_failing_decoder_is_one_codec_error(decoder, message, capfd):
+    with pytest.raises(CodecError, match=message):
+        isolate.decode("t", decoder, bytes(400), 100)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # the child's stdout/stderr went to /dev/null
+
+
+def test_a_decoder_past_its_deadline_is_killed(monkeypatch):
+    monkeypatch.setattr(isolate, "SECONDS_BASE", 0.5)
+    t0 = time.monotonic()
+    with pytest.raises(CodecError, match="ran past its deadline"):
+        isolate.decode("t", _hang, bytes(400), 100)
+    assert time.monotonic() - t0 < 10
+
+
+def test_children_are_reaped():
+    for _ in range(5):
+        isolate.decode("t", _ok, bytes(400), 100)
+    time.sleep(0.2)
+    isolate._reap()
+    assert not isolate._ZOMBIES
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child of ours is left, zombie or not
+
+
+def test_the_parent_keeps_its_own_limits():
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(CodecError):
+        isolate.decode("t", _allocate, bytes(400), 100)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before

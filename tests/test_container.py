@@ -133,7 +133,8 @@ def test_sha256_is_reported_and_can_be_required(tmp_path):
 
     path = container.write(tmp_path / "m.dsz", {"network": "n"}, SECTIONS)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    f = container.read_file(path)
+    assert container.read_file(path).sha256 is None  # not computed unless asked for
+    f = container.read_file(path, sha256=True)
     assert f.sha256 == digest and f.size == path.stat().st_size and f.sections == SECTIONS
     assert container.read_file(path, expect_sha256=digest.upper()).header == {"network": "n"}
     with pytest.raises(ContainerError, match="not the expected"):

@@ -48,9 +48,9 @@ def test_values_come_back_through_shared_memory():
 @pytest.mark.parametrize("decoder, message", [
     (_segfault, r"t: the decoder crashed \(SIGSEGV\) on this stream"),
     (_exit0, "t: the decoder gave up on this stream without a result"),
-    (_allocate, "needs more memory than this stream can justify"),
+    (_allocate, "t: the decoder needs more memory than this stream can justify"),
     (_codec_error, "^zfp: cannot decode stream: nope$"),
-    (_wrong_shape, "decoder returned \\(101,\\), expected 100 float32 values"),
+    (_wrong_shape, "t: decoder returned \\(101,\\), expected 100 float32 values"),
 ])
 def test_a_failing_decoder_is_one_codec_error(decoder, message, capfd):
     with pytest.raises(CodecError, match=message):

@@ -17,13 +17,14 @@ against n), and a backend over a native library (`isolated`) then decodes in a f
 (codecs/isolate.py), so that coded bytes no check can vouch for cannot take the process down.
 Decoded values must be finite: no encoder input that passed the bound check was otherwise.
 """
+import contextlib
 import struct
 import zlib
 from abc import ABC, abstractmethod
 
 import numpy as np
 
-from deepsz_caffe.codecs.isolate import decode as decode_isolated
+from deepsz_caffe.codecs.isolate import decode_all as decode_isolated_all
 from deepsz_caffe.errors import CodecError
 
 RAW_MAX = 20
@@ -57,6 +58,10 @@ class FramedCodec(ABC):
     def decompress(self, blob: bytes, n: int, *, trusted: bool = False) -> np.ndarray:
         """Decode n float32 values, refusing any blob that does not check out. `trusted`: the
         caller made the blob itself (no stream checks, no child process)."""
+        return decompress_all([(self, blob, n)], trusted=trusted)[0]
+
+    def _frame(self, blob: bytes, n: int) -> tuple[int, bytes]:
+        """(mode, payload) of a frame whose mode, count and checksum check out."""
         if len(blob) < FRAME_HEADER.size:
             raise CodecError(f"{self.name}: stream of {len(blob)} bytes is shorter than its header")
         mode, stored_n, crc = FRAME_HEADER.unpack_from(blob)
@@ -67,20 +72,9 @@ class FramedCodec(ABC):
             raise CodecError(f"{self.name}: stream holds {stored_n} values, expected {n}")
         if zlib.crc32(payload) != crc:
             raise CodecError(f"{self.name}: stream checksum mismatch (corrupted or truncated)")
-        if mode == _RAW:
-            out = self._raw(payload, n)
-        elif n <= RAW_MAX:
+        if mode != _RAW and n <= RAW_MAX:
             raise CodecError(f"{self.name}: {n} values must be stored raw")
-        elif trusted:
-            out = self._decode(payload, n)
-        else:
-            self._check(payload, n)
-            out = self._decode_isolated(payload, n) if self.isolated else self._decode(payload, n)
-        if out.dtype != np.float32 or out.shape != (n,):
-            raise CodecError(f"{self.name}: decoder returned {_describe(out)}, expected {n} float32")
-        if not trusted and n and not (np.isfinite(out.min()) and np.isfinite(out.max())):
-            raise CodecError(f"{self.name}: stream decodes to NaN or infinite values (corrupt or forged)")
-        return out
+        return mode, payload
 
     def _raw(self, payload: bytes, n: int) -> np.ndarray:
         if n > RAW_MAX:
@@ -94,8 +88,20 @@ class FramedCodec(ABC):
         if not payload:
             raise CodecError(f"{self.name}: empty stream for {n} values")
 
-    def _decode_isolated(self, payload: bytes, n: int) -> np.ndarray:
-        return decode_isolated(self.name, self._decode, payload, n)
+    def _isolated_job(self, payload: bytes, n: int) -> tuple:
+        """(decoder, payload) that the child process runs, for an `isolated` backend."""
+        return self._decode, payload
+
+    def _fork_lock(self):
+        """Held while the child is forked (a library with global state: no thread inside it)."""
+        return contextlib.nullcontext()
+
+    def _result(self, out, n: int, trusted: bool) -> np.ndarray:
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
+            raise CodecError(f"{self.name}: decoder returned {_describe(out)}, expected {n} float32")
+        if not trusted and n and not (np.isfinite(out.min()) and np.isfinite(out.max())):
+            raise CodecError(f"{self.name}: stream decodes to NaN or infinite values (corrupt or forged)")
+        return out
 
     @abstractmethod
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes: ...
@@ -106,6 +112,32 @@ class FramedCodec(ABC):
     @abstractmethod
     def library_version(self) -> str:
         """Version of the library behind this backend (recorded in every .dsz header)."""
+
+
+def decompress_all(streams: list, *, trusted: bool = False) -> list[np.ndarray]:
+    """[(codec, blob, n)] -> n float32 values each, every blob checked as `decompress` checks it;
+    the untrusted streams of `isolated` backends are decoded together in one child process."""
+    out, queued = [None] * len(streams), []
+    for k, (codec, blob, n) in enumerate(streams):
+        mode, payload = codec._frame(blob, n)
+        if mode == _RAW:
+            out[k] = codec._raw(payload, n)
+        elif trusted:
+            out[k] = codec._decode(payload, n)
+        else:
+            codec._check(payload, n)
+            if codec.isolated:
+                queued.append((k, codec, *codec._isolated_job(payload, n), n))
+            else:
+                out[k] = codec._decode(payload, n)
+    if queued:
+        with contextlib.ExitStack() as locks:
+            for lock in {id(c._fork_lock()): c._fork_lock() for _, c, *_ in queued}.values():
+                locks.enter_context(lock)
+            values = decode_isolated_all([(c.name, fn, p, n) for _, c, fn, p, n in queued])
+        for (k, *_), v in zip(queued, values):
+            out[k] = v
+    return [codec._result(v, n, trusted) for (codec, _, n), v in zip(streams, out)]
 
 
 def _describe(a) -> str:

@@ -7,8 +7,8 @@ sizes) before any C code runs, but SZ 2, SZ3 and ZFP also parse coded bytes no s
 vouch for (a bit flipped in SZ 2's Huffman tree segfaults it; SZ 2 calls exit(0) on a version it
 does not know). The child writes the decoded float32 values into a shared anonymous mapping that
 the parent then views without a copy; it runs with stdout and stderr on /dev/null (SZ prints its
-complaints there), under an address-space limit and a deadline. A fork of even a large process
-costs about a millisecond (its page tables), once per layer.
+complaints there), under an address-space limit and a deadline. All the streams of a file go to
+one child (`decode_all`), forked before the file's layers are rebuilt, while the parent is small.
 """
 import atexit
 import faulthandler
@@ -23,38 +23,47 @@ import numpy as np
 
 from deepsz_caffe.errors import CodecError
 
-_STATE = struct.Struct("<II")  # state, message length
-_MESSAGE = 1024                # bytes kept of a child's error message
+_STATE = struct.Struct("<III")  # state, message length, the job being decoded
+_MESSAGE = 1024                 # bytes kept of a child's error message
 _DONE, _FAILED = 1, 2
-MEMORY_BASE = 256 << 20        # address space a child may add to its parent's, plus
-MEMORY_PER_BYTE = 16           # this many bytes per byte of payload and of output
-SECONDS_BASE = 10.0            # a child gets this long, plus
-SECONDS_PER_VALUE = 1e-6       # this per value (SZ 2 decodes ~10**8 values a second)
+MEMORY_BASE = 256 << 20         # address space a child may add to its parent's, plus
+MEMORY_PER_BYTE = 16            # this many bytes per byte of payload and of output
+SECONDS_BASE = 10.0             # a child gets this long, plus
+SECONDS_PER_VALUE = 1e-6        # this per value (SZ 2 decodes ~10**8 values a second)
 
 
 def decode(name: str, decoder, payload: bytes, n: int) -> np.ndarray:
     """decoder(payload, n) -> n float32 values, run in a child; CodecError if it fails or dies."""
+    return decode_all([(name, decoder, payload, n)])[0]
+
+
+def decode_all(jobs: list) -> list[np.ndarray]:
+    """[(codec name, decoder, payload, n)] -> each decoder(payload, n), n float32 values, all run
+    in one child, in order; CodecError naming the codec of the first job that fails or kills it."""
     _reap()
-    offset = _STATE.size + _MESSAGE
-    shared = mmap.mmap(-1, offset + 4 * n)  # MAP_SHARED | MAP_ANONYMOUS: the child's writes show
-    budget = MEMORY_BASE + MEMORY_PER_BYTE * (len(payload) + 4 * n)
+    if not jobs:
+        return []
+    offsets = np.cumsum([_STATE.size + _MESSAGE] + [4 * n for *_, n in jobs]).tolist()
+    shared = mmap.mmap(-1, offsets[-1])  # MAP_SHARED | MAP_ANONYMOUS: the child's writes show
+    budget = MEMORY_BASE + MEMORY_PER_BYTE * sum(len(p) + 4 * n for _, _, p, n in jobs)
     ready, done = os.pipe()
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(ready)
-            _child(shared, offset, decoder, payload, n, budget, done)
+            _child(shared, offsets, jobs, budget, done)
     finally:
         os.close(done)
     try:
-        finished = _ready(ready, pid, SECONDS_BASE + SECONDS_PER_VALUE * n)
+        finished = _ready(ready, pid, SECONDS_BASE + SECONDS_PER_VALUE * sum(n for *_, n in jobs))
     finally:
         os.close(ready)
-    state, length = _STATE.unpack_from(shared)
+    state, length, current = _STATE.unpack_from(shared)
     if state == _DONE:
         _ZOMBIES.append(pid)  # reaped later: its exit (unmapping a copy of us) takes milliseconds
-        return np.frombuffer(shared, np.float32, n, offset)
+        return [np.frombuffer(shared, np.float32, n, offset) for (*_, n), offset in zip(jobs, offsets)]
     status = os.waitpid(pid, 0)[1]
+    name = jobs[min(current, len(jobs) - 1)][0]
     if not finished:
         raise CodecError(f"{name}: the decoder ran past its deadline on this stream (corrupt or forged)")
     if os.WIFSIGNALED(status):
@@ -66,10 +75,11 @@ def decode(name: str, decoder, payload: bytes, n: int) -> np.ndarray:
                      f"(exit status {os.waitstatus_to_exitcode(status)}; corrupt or forged)")
 
 
-def _child(shared, offset: int, decoder, payload: bytes, n: int, budget: int, done: int) -> None:
-    """Decode into `shared`, report through its head and the `done` pipe, and leave with os._exit
-    (no cleanup of the parent's state: atexit handlers, buffered output, temp files are its own)."""
-    state, message = _FAILED, b""
+def _child(shared, offsets: list[int], jobs: list, budget: int, done: int) -> None:
+    """Decode every job into `shared`, report through its head and the `done` pipe, and leave
+    with os._exit (no cleanup of the parent's state: atexit handlers, buffered output and temp
+    files are its own)."""
+    state, message, current = _FAILED, b"", 0
     try:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
@@ -77,22 +87,27 @@ def _child(shared, offset: int, decoder, payload: bytes, n: int, budget: int, do
         faulthandler.disable()  # a crash here is reported by the parent, in one line
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _limit_memory(budget)
-        out = decoder(payload, n)
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
-            raise CodecError(f"decoder returned {getattr(out, 'shape', type(out).__name__)}, expected "
-                             f"{n} float32 values")
-        np.frombuffer(shared, np.float32, n, offset)[...] = out
+        for current, ((name, decoder, payload, n), offset) in enumerate(zip(jobs, offsets)):
+            _STATE.pack_into(shared, 0, 0, 0, current)  # if this job kills us, the parent knows which
+            out = decoder(payload, n)
+            if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
+                raise CodecError(f"{name}: decoder returned {getattr(out, 'shape', type(out).__name__)}, "
+                                 f"expected {n} float32 values")
+            np.frombuffer(shared, np.float32, n, offset)[...] = out
+            del out
         state = _DONE
     except CodecError as e:
         message = str(e).encode("utf-8", "replace")
     except MemoryError:
-        message = b"the decoder needs more memory than this stream can justify (corrupt or forged)"
+        message = (f"{jobs[current][0]}: the decoder needs more memory than this stream can "
+                   "justify (corrupt or forged)").encode()
     except BaseException as e:  # noqa: BLE001 - the child reports whatever it met, then exits
-        message = f"the decoder failed on this stream ({type(e).__name__}: {e})".encode("utf-8", "replace")
+        message = f"{jobs[current][0]}: the decoder failed on this stream ({type(e).__name__}: " \
+                  f"{e})".encode("utf-8", "replace")
     finally:
         try:
             message = message[:_MESSAGE]
-            _STATE.pack_into(shared, 0, state, len(message))
+            _STATE.pack_into(shared, 0, state, len(message), current)
             shared[_STATE.size:_STATE.size + len(message)] = message
             os.write(done, b"\1")
         finally:

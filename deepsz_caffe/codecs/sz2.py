@@ -27,7 +27,6 @@ import numpy as np
 import zstandard
 
 from deepsz_caffe.codecs.base import FramedCodec
-from deepsz_caffe.codecs.isolate import decode as decode_isolated
 from deepsz_caffe.errors import CodecError
 
 _ENV = "DEEPSZ_SZ_LIB"
@@ -187,9 +186,11 @@ class SZ2Codec(FramedCodec):
         with _LOCK:
             return _native_decode(payload, n)
 
-    def _decode_isolated(self, payload: bytes, n: int) -> np.ndarray:
-        with _LOCK:  # no thread is inside SZ while we fork: the child gets its state whole
-            return decode_isolated(self.name, _native_decode, payload, n)
+    def _isolated_job(self, payload: bytes, n: int) -> tuple:
+        return _native_decode, payload  # the child has SZ to itself: no lock there
+
+    def _fork_lock(self):
+        return _LOCK  # no thread is inside SZ while we fork: the child gets its state whole
 
     def _check(self, payload: bytes, n: int) -> None:
         super()._check(payload, n)

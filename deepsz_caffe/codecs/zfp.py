@@ -44,9 +44,8 @@ class ZFPCodec(FramedCodec):
         except (ValueError, IndexError, RuntimeError, MemoryError) as e:
             raise CodecError(f"zfp: cannot decode stream: {e}") from e
 
-    def _decode_isolated(self, payload: bytes, n: int) -> np.ndarray:
-        padding = bytes((n + 3) // 4 // 8 + 1 + 2 * _MAX_BLOCK_BYTES)
-        return super()._decode_isolated(payload + padding, n)
+    def _isolated_job(self, payload: bytes, n: int) -> tuple:
+        return self._decode, payload + bytes((n + 3) // 4 // 8 + 1 + 2 * _MAX_BLOCK_BYTES)
 
     def _check(self, payload: bytes, n: int) -> None:
         super()._check(payload, n)

@@ -31,10 +31,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class DszFile:
-    """A checked .dsz: its header (without the section table), sections, sha256 and size."""
+    """A checked .dsz: its header (without the section table), sections and size; `sha256` of
+    the file's bytes if read_file was asked for it (else None)."""
     header: dict
     sections: dict[str, bytes]
-    sha256: str
+    sha256: str | None
     size: int
 
 
@@ -166,9 +167,10 @@ def read(path, expect_sha256: str | None = None) -> tuple[dict, dict[str, bytes]
     return f.header, f.sections
 
 
-def read_file(path, expect_sha256: str | None = None) -> DszFile:
+def read_file(path, expect_sha256: str | None = None, *, sha256: bool = False) -> DszFile:
     """Read and check a .dsz. With `expect_sha256`, the file's sha256 must match before any of
-    it is parsed. The sections are read only once the table accounts for every byte."""
+    it is parsed; `sha256`: report it (DszFile.sha256). The sections are read only once the
+    table accounts for every byte."""
     source = str(path)
     with atomic.open_regular(path, ".dsz file", ContainerError) as (f, size):
         if expect_sha256 is not None:
@@ -187,9 +189,11 @@ def read_file(path, expect_sha256: str | None = None) -> DszFile:
         body = atomic.read_exactly(f, size - end)
         if len(body) != size - end:
             raise ContainerError(f"{source}: file shrank while being read")
-        for part in (pre, head, body):
-            sha.update(part)
-    return DszFile(header, _sections(memoryview(body), spans, source), sha.hexdigest(), size)
+        if sha256:
+            for part in (pre, head, body):
+                sha.update(part)
+    return DszFile(header, _sections(memoryview(body), spans, source),
+                   sha.hexdigest() if sha256 else None, size)
 
 
 def _sha256(f, size: int) -> str:

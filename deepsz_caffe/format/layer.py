@@ -107,6 +107,13 @@ def decode_layer(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | Non
     n = int(meta["n_entries"])
     gaps = np.frombuffer(decompress_index(index, meta["index_codec"], n), dtype=np.uint8)
     values = get_lossy(meta["lossy_codec"]).decompress(data, n)
+    return rebuild_layer(meta, values, gaps, gap255_kept)
+
+
+def rebuild_layer(meta: dict, values: np.ndarray, gaps: np.ndarray,
+                  gap255_kept: bytes | None = None) -> np.ndarray:
+    """The dense blob from the decoded data and index arrays (format.network.decode decodes the
+    data arrays of all layers at once, and checks the gaps against the header first)."""
     if "gap255_kept" not in meta:
         return sparse.to_dense(values, gaps, tuple(meta["shape"]))
     kept = unpack_kept(gap255_kept or b"", int(meta["gap255_kept"]))

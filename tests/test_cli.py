@@ -24,3 +24,51 @@ def test_a_bound_that_is_not_positive_and_finite_is_one_line_and_exit_1(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("deepsz: error: --eb-all must be finite and > 0"), err
     assert not (tmp_path / "o.dsz").exists()
+
+
+def test_inspect_table_fits_long_layer_names():
+    from deepsz_caffe.cli.files import format_inspect
+
+    row = {"shape": [512, 4608], "nnz": 12345, "density": 0.0052, "error_bound": 0.01,
+           "csr_bytes": 61725, "data_bytes": 9000, "lossy_codec": "sz2", "index_bytes": 8000,
+           "index_codec": "zstd", "ratio": 55.1}
+    report = {"network": "resnet", "sha256": "ab" * 32, "codec_versions": {"sz2": "SZ 2.1.12.4"},
+              "layers": [{**row, "name": "res5c_branch2b_a_very_long_name"}, {**row, "name": "fc"}],
+              "selected_weight_bytes": 10, "selected_compressed_bytes": 2, "ratio": 5.0,
+              "selected_bias_bytes": 0, "selected_bias_stored_bytes": 0, "ratio_with_biases": 5.0,
+              "other_blob_bytes": 0, "file_bytes": 100}
+    lines = format_inspect(report).splitlines()
+    table = [ln for ln in lines if ln.startswith(("layer ", "res5c", "fc "))]
+    assert len(table) == 3
+    assert len({ln.index("512x4608") for ln in table[1:]}) == 1  # columns line up
+    assert {ln.rindex("55.1x") for ln in table[1:]} == {len(table[0]) - 5}
+    assert "selected layers:" in format_inspect(report) and "fc weights" not in format_inspect(report)
+    assert f"sha256: {'ab' * 32}" in lines[1]
+
+
+@pytest.mark.parametrize("error, message", [
+    (MemoryError(), "deepsz: error: out of memory"),
+    (RecursionError("maximum recursion depth exceeded"), "deepsz: error: input nested too deeply"),
+    (OSError(28, "No space left on device", "out.dsz"), "deepsz: error: out.dsz: No space left on device"),
+    (type("DecodeError", (Exception,), {})("Error parsing message"),
+     "deepsz: error: DecodeError: Error parsing message"),
+])
+def test_every_error_class_reaching_main_is_one_line(monkeypatch, capsys, error, message):
+    """The last line of defence: causes are checked first, but no traceback may reach the user."""
+    from deepsz_caffe.cli import files
+
+    def boom(_args):
+        raise error
+
+    monkeypatch.setattr(files, "cmd_inspect", boom)
+    assert main(["inspect", "x.dsz"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith(message), err
+
+
+def test_a_bug_still_shows_its_traceback(monkeypatch):
+    from deepsz_caffe.cli import files
+
+    monkeypatch.setattr(files, "cmd_inspect", lambda _a: [][1])
+    with pytest.raises(IndexError):
+        main(["inspect", "x.dsz"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from deepsz_caffe import decode, encode, inspect
+from deepsz_caffe.errors import ContainerError
 
 NET = """
 name: "tiny"
@@ -163,3 +164,168 @@ def test_dense_layer_warns_but_round_trips(pruned, tmp_path):
     r = deepsz("encode", "--weights", weights, "--eb-all", "0.01", "--layers", "conv1", "-o",
                tmp_path / "m.dsz")
     assert r.returncode == 0 and "warning" in r.stderr and "dense" in r.stderr
+
+
+# ---- files from elsewhere: validated before anything is believed (format/validate.py) ---------
+
+def _forged(tmp_path, good, edit=None, sections=None):
+    """`good` re-packed with `edit(header)` applied and sections replaced, CRCs all valid."""
+    import copy
+
+    from deepsz_caffe.format import container
+
+    f = container.read_file(good)
+    header = copy.deepcopy(f.header)
+    if edit:
+        edit(header)
+    path = tmp_path / "forged.dsz"
+    container.write(path, header, {**f.sections, **(sections or {})})
+    return path
+
+
+def _set(path, value):
+    def edit(header):
+        target = header
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set(("layers", 1, "name"), "ip1"), "lists layer 'ip1' twice"),
+    (_set(("layers", 0, "shape"), [2048, 300]), "only the header has blob 0|is InnerProduct \\[2048, 300\\]"),
+    (_set(("layers", 0, "nnz"), 10 ** 12), "density"),
+    (_set(("layers", 0, "n_entries"), float("inf")), "Infinity is not a JSON number"),
+    (_set(("layers", 0, "n_entries"), 2.0 ** 40), "field 'n_entries' is invalid"),
+    (_set(("layers", 0, "error_bound"), -0.01), "field 'error_bound' is invalid"),
+    (_set(("layers", 0, "data_bytes"), 1), "data_bytes is 1, its shape and streams say"),
+    (_set(("blobs", 0, "index"), True), "field 'index' is invalid"),
+    (_set(("blobs", 0, "shape"), [10 ** 12]), "raw_bytes"),
+    (_set(("skeleton_bytes",), 1 << 34), "skeleton of 17179869184 bytes"),
+    (_set(("network",), "other"), "skeleton names network 'tiny', the header 'other'"),
+    (_set(("codec_versions",), {"sz2": "x"}), "codec_versions names"),
+    (lambda h: h["layers"].append(dict(h["layers"][0])), "lists layer 'ip1' twice"),
+    (lambda h: h.pop("format"), "header has no 'format'"),
+])
+def test_forged_headers_are_refused_by_decode_and_inspect(pruned, tmp_path, edit, message):
+    _, weights, _ = pruned
+    good = tmp_path / "m.dsz"
+    encode(weights, good, eb_all=0.01)
+    bad = _forged(tmp_path, good, edit)
+    for run in (lambda: decode(bad, tmp_path / "out.caffemodel"), lambda: inspect(bad)):
+        with pytest.raises(ContainerError, match=message):
+            run()
+    assert not (tmp_path / "out.caffemodel").exists()
+
+
+def test_skeleton_must_agree_with_the_header(pruned, tmp_path):
+    from caffe.proto import caffe_pb2
+
+    from deepsz_caffe.codecs.lossless import compress_lossless, decompress_lossless
+    from deepsz_caffe.format import container
+
+    _, weights, _ = pruned
+    good = tmp_path / "m.dsz"
+    encode(weights, good, eb_all=0.01)
+    f = container.read_file(good)
+    net = caffe_pb2.NetParameter.FromString(decompress_lossless(f.sections["skeleton"],
+                                                                f.header["skeleton_bytes"]))
+    def ip2(n):
+        return next(layer for layer in n.layer if layer.name == "ip2")
+
+    for what, change in (("two layers named 'ip2'", lambda n: n.layer.append(ip2(n))),
+                         ("carries blob values", lambda n: n.layer[1].blobs[0].data.extend([1.0])),
+                         ("in the skeleton", lambda n: n.layer[1].blobs[0].shape.dim.__setitem__(0, 7))):
+        forged = caffe_pb2.NetParameter()
+        forged.CopyFrom(net)
+        change(forged)
+        raw = forged.SerializeToString()
+        bad = _forged(tmp_path, good, _set(("skeleton_bytes",), len(raw)),
+                      {"skeleton": compress_lossless(raw)})
+        with pytest.raises(ContainerError, match=what):
+            inspect(bad)
+
+
+def test_decode_checks_nnz_against_the_decoded_mask(pruned, tmp_path):
+    _, weights, _ = pruned
+    good = tmp_path / "m.dsz"
+    encode(weights, good, eb_all=0.01)
+    meta = inspect(good)["layers"][1]
+
+    def edit(header):  # nnz and density forged together: the header alone is consistent
+        layer = header["layers"][1]
+        layer["nnz"] -= 1
+        layer["density"] = layer["nnz"] / (layer["dense_bytes"] // 4)
+
+    bad = _forged(tmp_path, good, edit)
+    assert inspect(bad)["layers"][1]["nnz"] == meta["nnz"] - 1  # what only decoding can show
+    with pytest.raises(ContainerError, match=f"decodes to {meta['nnz']} nonzero weights"):
+        decode(bad, tmp_path / "out.caffemodel")
+
+
+def test_inspect_reports_sha256_and_selected_keys(pruned, tmp_path):
+    import hashlib
+
+    _, weights, _ = pruned
+    path = tmp_path / "m.dsz"
+    encode(weights, path, eb_all=0.01)
+    r = inspect(path)
+    assert r["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert r["selected_weight_bytes"] == r["fc_weight_bytes"] and r["ratio"] > 1
+    assert r["selected_compressed_bytes"] == r["fc_compressed_bytes"]
+    decode(path, tmp_path / "a.caffemodel", expect_sha256=r["sha256"])
+    with pytest.raises(ContainerError, match="not the expected"):
+        decode(path, tmp_path / "b.caffemodel", expect_sha256="ab" * 32)
+    assert not (tmp_path / "b.caffemodel").exists()
+
+
+def test_output_equal_to_an_input_is_refused(pruned, tmp_path):
+    from deepsz_caffe.errors import DeepSZError
+
+    _, weights, _ = pruned
+    copy = tmp_path / "w.caffemodel"
+    copy.write_bytes(weights.read_bytes())
+    with pytest.raises(DeepSZError, match="is the input"):
+        encode(copy, copy, eb_all=0.01)
+    assert copy.read_bytes() == weights.read_bytes()
+    encode(copy, tmp_path / "m.dsz", eb_all=0.01)
+    with pytest.raises(DeepSZError, match="is the input"):
+        decode(tmp_path / "m.dsz", tmp_path / "m.dsz")
+
+
+def test_layers_of_other_types_need_force():
+    from deepsz_caffe.errors import ConfigError
+    from deepsz_caffe.format.network import resolve_bounds
+
+    types = {"conv1": "Convolution", "bn1": "BatchNorm", "scale1": "Scale", "fc": "InnerProduct"}
+    with pytest.raises(ConfigError, match=r"bn1 \(BatchNorm\), scale1 \(Scale\) are not Convolution"):
+        resolve_bounds(types, None, 0.01, ["conv1", "bn1", "scale1"])
+    assert resolve_bounds(types, None, 0.01, ["bn1"], force=True) == {"bn1": 0.01}
+    assert resolve_bounds(types, None, 0.01, None) == {"fc": 0.01}
+
+
+def test_two_weighted_layers_of_one_name_are_refused(tmp_path):
+    """Encoding them would give both the second one's weights (a .dsz keys layers by name)."""
+    from caffe.proto import caffe_pb2
+
+    from deepsz_caffe.errors import CaffeIOError
+
+    net = caffe_pb2.NetParameter(name="twice")
+    for _ in range(2):
+        layer = net.layer.add(name="fc", type="InnerProduct")
+        blob = layer.blobs.add()
+        blob.shape.dim.extend([4, 8])
+        blob.data.extend(np.arange(32, dtype=np.float32).tolist())
+    path = tmp_path / "twice.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    with pytest.raises(CaffeIOError, match="several layers with weights are named 'fc'"):
+        encode(path, tmp_path / "m.dsz", eb_all=0.01)
+
+
+def test_dense_layers_give_one_summary_line():
+    from deepsz_caffe.format.network import dense_summary
+
+    line = dense_summary({f"conv{i}": 1.0 for i in range(54)}, 60)
+    assert line.startswith("54 of 60 selected layer(s) over 50% dense (not pruned?): conv0 100%, ")
+    assert "and 48 more" in line and "\n" not in line

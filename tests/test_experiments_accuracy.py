@@ -76,7 +76,13 @@ FABRICATED = {
                               "combinations": [_combo(x, 1.1 * x) for x in (0.1, 0.5, 1.0, 1.5, 3.0, 8.0)]},
                  "lenet5": LENET5_TODO}},
     "fig7_time_breakdown": {"repeat": 1, "load_average": 0.2,
-                            "nets": {"lenet5": _fig7_net(False), "alexnet": _fig7_net(True)}},
+                            "nets": {"lenet5": _fig7_net(False), "alexnet": _fig7_net(True)},
+                            "scale": {"alexnet": {
+                                "images": 1000, "wall_seconds": 420.0, "peak_rss_bytes": 3 << 30,
+                                "rounds": 1, "expected_loss": 5.0, "points": 24,
+                                "extrapolated_seconds_at_50000": 15000.0,
+                                "extrapolated_seconds_at_50000_paper_tests": 18000.0,
+                                "cpu": "Some CPU", "gpu": None, "synthetic": True}}},
     "table4_methods": {"nets": {
         "lenet300": {"source": "real", "synthetic": False, "deepsz_source": "summary.json", "layers": [
             {"name": "ip1", "shape": [300, 784], "nnz": 18816, "dense_bytes": 940800,
@@ -174,3 +180,11 @@ def test_layer_probe_matches_the_full_pass(tmp_path, lenet300):
     assert probe.top1_with(wrecked) < 20  # every input maps to the bias: near chance
     assert np.array_equal(probe.runner("ip1").net.params["ip1"][0].data, probe.weights["ip1"])  # restored
     assert probe.top1({"ip3": 1e-4}) == probe.top1({"ip3": 1e-4})  # cached, deterministic
+
+
+def test_fig7_scale_rows_come_from_the_benchmark_json(tmp_path):
+    fig7_time_breakdown.render(FABRICATED["fig7_time_breakdown"], tmp_path)
+    text = (tmp_path / "fig7_time_breakdown.md").read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| AlexNet (synthetic) | 1,000"))
+    assert "7.0 min" in row and "3.00 GiB" in row and "250 min" in row and "300 min" in row
+    assert "8 min" in row  # the paper's DeepSZ encode time for AlexNet, from paper_values.json

@@ -102,11 +102,11 @@ def test_a_method_from_outside_the_package_gets_its_rows(lenet300, toy, tmp_path
 
 def test_cli_compare_prints_the_table_and_writes_json_and_figure(lenet300, toy, tmp_path, capsys,
                                                                  render_check):
-    out = tmp_path / "record.json"
+    out = tmp_path / "compare" / "lenet300.json"      # the default: RESULTS/compare/NET.json
     rc = main(["compare", "--net", "lenet300", "--model", str(lenet300["model"]), "--weights",
                str(lenet300["pruned"]), "--methods", "deepsz,deep-compression", "--method",
                f"{toy}:Toy", "--results", str(tmp_path), "--figures", str(tmp_path / "fig"),
-               "--repeat", "1", "-o", str(out)])
+               "--repeat", "1"])
     text = capsys.readouterr().out
     assert rc == 0
     record = json.loads(out.read_text())

@@ -187,6 +187,8 @@ def load_methods(names: list[str]) -> list[Method]:
 
 
 def write(record: dict, path) -> Path:
+    """The record as JSON (atomically), creating its directory (results/compare/) if needed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return atomic.write_json(path, record)
 
 

@@ -366,12 +366,10 @@ def test_genuine_streams_pass_the_untrusted_checks(name, kind):
 @pytest.mark.parametrize("name", LOSSY_CODECS)
 def test_raw_frames_only_for_small_arrays(name):
     codec = get_lossy(name)
-    for n, values in ((RAW_MAX + 1, np.zeros(RAW_MAX + 1, np.float32)),
-                      (5, np.full(5, np.nan, np.float32))):
-        payload = values.tobytes()
-        blob = struct.pack("<BQI", 0, n, zlib.crc32(payload)) + payload
-        with pytest.raises(CodecError, match="stored raw|NaN or infinite"):
-            codec.decompress(blob, n)
+    payload = np.zeros(RAW_MAX + 1, np.float32).tobytes()
+    blob = struct.pack("<BQI", 0, RAW_MAX + 1, zlib.crc32(payload)) + payload
+    with pytest.raises(CodecError, match="21 values stored raw; only up to 20 ever are"):
+        codec.decompress(blob, RAW_MAX + 1)
 
 
 def _reframe(codec, blob: bytes, payload: bytes) -> bytes:

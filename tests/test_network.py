@@ -329,3 +329,22 @@ def test_dense_layers_give_one_summary_line():
     line = dense_summary({f"conv{i}": 1.0 for i in range(54)}, 60)
     assert line.startswith("54 of 60 selected layer(s) over 50% dense (not pruned?): conv0 100%, ")
     assert "and 48 more" in line and "\n" not in line
+
+
+def test_non_finite_weights_are_refused(pruned, tmp_path):
+    """quant stores non-finite values verbatim (compress_bounded refuses them, encode never writes
+    them): a stream that carries some is forged."""
+    from deepsz_caffe.codecs import get_lossy
+
+    _, weights, _ = pruned
+    good = tmp_path / "m.dsz"
+    encode(weights, good, eb_all=0.01, lossy="quant")
+    meta = inspect(good)["layers"][1]
+    values = np.zeros(meta["n_entries"], np.float32)
+    values[7] = np.nan
+    stream = get_lossy("quant").compress(values, 0.01)
+    bad = _forged(tmp_path, good, _set(("layers", 1, "data_bytes"), len(stream)),
+                  {f"{meta['name']}/data": stream})
+    inspect(bad)  # the header is consistent
+    with pytest.raises(ContainerError, match="decodes to NaN or infinite weights"):
+        decode(bad, tmp_path / "out.caffemodel")

@@ -15,7 +15,6 @@ Streams are untrusted unless the caller just made them (`trusted=True`, as compr
 does): the backend first checks what the stream declares (`_check`: versions, counts, sizes
 against n), and a backend over a native library (`isolated`) then decodes in a forked child
 (codecs/isolate.py), so that coded bytes no check can vouch for cannot take the process down.
-Decoded values must be finite: no encoder input that passed the bound check was otherwise.
 """
 import contextlib
 import struct
@@ -96,11 +95,9 @@ class FramedCodec(ABC):
         """Held while the child is forked (a library with global state: no thread inside it)."""
         return contextlib.nullcontext()
 
-    def _result(self, out, n: int, trusted: bool) -> np.ndarray:
+    def _result(self, out, n: int) -> np.ndarray:
         if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
             raise CodecError(f"{self.name}: decoder returned {_describe(out)}, expected {n} float32")
-        if not trusted and n and not (np.isfinite(out.min()) and np.isfinite(out.max())):
-            raise CodecError(f"{self.name}: stream decodes to NaN or infinite values (corrupt or forged)")
         return out
 
     @abstractmethod
@@ -137,7 +134,7 @@ def decompress_all(streams: list, *, trusted: bool = False) -> list[np.ndarray]:
             values = decode_isolated_all([(c.name, fn, p, n) for _, c, fn, p, n in queued])
         for (k, *_), v in zip(queued, values):
             out[k] = v
-    return [codec._result(v, n, trusted) for (codec, _, n), v in zip(streams, out)]
+    return [codec._result(v, n) for (codec, _, n), v in zip(streams, out)]
 
 
 def _describe(a) -> str:

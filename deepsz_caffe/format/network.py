@@ -145,6 +145,9 @@ def decode(dsz, output, *, expect_sha256: str | None = None) -> Path:
                                 m["n_entries"]) for m in layers])
         for meta, entries in zip(layers, data):
             name = meta["name"]
+            if entries.size and not (np.isfinite(entries.min()) and np.isfinite(entries.max())):
+                raise ContainerError(f"{dsz}: layer '{name}' decodes to NaN or infinite weights, which "
+                                     "encode never stores (corrupt or forged)")
             gaps = np.frombuffer(decompress_index(sections[f"{name}/index"], meta["index_codec"],
                                                   meta["n_entries"]), dtype=np.uint8)
             _check_nonzeros(meta, gaps, dsz)

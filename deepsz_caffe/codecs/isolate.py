@@ -26,8 +26,12 @@ from deepsz_caffe.errors import CodecError
 _STATE = struct.Struct("<III")  # state, message length, the job being decoded
 _MESSAGE = 1024                 # bytes kept of a child's error message
 _DONE, _FAILED = 1, 2
-MEMORY_BASE = 256 << 20         # address space a child may add to its parent's, plus
-MEMORY_PER_BYTE = 16            # this many bytes per byte of payload and of output
+# Address space a child may add to its parent's: a genuine decode (SZ 2, SZ3, ZFP; LeNet to
+# AlexNet-sized layers, cold process) fits in 8 MiB + 2 bytes per byte of payload and output
+# (measured), so this leaves margin, while a forged stream cannot take a decode of LeNet-300-100
+# (38 MiB) past twice its peak RSS.
+MEMORY_BASE = 32 << 20
+MEMORY_PER_BYTE = 8
 SECONDS_BASE = 10.0             # a child gets this long, plus
 SECONDS_PER_VALUE = 1e-6        # this per value (SZ 2 decodes ~10**8 values a second)
 

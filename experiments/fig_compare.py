@@ -42,9 +42,10 @@ def render(data: dict, figures=common.FIGURES) -> list:
     fig = report.figure(nets, plt)
     out += common.finish_figure(
         fig, "fig_compare", figures, "Rate vs accuracy on the same pruned nets (Caffe, full test set)",
-        footnote=("Top: loss of top-1 in points (linear below 1, log above) vs fc ratio of the whole "
-                  "file;\n★ the point each method is compared at. Bottom: wall time at that point "
-                  "(DeepSZ: final encode only; NNCodec: child process included)."), top=0.94)
+        footnote=("Top: loss of top-1 in points (linear below 1, log above, clipped at 10) vs fc "
+                  "ratio of the whole file;\n★ the point each method is compared at. Bottom: wall "
+                  "time at that point (DeepSZ: final encode only; NNCodec: child process included)."),
+        top=0.88)
     return out
 
 

@@ -108,10 +108,15 @@ def _curve(ax, name: str, entry: dict, c: str) -> None:
         ax.plot([p["ratio"]], [p["loss"]], "*", ms=12, color=c, mec="black", mew=0.6)
 
 
+LOSS_SHOWN = 10.0   # points; curves are clipped above (the interesting part is below 1)
+
+
 def figure(records: dict, plt):
     """Rate vs accuracy (top row) and encode/decode time at the chosen point (bottom row), one
-    column per net; `plt` is matplotlib.pyplot with the caller's style."""
-    fig, axes = plt.subplots(2, len(records), figsize=(5.2 * len(records), 7.4), squeeze=False)
+    column per net, one legend on top (the caller leaves the top ~10% free); `plt` is
+    matplotlib.pyplot with the caller's style."""
+    fig, axes = plt.subplots(2, len(records), figsize=(5.2 * len(records), 7.8), squeeze=False)
+    handles = {}
     for col, record in enumerate(records.values()):
         ran = {n: e for n, e in record["methods"].items() if not e.get("skipped")}
         ax = axes[0][col]
@@ -120,42 +125,49 @@ def figure(records: dict, plt):
         ax.axhline(record["max_loss"], color="0.3", ls="--", lw=0.8)
         _axes(ax, [p for e in ran.values() for p in e["points"]])
         ax.set_xlabel("compression ratio (fc weights / file bytes)")
-        ax.set_ylabel("top-1 loss (points)")
-        ax.set_title(f"{title(record['net'])} (★ chosen point; dashed: {record['max_loss']:g})")
-        ax.legend(loc="upper left", fontsize=7)
+        ax.set_ylabel(f"top-1 loss (points; clipped at {LOSS_SHOWN:g})")
+        ax.set_title(f"{title(record['net'])} (★ compared point; dashed: {record['max_loss']:g})")
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
         _time_bars(axes[1][col], ran)
+    fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=3, fontsize=8,
+               bbox_to_anchor=(0.5, 0.95))
     return fig
 
 
 def _axes(ax, points: list[dict]) -> None:
-    """Log ratio axis with plain labels; loss linear up to 1 point, logarithmic above."""
+    """Log ratio axis with plain labels over the points shown; loss linear up to 1 point,
+    logarithmic above, clipped at LOSS_SHOWN."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     ax.set_xscale("log")
-    ratios = [p["ratio"] for p in points] or [1.0]
-    lo, hi = min(ratios) / 1.5, max(ratios) * 1.5
-    ticks = [m * 10 ** e for e in range(0, 5) for m in (1, 2, 3, 5)]
+    ratios = [p["ratio"] for p in points if p["loss"] <= LOSS_SHOWN] or [1.0]
+    lo, hi = min(ratios) / 1.15, max(ratios) * 1.15
+    ticks = [m * 10 ** e for e in range(0, 5) for m in (1, 1.5, 2, 3, 5, 7)]
+    ax.set_xlim(lo, hi)
     ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yscale("symlog", linthresh=1.0, linscale=2.0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_ylim(bottom=min(-0.3, min((p["loss"] for p in points), default=0) - 0.1))
+    ax.set_ylim(min(-0.3, min((p["loss"] for p in points), default=0) - 0.1), LOSS_SHOWN)
 
 
 def _time_bars(ax, ran: dict) -> None:
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     names = [n for n, e in ran.items() if e.get("timing")]
     width = 0.38
-    for i, (kind, hatch) in enumerate((("encode", ""), ("decode", "//"))):
-        values = [ran[n]["timing"][f"{kind}_seconds"] for n in names]
+    for i, hatch in enumerate(("", "//")):
+        values = [ran[n]["timing"][f"{('encode', 'decode')[i]}_seconds"] for n in names]
         xs = [j + (i - 0.5) * width for j in range(len(names))]
         ax.bar(xs, values, width, color=[color(n, list(ran)) for n in names], hatch=hatch,
                edgecolor="black", linewidth=0.4)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(names)), [ran[n]["label"].replace(" (", "\n(") for n in names], fontsize=7)
-    from matplotlib.patches import Patch
-
-    ax.set_ylabel("seconds at the chosen point")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _seconds(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(range(len(names)), names, fontsize=8, rotation=25, ha="right")
+    ax.set_ylabel("wall time at the compared point")
     ax.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch=h, label=k)
                        for k, h in (("encode", ""), ("decode", "//"))], fontsize=7)
     lo = min((ran[n]["timing"]["decode_seconds"] for n in names), default=1e-3)
@@ -173,7 +185,7 @@ def write(text: str, records: dict, figures, name: str) -> list[Path]:
     figures.mkdir(parents=True, exist_ok=True)
     paths = [atomic.write_text(figures / f"{name}.md", text)]
     fig = figure(records, plt)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     with atomic.replacing(figures / f"{name}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
     plt.close(fig)

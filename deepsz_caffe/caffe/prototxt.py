@@ -64,13 +64,16 @@ def set_data_sources(net, sources: dict) -> None:
             layer.data_param.source = str(Path(source).resolve())
 
 
-def with_test_source(model, lmdb_path, out) -> Path:
-    """A copy of `model` whose TEST Data layer reads `lmdb_path` (for --assess-lmdb)."""
+def with_test_source(model, lmdb_path, out, batch: int | None = None) -> Path:
+    """A copy of `model` whose TEST Data layer reads `lmdb_path` (for --assess-lmdb), optionally
+    in batches of `batch` images."""
     net = read_prototxt(model)
-    if len(test_layers(net, "Data")) != 1:
-        raise CaffeIOError(f"{model}: expected one Data layer in TEST, found "
-                           f"{len(test_layers(net, 'Data'))}")
+    data = test_layers(net, "Data")
+    if len(data) != 1:
+        raise CaffeIOError(f"{model}: expected one Data layer in TEST, found {len(data)}")
     set_data_sources(net, {"TEST": lmdb_path})
+    if batch is not None:
+        data[0].data_param.batch_size = batch
     return write_prototxt(net, out)
 
 

@@ -47,10 +47,10 @@ def test_baseline_streams_are_the_modules_bytes(layers, name, module):
     assert all(isinstance(t, dict) for t in m.sweep()) and m.default in m.sweep()
 
 
-def _run(tmp_path, net, summary: dict | None, name="deepsz"):
+def _run(tmp_path, net, summary: dict | None, name="deepsz", file="summary.json"):
     if summary is not None:
         (tmp_path / net).mkdir(exist_ok=True)
-        (tmp_path / net / "summary.json").write_text(json.dumps(summary))
+        (tmp_path / net / file).write_text(json.dumps(summary))
     m = load_method(name)
     m.setup(Context(net, {}, tmp_path))
     return m
@@ -82,8 +82,13 @@ def test_deepsz_codes_its_runs_bounds_and_restores_the_mask(tmp_path, layers):
 def test_deepsz_without_a_run_uses_the_papers_bounds_or_says_what_to_run(tmp_path):
     m = _run(tmp_path, "lenet300", None)
     assert m.bounds == {"ip1": 0.02, "ip2": 0.03, "ip3": 0.04} and "paper's bounds" in m.source
-    with pytest.raises(ConfigError, match="no measured run .* run deepsz reproduce"):
+    with pytest.raises(ConfigError, match="no measured run at .*summary.json or compress.json.* "
+                                          "run deepsz reproduce, or deepsz compress --work-dir"):
         _run(tmp_path, "mynet", None)
+    run = {"error_bounds": {"ip1": 0.05}, "lossy": {"ip1": "sz3"}, "lossless": "zstd"}
+    own = _run(tmp_path, "mynet", run, file="compress.json")   # deepsz compress --work-dir
+    assert (own.bounds, own.lossy, own.lossless) == ({"ip1": 0.05}, {"ip1": "sz3"}, "zstd")
+    assert str(tmp_path / "mynet" / "compress.json") in own.source
     best = _run(tmp_path, "lenet5", None, "deepsz-best")
     with pytest.raises(ConfigError, match="no error bound for layer"):
         best.encode({"conv1": np.ones((2, 2), np.float32)}, 1.0)

@@ -63,14 +63,15 @@ _DSZ_MAGIC = b"DSZL"
 
 class DeepSZPaper(LayerwiseMethod):
     name, label, knob = "deepsz", "DeepSZ (paper preset)", "error-bound scale"
-    summary = "summary.json"
+    runs = ("summary.json", "compress.json")   # deepsz reproduce; deepsz compress --work-dir
     scales = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 
     def setup(self, context: Context) -> None:
         from deepsz_caffe.paper import values
 
-        path = context.results / context.net / self.summary if context.results else None
-        if path is not None and path.is_file():
+        root = context.results / context.net if context.results else None
+        path = next((root / n for n in self.runs if root and (root / n).is_file()), None)
+        if path is not None:
             run = json.loads(path.read_text())
             self.bounds, self.lossy = run["error_bounds"], run["lossy"]
             self.lossless = run["lossless"]
@@ -80,13 +81,14 @@ class DeepSZPaper(LayerwiseMethod):
                                 f"measured loss {run['actual_loss']:+.2f}")
             self.source += ")"
             return
+        where = f"{root}/{' or '.join(self.runs)}" if root else "(no results directory)"
         if context.net not in values.paper_values()["error_bounds"]["nets"]:
-            raise ConfigError(f"{self.name}: no measured run at {path} to take bounds from: "
-                              f"run deepsz reproduce (or deepsz compress) first")
+            raise ConfigError(f"{self.name}: no measured run at {where} to take bounds from: run "
+                              f"deepsz reproduce, or deepsz compress --work-dir {root or 'DIR'}, first")
         self.bounds = values.error_bounds(context.net)
         self.lossy = dict.fromkeys(self.bounds, "sz2")
         self.lossless = "best"
-        self.source = f"the paper's bounds (no measured run at {path})"
+        self.source = f"the paper's bounds (no measured run at {where})"
 
     def sweep(self):
         return list(self.scales)
@@ -131,7 +133,7 @@ class DeepSZPaper(LayerwiseMethod):
 
 class DeepSZBest(DeepSZPaper):
     name, label = "deepsz-best", "DeepSZ (best preset)"
-    summary = "summary-best.json"
+    runs = ("summary-best.json", "compress-best.json")
 
 
 class NNCodec(Method):

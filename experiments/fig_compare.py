@@ -1,29 +1,45 @@
 """Beyond the paper: rate vs accuracy of DeepSZ (both presets), Deep Compression, Weightless and
 NNCodec on both LeNets, and their encode/decode times, from `deepsz compare`.
 
-Reads results/compare/<net>.json (written by `deepsz compare --net <net>`); a net without one is
-compared here with the default methods (NNCodec skipped, with its reason, when .venv-nncodec is
-absent). Needs the measured runs of `deepsz reproduce` (pruned models, summary*.json).
+Reads results/compare/<net>.json (written by `deepsz compare --net <net>`); a net without one, or
+with one of other pruned weights or older than DeepSZ's runs (summary*.json), is compared here
+with the default methods (NNCodec skipped, with its reason, when .venv-nncodec is absent). Needs
+the measured runs of `deepsz reproduce` (pruned models, summary*.json).
 """
 import sys
 from pathlib import Path
 
 from deepsz_caffe.baselines import compare, report
+from deepsz_caffe.caffe.io import sha256_file
 from deepsz_caffe.errors import ConfigError
 
 from . import common
+
+
+def _current(path: Path, weights: Path) -> bool:
+    """The record exists, is of these pruned weights and is newer than DeepSZ's runs."""
+    if not path.is_file():
+        return False
+    runs = [r.stat().st_mtime for r in weights.parent.glob("summary*.json")]
+    return (common.load_json(path).get("weights_sha256") == sha256_file(weights)
+            and path.stat().st_mtime >= max(runs, default=0))
 
 
 def compute(args) -> dict:
     nets = {}
     for net in common.MNIST_NETS:
         path = Path(args.results) / "compare" / f"{net}.json"
-        if not path.is_file():
-            try:
-                model, weights = compare.net_files(net, args.results)
-            except ConfigError as why:
+        try:
+            model, weights = compare.net_files(net, args.results)
+        except ConfigError as why:
+            if path.is_file():  # no pruned model here to check the record against: take it as is
+                nets[net] = common.load_json(path)
+            else:
                 print(f"[{net}] {why}", file=sys.stderr)
-                continue
+            continue
+        if not _current(path, weights):
+            print(f"[{net}] {path} missing or older than the pruned model / DeepSZ's runs: comparing",
+                  file=sys.stderr)
             methods = compare.load_methods(list(compare.DEFAULT_METHODS))
             compare.write(compare.compare(model, weights, methods, net=net, results=args.results,
                                           log=lambda m: print(m, file=sys.stderr)), path)

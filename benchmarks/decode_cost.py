@@ -29,16 +29,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("GLOG_minloglevel", "2")  # Caffe builds LeNet quietly
 
 _DECODE = """
-import os, resource, sys, time
+import os, resource, sys
 os.environ.setdefault("GLOG_minloglevel", "2")
+from deepsz_caffe import timing
 from deepsz_caffe.format import network
 import deepsz_caffe.cli
 def cpu():
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-c, t = cpu(), time.perf_counter()
-network.decode(sys.argv[1], sys.argv[2])
-wall = time.perf_counter() - t
+c = cpu()
+_, (wall,) = timing.timings(1, network.decode, sys.argv[1], sys.argv[2])
 while True:  # reap the decoder's child, so that its CPU time counts
     try:
         os.waitpid(-1, 0)
@@ -72,11 +72,12 @@ def make_inputs(directory: Path) -> dict[str, Path]:
 
 
 def run_once(tree: Path, dsz: Path, out: Path) -> dict:
+    from deepsz_caffe import timing
+
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
-    start = datetime.now().timestamp()
-    subprocess.run([sys.executable, "-m", "deepsz_caffe.cli", "decode", str(dsz), "-o", str(out)],
-                   env=env, check=True, capture_output=True, cwd=tree)
-    command = datetime.now().timestamp() - start
+    _, (command,) = timing.timings(1, subprocess.run, [sys.executable, "-m", "deepsz_caffe.cli", "decode",
+                                                       str(dsz), "-o", str(out)],
+                                   env=env, check=True, capture_output=True, cwd=tree)
     wall, cpu = map(float, subprocess.run([sys.executable, "-c", _DECODE, str(dsz), str(out)], env=env,
                                           check=True, capture_output=True, text=True,
                                           cwd=tree).stdout.split()[-2:])

@@ -133,10 +133,10 @@ def open_regular(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTE
             raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
-def read_bytes(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_bytes(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES, why: str = "") -> bytes:
     """A regular file's bytes, or `error` saying why not (missing, a FIFO/device/directory, over
-    `limit` bytes)."""
-    with open_regular(path, what, error, limit) as (f, size):
+    `limit` bytes: `why` says why that is the limit)."""
+    with open_regular(path, what, error, limit, why) as (f, size):
         return read_exactly(f, size)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import atomic
 from ..atomic import read_bytes
+from .wire import MAX_CAFFEMODEL_BYTES
 from ..errors import CaffeIOError
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -57,7 +58,8 @@ def sha256_file(path) -> str:
 
 def read_net(path):
     """Parse a binary `.caffemodel` into a NetParameter; raise CaffeIOError if it is not one."""
-    net = parse_net(read_bytes(path, "weights", CaffeIOError), path)
+    net = parse_net(read_bytes(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
+                               " (Caffe reads no larger model)"), path)
     if not any(len(layer.blobs) for layer in _layers(net)):
         raise CaffeIOError(f"{path} holds no weights: is it a .caffemodel (not a prototxt/solverstate)?")
     return net

@@ -150,14 +150,14 @@ def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...],
         raise CodecError(f"sparse layer: index must be integers, got {index.dtype}")
     if index.size and (index.min() < 1 or index.max() > _MAX_GAP):
         raise CodecError(f"sparse layer: gaps must lie in 1..{_MAX_GAP}")
+    patches = []  # (sorted entry numbers, value written there): no copy of data needed
     if fillers is not None:
-        fillers = np.asarray(fillers)
+        fillers = np.sort(fillers)
         if fillers.size and (not np.issubdtype(fillers.dtype, np.integer)
-                             or fillers.min() < 0 or fillers.max() >= data.size):
+                             or fillers[0] < 0 or fillers[-1] >= data.size):
             raise CodecError(f"sparse layer: fillers must be entry numbers below {data.size}")
-        data = np.array(data, dtype=np.float32)  # a copy: the caller's values stay as decoded
-        data[data == 0] = KEPT_NONZERO
-        data[fillers] = 0.0
+        fillers = fillers.astype(np.int64, copy=False)  # an empty list comes as float64
+        patches = [(np.flatnonzero(data == 0), KEPT_NONZERO), (fillers, 0.0)]  # fillers last
     size = math.prod(shape)
     out = np.zeros(size, dtype=np.float32)
     # positions = cumsum(index) - 1, built a chunk at a time in one reused int64 buffer that stays
@@ -178,4 +178,7 @@ def to_dense(data: np.ndarray, index: np.ndarray, shape: tuple[int, ...],
                 f"holds only {size} values"
             )
         out[positions] = data[start:start + _CHUNK]
+        for entries, value in patches:
+            lo, hi = np.searchsorted(entries, (start, start + _CHUNK))
+            out[positions[entries[lo:hi] - start]] = value
     return out.reshape(shape)

@@ -179,6 +179,12 @@ def test_bad_kept_ordinals_raise_codec_error(kept):
         filler_entries(index, np.array(kept))
 
 
+def test_no_fillers_given_as_an_empty_list():
+    s = to_sparse(np.array([0] * 300 + [1.0], dtype=np.float32))
+    out = to_dense(np.array([1e-3, 0.0], dtype=np.float32), s.index, s.shape, fillers=[])
+    assert out[254] == np.float32(1e-3) and out[300] == KEPT_NONZERO
+
+
 @pytest.mark.parametrize("fillers", [[2], [-1], [0.5]])
 def test_bad_fillers_raise_codec_error(fillers):
     with pytest.raises(CodecError, match="fillers"):

@@ -34,6 +34,7 @@ def _runs(results: Path) -> list[dict]:
                         "top1_original": s["top1_original"], "top1_pruned": s["top1_pruned"],
                         "top1_decoded": s["top1_decoded"], "expected_loss": s["expected_loss"],
                         "actual_loss": s["actual_loss"], "rounds": s["rounds"],
+                        "plan": s.get("plan", "literal"),  # runs from before the planner choice
                         "layers": [{k: m[k] for k in ("name", "error_bound", "lossy_codec", "index_codec",
                                                       "data_bytes", "index_bytes", "nnz", "ratio")}
                                    for m in s["layers"]],
@@ -98,7 +99,7 @@ def _large_table(nets: dict) -> list[str]:
 def render(data: dict, figures) -> list[Path]:
     paper = common.paper_values()["table3"]["nets"]
     header = ["net", "seed", "preset", "fc ratio", "ratio incl. biases", "top-1 pruned -> DeepSZ",
-              "actual / expected loss", "rounds", "per layer: eb, coder (data + index bits/nnz)"]
+              "actual / expected loss", "rounds (plan)", "per layer: eb, coder (data + index bits/nnz)"]
     rows = []
     for r in sorted(data["runs"], key=lambda r: (r["net"], r["seed"], r["preset"])):
         layers = "; ".join(f"{m['name']} {m['error_bound']:g} {m['lossy_codec']}+{m['index_codec']} "
@@ -107,7 +108,8 @@ def render(data: dict, figures) -> list[Path]:
         rows.append([common.TITLES[r["net"]], r["seed"], r["preset"], f"{r['ratio']:.1f}×",
                      f"{r['ratio_with_biases']:.1f}×",
                      f"{r['top1_pruned']:.2f}% -> {r['top1_decoded']:.2f}%",
-                     f"{r['actual_loss']:.2f} / {r['expected_loss']:g}", r["rounds"], layers])
+                     f"{r['actual_loss']:.2f} / {r['expected_loss']:g}",
+                     f"{r['rounds']} ({r.get('plan', 'literal')})", layers])
     lines = ["# Presets and seeds (measured end to end on MNIST with Caffe)", "",
              "`paper` = SZ2 + best of gzip/zstd/blosc (DeepSZ as published); `best` = SZ2, SZ3 and "
              "prediction-free quantisation for data, plus the context-modelled index coder; each layer "

@@ -27,6 +27,7 @@ def compute(args) -> dict:
             "fc_weight_bytes": s["fc_weight_bytes"], "fc_compressed_bytes": s["fc_compressed_bytes"],
             "ratio": s["ratio"], "expected_loss": s["expected_loss"], "actual_loss": s["actual_loss"],
             "error_bounds": s["error_bounds"],
+            "plan": s.get("plan", "literal"),  # runs from before the planner choice were literal
         }
     return {"nets": nets}
 
@@ -69,7 +70,8 @@ def render(data: dict, figures=common.FIGURES) -> list:
                          {"top1": e["top1_pruned"], "top5": e["top5_pruned"], "fc_size": fc},
                          None if has_original else p["original"], unit))
         bounds = ", ".join(f"{k} {v:g}" for k, v in e["error_bounds"].items())
-        rows.append(_row(title, f"DeepSZ (decoded .dsz; bounds {bounds}; loss {e['actual_loss']:.2f} "
+        rows.append(_row(title, f"DeepSZ (decoded .dsz; Algorithm 2 {e.get('plan', 'literal')}; "
+                                f"bounds {bounds}; loss {e['actual_loss']:.2f} "
                                 f"of {e['expected_loss']} allowed)",
                          {"top1": e["top1_decoded"], "top5": e["top5_decoded"],
                           "fc_size": e["fc_compressed_bytes"] / UNITS[unit], "ratio": e["ratio"]},

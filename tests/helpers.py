@@ -157,3 +157,18 @@ def full_forwards(monkeypatch) -> list:
 
     monkeypatch.setattr(caffe.Net, "forward", counting)
     return calls
+
+
+def nncodec_skip():
+    """A skipif mark for tests that need .venv-nncodec (built by `make nncodec`)."""
+    import pytest
+
+    from deepsz_caffe.baselines import nncodec
+    from deepsz_caffe.errors import CodecError
+
+    try:
+        nncodec.nncodec_python()
+        missing = False
+    except CodecError:
+        missing = True
+    return pytest.mark.skipif(missing, reason="NNCodec environment .venv-nncodec not built (make nncodec)")

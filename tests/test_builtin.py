@@ -6,19 +6,15 @@ import json
 import numpy as np
 import pytest
 
+from helpers import nncodec_skip
+
 from deepsz_caffe import sparse
 from deepsz_caffe.baselines import builtin, deep_compression, nncodec, weightless
 from deepsz_caffe.baselines.method import Context, load_method, unpack_layers
 from deepsz_caffe.errors import CodecError, ConfigError
 from deepsz_caffe.format.layer import encode_layer
 
-try:
-    nncodec.nncodec_python()
-    HAVE_VENV = True
-except CodecError:
-    HAVE_VENV = False
-needs_venv = pytest.mark.skipif(not HAVE_VENV,
-                                reason="NNCodec environment .venv-nncodec not built (make nncodec)")
+needs_venv = nncodec_skip()
 
 
 @pytest.fixture(scope="module")

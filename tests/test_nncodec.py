@@ -7,17 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
+from helpers import nncodec_skip
+
 from deepsz_caffe.baselines import nncodec
 from deepsz_caffe.baselines.nncodec import nncodec_round_trip, step_size
 from deepsz_caffe.errors import CodecError, ConfigError
 
-try:
-    nncodec.nncodec_python()
-    HAVE_VENV = True
-except CodecError:
-    HAVE_VENV = False
-needs_venv = pytest.mark.skipif(not HAVE_VENV,
-                                reason="NNCodec environment .venv-nncodec not built (make nncodec)")
+needs_venv = nncodec_skip()
 
 
 @pytest.fixture(scope="module")

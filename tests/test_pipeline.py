@@ -206,6 +206,9 @@ def test_cli_prune_assess_optimize(lenet300, tmp_path):
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan["error_bounds"]) == {"ip2", "ip3"} and plan["predicted_loss"] <= 0.5
+    assert plan["plan"] == "envelope"
+    r = deepsz("optimize", tmp_path / "w" / "assessment.json", "--expected-loss", "0.5", "--plan", "literal")
+    assert r.returncode == 0 and json.loads(r.stdout)["plan"] == "literal", r.stderr
     r = deepsz("optimize", tmp_path / "plan.json", "--expected-loss", "0.5")
     assert r.returncode == 1 and "not an assessment.json" in r.stderr
 

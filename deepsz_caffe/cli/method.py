@@ -32,19 +32,25 @@ def cmd_assess(a):
 def cmd_optimize(a):
     from ..deepsz.assess import candidates
     from ..deepsz.optimize import optimize_for_loss, optimize_for_ratio
-    from ..deepsz.pipeline import check_targets
+    from ..deepsz.pipeline import check_targets, round_one
 
     check_targets(a.expected_loss, a.expected_ratio)
     try:
         r = json.loads(open(a.assessment).read())
-        cands, fc_bytes = candidates(r["points"]), sum(r["fc_bytes"].values())
+        cands, fc_bytes = round_one(candidates(r["points"]), a.plan)[0], sum(r["fc_bytes"].values())
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
     plan = (optimize_for_loss(cands, a.expected_loss) if a.expected_ratio is None
             else optimize_for_ratio(cands, int(fc_bytes / a.expected_ratio)))
     _print_json({"error_bounds": {k: c.error_bound for k, c in plan.choice.items()},
                  "predicted_loss": plan.expected_loss, "total_size": plan.total_size,
-                 "ratio": fc_bytes / max(1, plan.total_size)}, a.output)
+                 "ratio": fc_bytes / max(1, plan.total_size), "plan": a.plan}, a.output)
+
+
+def _plan_flag(p):
+    p.add_argument("--plan", choices=PLANS, default="envelope",
+                   help="plan on each layer's drops made monotone from 0 (envelope, default: "
+                        "noise-aware) or on the measured drops (literal: the paper's Algorithm 2)")
 
 
 def _target_flags(p):
@@ -92,9 +98,7 @@ def register(sub) -> None:
     _target_flags(c)
     c.add_argument("--work-dir", help="assessment cache and results (default: <output stem>.work/ "
                                       "beside the output: net.dsz -> net.work/)")
-    c.add_argument("--plan", choices=PLANS, default="envelope",
-                   help="round 1 plans on each layer's drops made monotone from 0 (envelope, default: "
-                        "noise-aware) or on the measured drops (literal: the paper's Algorithm 2)")
+    _plan_flag(c)
     c.add_argument("-o", "--output", required=True, help="output .dsz")
     c.set_defaults(func=cmd_compress)
     s = sub.add_parser("assess", help="Algorithm 1: per-layer (bound, size, accuracy drop)")
@@ -106,4 +110,5 @@ def register(sub) -> None:
     o.add_argument("assessment")
     _target_flags(o)
     o.add_argument("-o", "--output", help="write the plan as JSON here")
+    _plan_flag(o)
     o.set_defaults(func=cmd_optimize)

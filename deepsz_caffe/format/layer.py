@@ -101,12 +101,14 @@ def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[
     return EncodedLayer(meta, data, index, gap255_kept)
 
 
-def decode_layer(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | None = None) -> np.ndarray:
+def decode_layer(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | None = None, *,
+                 trusted: bool = False) -> np.ndarray:
     """Rebuild the dense float32 blob with the pruned mask exact. A layer whose meta has no
-    "gap255_kept" (written before it existed) is rebuilt as then: fillers come back within eb of 0."""
+    "gap255_kept" (written before it existed) is rebuilt as then: fillers come back within eb of 0.
+    `trusted`: streams this process made (decoded in-process; see codecs.base)."""
     n = int(meta["n_entries"])
     gaps = np.frombuffer(decompress_index(index, meta["index_codec"], n), dtype=np.uint8)
-    values = get_lossy(meta["lossy_codec"]).decompress(data, n)
+    values = get_lossy(meta["lossy_codec"]).decompress(data, n, trusted=trusted)
     return rebuild_layer(meta, values, gaps, gap255_kept)
 
 

@@ -236,3 +236,17 @@ def test_compress_help_says_where_the_work_dir_goes():
     r = deepsz("compress", "--help")
     text = " ".join(r.stdout.split())  # argparse wraps the help text
     assert r.returncode == 0 and "<output stem>.work/ beside the output" in text and "--agreement" in text
+
+
+def test_one_run_per_work_dir_and_no_candidate_left_behind(lenet300, tmp_path):
+    """Two runs sharing a work dir would share candidate files: the second is refused, and the
+    file a run delivers is the bytes it verified (per-run candidates, removed afterwards)."""
+    from deepsz_caffe.deepsz.pipeline import locked
+
+    work, out = tmp_path / "w", tmp_path / "lenet.dsz"
+    with locked(work):  # another run holds the work dir
+        with pytest.raises(ConfigError, match="in use by another deepsz run"):
+            compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=work)
+    assert not out.exists()
+    compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=work)
+    assert out.is_file() and not list(work.glob("candidate-*")) and not list(work.glob("decoded-*"))

@@ -270,12 +270,15 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
             dsz.decode(candidate, decoded)
             # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
             # (model, weights) were probed already by `assess`.
-            top1 = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True,
-                             labels=labels).run()["top1"]
+            phase = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True, labels=labels)
+            t_test = time.perf_counter()
+            top1 = phase.run()["top1"]
+            t_test, phase = time.perf_counter() - t_test, None  # the pass alone; the net freed
             report, actual = dsz.inspect(candidate), top1_pruned - top1
             rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
-                           "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0})
+                           "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0,
+                           "test_seconds": t_test})
             print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
                   f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
                   f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "

@@ -1,5 +1,5 @@
-"""DeepSZ at the paper's scale (issue 14): `deepsz compress` on AlexNet/VGG-16, and decode/encode
-end to end on AlexNet-shaped fc layers. Every number belongs to synthetic weights on this machine.
+"""DeepSZ at the paper's scale (issue 14): `deepsz compress` on AlexNet and VGG-16, end to end.
+Every number belongs to synthetic weights on this machine.
 
 Compress: the real train_val prototxts (crop, mean, 1000 classes), synthetic weights (conv:
 Gaussian at Caffe's xavier variance 1/fan_in; fc: deepsz_caffe.paper.synthetic at the paper's
@@ -17,13 +17,11 @@ bound, 1e-4, fc6 alone changes 1.5%). The paper's 0.2-point budget is out of rea
 5 points of agreement, gives walks of about the paper's length (the extrapolation is also given
 for the paper's tests per layer).
 
-Decode: `deepsz decode`/`encode` of AlexNet-shaped fc6-fc8 (paper's fractions and bounds) in a
-child (file -> file, VmHWM reset just before the call) and through the CLI, beside numpy tofile
-of the dense caffemodel's size in the same run.
+Decode and encode end to end at these shapes: benchmarks/dsz_end_to_end.py.
 
     GLOG_minloglevel=2 nice .venv/bin/python benchmarks/imagenet_scale.py --net alexnet --images 200,1000
     GLOG_minloglevel=2 nice .venv/bin/python benchmarks/imagenet_scale.py --net vgg16 --images 100,300
-    .venv/bin/python benchmarks/imagenet_scale.py --decode   (add --gpu 0 on a GPU machine)
+    (add --gpu 0 on a GPU machine; --dir keeps the LMDBs and models between runs)
 """
 import os
 
@@ -34,6 +32,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,23 +46,53 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench" / "imagenet_scale.json"
 PAPER_IMAGES = 50_000
 PAPER_TESTS_PER_LAYER = paper_values()["figure7"]["assessment_tests_per_layer"]["alexnet"]
-GOALS = {"decode_x_tofile": 3.0, "decode_peak_x_dense": 1.5, "vgg16_peak_rss_gb_at_50000": 4.0}
+GOALS = {"vgg16_peak_rss_gb_at_50000": 4.0}
 
 
 def cli(*args) -> list[str]:
     return [sys.executable, "-m", "deepsz_caffe.cli", *map(str, args)]
 
 
-def measured(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes of the largest process in its tree) of a child command."""
+def measured(cmd: list[str]) -> tuple[float, int, dict]:
+    """(wall seconds, peak RSS bytes of its largest process (os.wait4), {"anon", "file"}: the
+    largest anonymous and file-backed resident bytes of any process in its tree, sampled every
+    0.2 s). File-backed pages include the LMDB Caffe reads through mmap: clean, reclaimable."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT)
+    peaks, stop = {"anon": 0, "file": 0}, threading.Event()
+
+    def sample():
+        while not stop.wait(0.2):
+            for pid in _tree(proc.pid):
+                for key, value in _resident(pid).items():
+                    peaks[key] = max(peaks[key], value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss << 10
+    stop.set()
+    sampler.join()
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
+    return seconds, usage.ru_maxrss << 10, peaks
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [pid] + [p for c in children for p in _tree(int(c))]
+
+
+def _resident(pid: int) -> dict:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines if ln.startswith(("RssAnon", "RssFile"))}
+    return {"anon": kb.get("RssAnon", 0) << 10, "file": kb.get("RssFile", 0) << 10}
 
 
 def synthetic_model(net: str, path: Path, seed: int = 0) -> Path:
@@ -227,96 +256,18 @@ def run_net(net: str, images: list[int], args) -> dict:
             shutil.rmtree(work)  # a fresh assessment: the point is to time it
         gpu = ["--gpu", args.gpu] if args.gpu is not None else []
         print(f"[scale] {net}: deepsz compress over {n} images", file=sys.stderr)
-        wall, rss = measured(cli("compress", "--model", model, "--weights", weights, "--agreement",
-                                 "--expected-loss", args.expected_loss, "-o", out, "--work-dir", work, *gpu))
-        runs.append({**stages(work, weights, wall, n), "peak_rss_bytes": rss})
-        print(f"[scale] {net} N={n}: {wall:.0f} s, peak RSS {rss / 2**30:.2f} GiB, extrapolated "
+        wall, rss, peaks = measured(cli("compress", "--model", model, "--weights", weights, "--agreement",
+                                        "--expected-loss", args.expected_loss, "-o", out,
+                                        "--work-dir", work, *gpu))
+        runs.append({**stages(work, weights, wall, n), "peak_rss_bytes": rss,
+                     "peak_anon_rss_bytes": peaks["anon"], "peak_file_rss_bytes": peaks["file"]})
+        print(f"[scale] {net} N={n}: {wall:.0f} s, peak RSS {rss / 2**30:.2f} GiB (anonymous "
+              f"{peaks['anon'] / 2**30:.2f} GiB, file-backed {peaks['file'] / 2**30:.2f} GiB), extrapolated "
               f"{runs[-1]['extrapolated_seconds_at_50000'] / 60:.1f} min at 50,000", file=sys.stderr)
     model = d / f"{net}-{images[-1]}.prototxt"
     speed = suffix_speedup(model, weights, args.speedup_batches, args.gpu)
     return {"synthetic": True, "weights": synthetic.__name__, "runs": runs, "suffix_speedup": speed,
             "caffe_test_net_peak_rss_bytes": caffe_floor(model, weights, args.gpu)}
-
-
-CHILD = """
-import json, os, sys, time
-from pathlib import Path
-import numpy as np
-from deepsz_caffe import decode, encode
-mode, a, b = sys.argv[1:4]
-data = np.ones(int(a) // 4, np.float32) if mode.startswith("tofile") else None
-try:
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
-except OSError:
-    pass
-t0 = time.perf_counter()
-if mode == "decode":
-    decode(a, b)
-elif mode == "encode":
-    encode(a, b, error_bounds=json.loads(sys.argv[4]))
-else:
-    with open(b, "wb") as f:
-        data.tofile(f)
-        f.flush()
-        if mode == "tofile_fsync":
-            os.fsync(f.fileno())
-seconds = time.perf_counter() - t0
-hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM"))
-print(json.dumps({"seconds": seconds, "peak_rss_bytes": hwm << 10}))
-"""
-
-
-def child(mode: str, *args) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def fc_caffemodel(path: Path) -> Path:
-    """AlexNet-shaped fc6-fc8 (synthetic, the paper's kept fractions) with zero biases."""
-    from deepsz_caffe.caffe.io import caffe_pb2
-    from deepsz_caffe.caffe.wire import write_caffemodel
-
-    net = caffe_pb2().NetParameter(name="alexnet-fc")
-    values = {}
-    for name, w in synthetic.pruned_net("alexnet").items():
-        layer = net.layer.add(name=name, type="InnerProduct")
-        for shape in (w.shape, w.shape[:1]):
-            layer.blobs.add().shape.dim.extend(shape)
-        values[name] = [w, np.zeros(w.shape[0], np.float32)]
-    return write_caffemodel(net.SerializeToString(), values, path)
-
-
-def run_decode(args) -> dict:
-    """decode/encode in-process (in a child) and through the CLI vs tofile, best of --repeat."""
-    d = Path(args.dir)
-    d.mkdir(parents=True, exist_ok=True)
-    weights, dsz = fc_caffemodel(d / "alexnet-fc.caffemodel"), d / "alexnet-fc.dsz"
-    out = d / "decoded.caffemodel"
-    bounds = json.dumps(synthetic.PAPER_ERROR_BOUNDS["alexnet"])
-    size = weights.stat().st_size
-    best = {}
-    for mode, a, b in (("encode", weights, dsz), ("decode", dsz, out), ("tofile", size, d / "t.bin"),
-                       ("tofile_fsync", size, d / "t.bin")):
-        runs = [child(mode, a, b, bounds) for _ in range(args.repeat)]
-        best[mode] = min(runs, key=lambda r: r["seconds"])
-    cli_decode = min(measured(cli("decode", dsz, "-o", out)) for _ in range(args.repeat))
-    cli_encode = min(measured(cli("encode", "--weights", weights, "--eb", ",".join(
-        f"{k}={v}" for k, v in synthetic.PAPER_ERROR_BOUNDS["alexnet"].items()), "-o", dsz))
-        for _ in range(args.repeat))
-    (d / "t.bin").unlink(missing_ok=True)
-    r = {"dense_bytes": size, "dsz_bytes": dsz.stat().st_size, **best,
-         "cli_decode": {"seconds": cli_decode[0], "peak_rss_bytes": cli_decode[1]},
-         "cli_encode": {"seconds": cli_encode[0], "peak_rss_bytes": cli_encode[1]},
-         "decode_x_tofile": best["decode"]["seconds"] / best["tofile"]["seconds"],
-         "decode_x_tofile_fsync": best["decode"]["seconds"] / best["tofile_fsync"]["seconds"],
-         "decode_peak_x_dense": best["decode"]["peak_rss_bytes"] / size,
-         "encode_peak_x_dense": best["encode"]["peak_rss_bytes"] / size}
-    print(f"[decode] {size / 1e6:.0f} MB dense: decode {best['decode']['seconds']:.2f} s = "
-          f"{r['decode_x_tofile']:.1f}x tofile ({r['decode_x_tofile_fsync']:.1f}x tofile+fsync), peak "
-          f"RSS {r['decode_peak_x_dense']:.2f}x dense; CLI {cli_decode[0]:.2f} s; encode "
-          f"{best['encode']['seconds']:.2f} s, {r['encode_peak_x_dense']:.2f}x dense", file=sys.stderr)
-    return r
 
 
 def main(argv=None):
@@ -327,20 +278,17 @@ def main(argv=None):
                    help="points of top-1 agreement (default 5: see the module docstring)")
     p.add_argument("--speedup-batches", type=int, default=2, help="batches of the speed-up measurement")
     p.add_argument("--gpu", type=int, help="GPU id (CPU when omitted)")
-    p.add_argument("--decode", action="store_true", help="decode/encode end to end (AlexNet fc)")
-    p.add_argument("--repeat", type=int, default=3, help="decode/encode: best of this many")
     p.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "deepsz-imagenet-scale"),
                    help="LMDBs, models and work dirs (kept between runs)")
     p.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
     out = Path(a.out)
     result = json.loads(out.read_text()) if out.is_file() else {"nets": {}}
+    result.pop("decode", None)  # measured by benchmarks/dsz_end_to_end.py now
     machine = {"cpu": timing.cpu_name(), "cpu_count": os.cpu_count(), "gpu": a.gpu,
                "load_average": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d")}
     for net in a.net:
         result["nets"][net] = {**run_net(net, [int(n) for n in a.images.split(",")], a), "machine": machine}
-    if a.decode:
-        result["decode"] = {**run_decode(a), "machine": machine}
     result["goals"] = GOALS
     atomic.write_json(out, result)
     print(f"wrote {out}", file=sys.stderr)

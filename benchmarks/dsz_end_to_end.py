@@ -5,7 +5,7 @@ The caffemodel holds deepsz_caffe.paper.synthetic's fc6-fc8 (the paper's kept fr
 biases: 234 MB dense); encode uses the paper's error bounds. Each mode runs in its own child
 process, best of --repeat: the library call alone (imports done, VmHWM reset through
 /proc/self/clear_refs just before it, so its peak RSS is the call's) and the whole CLI command
-(interpreter start included; peak RSS from os.wait4). decode writes through
+(interpreter start included; peak RSS: the largest VmHWM of its processes, sampled). decode writes through
 deepsz_caffe.atomic (fsync, rename), so tofile is measured with and without fsync. Goals:
 decode <= 3x tofile, peak RSS <= 1.5x the dense size.
 
@@ -24,24 +24,11 @@ import numpy as np
 
 from deepsz_caffe import atomic, timing
 from deepsz_caffe.paper import synthetic
+from imagenet_scale import cli, measured  # this directory is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench" / "dsz_end_to_end.json"
 GOALS = {"decode_x_tofile": 3.0, "decode_peak_x_dense": 1.5}
-
-
-def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "deepsz_caffe.cli", *map(str, args)]
-
-
-def measured(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of a child command."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        sys.exit(f"failed: {' '.join(cmd)}")
-    return time.perf_counter() - t0, usage.ru_maxrss << 10
 
 
 CHILD = """
@@ -107,13 +94,14 @@ def run_decode(args) -> dict:
         runs = [child(mode, a, b, bounds) for _ in range(args.repeat)]
         best[mode] = min(runs, key=lambda r: r["seconds"])
     eb = ",".join(f"{k}={v}" for k, v in synthetic.PAPER_ERROR_BOUNDS["alexnet"].items())
-    cli_decode = min(measured(cli("decode", dsz, "-o", out)) for _ in range(args.repeat))
-    cli_encode = min(measured(cli("encode", "--weights", weights, "--eb", eb, "-o", dsz))
-                     for _ in range(args.repeat))
+    cli_decode = min((measured(cli("decode", dsz, "-o", out)) for _ in range(args.repeat)),
+                     key=lambda r: r[0])
+    cli_encode = min((measured(cli("encode", "--weights", weights, "--eb", eb, "-o", dsz))
+                      for _ in range(args.repeat)), key=lambda r: r[0])
     (d / "t.bin").unlink(missing_ok=True)
     r = {"dense_bytes": size, "dsz_bytes": dsz.stat().st_size, **best,
-         "cli_decode": {"seconds": cli_decode[0], "peak_rss_bytes": cli_decode[1]},
-         "cli_encode": {"seconds": cli_encode[0], "peak_rss_bytes": cli_encode[1]},
+         "cli_decode": {"seconds": cli_decode[0], "peak_rss_bytes": cli_decode[1]["peak"]},
+         "cli_encode": {"seconds": cli_encode[0], "peak_rss_bytes": cli_encode[1]["peak"]},
          "decode_x_tofile": best["decode"]["seconds"] / best["tofile"]["seconds"],
          "decode_x_tofile_fsync": best["decode"]["seconds"] / best["tofile_fsync"]["seconds"],
          "decode_peak_x_dense": best["decode"]["peak_rss_bytes"] / size,

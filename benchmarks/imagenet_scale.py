@@ -5,7 +5,7 @@ Compress: the real train_val prototxts (crop, mean, 1000 classes), synthetic wei
 Gaussian at Caffe's xavier variance 1/fan_in; fc: deepsz_caffe.paper.synthetic at the paper's
 kept fractions), a synthetic ImageNet-shaped LMDB and `--agreement` (accuracy means nothing for
 random weights; a changed prediction does), run as a user runs it: the CLI in a child process,
-wall time and peak RSS (os.wait4: its largest process) measured. Stages come from compress.json
+wall time and peak RSS (its largest process, sampled) measured. Stages come from compress.json
 and assessment.json; DP, encode and decode of the chosen plan, and the codec share of each
 assessed point, are re-timed here. The extrapolation to 50,000 images scales the TEST passes
 (prefix, suffix and verification passes) by 50,000/N and keeps the rest. Suffix speed-ups: one
@@ -53,29 +53,30 @@ def cli(*args) -> list[str]:
     return [sys.executable, "-m", "deepsz_caffe.cli", *map(str, args)]
 
 
-def measured(cmd: list[str]) -> tuple[float, int, dict]:
-    """(wall seconds, peak RSS bytes of its largest process (os.wait4), {"anon", "file"}: the
-    largest anonymous and file-backed resident bytes of any process in its tree, sampled every
-    0.2 s). File-backed pages include the LMDB Caffe reads through mmap: clean, reclaimable."""
+def measured(cmd: list[str]) -> tuple[float, dict]:
+    """(wall seconds, {"peak", "anon", "file"}): the largest VmHWM, RssAnon and RssFile of any
+    process in the command's tree, sampled every 0.05 s. VmHWM starts afresh at exec (wait4's
+    ru_maxrss keeps the spawning parent's); file-backed pages include the LMDB Caffe reads
+    through mmap: clean, reclaimable."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    peaks, stop = {"anon": 0, "file": 0}, threading.Event()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    peaks, stop = {"peak": 0, "anon": 0, "file": 0}, threading.Event()
 
     def sample():
-        while not stop.wait(0.2):
+        while not stop.wait(0.05):
             for pid in _tree(proc.pid):
                 for key, value in _resident(pid).items():
                     peaks[key] = max(peaks[key], value)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    code = proc.wait()
     seconds = time.perf_counter() - t0
     stop.set()
     sampler.join()
-    if os.waitstatus_to_exitcode(status):
-        sys.exit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss << 10, peaks
+    if code:
+        sys.exit(f"failed ({code}): {' '.join(cmd)}")
+    return seconds, peaks
 
 
 def _tree(pid: int) -> list[int]:
@@ -91,8 +92,10 @@ def _resident(pid: int) -> dict:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return {}
-    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines if ln.startswith(("RssAnon", "RssFile"))}
-    return {"anon": kb.get("RssAnon", 0) << 10, "file": kb.get("RssFile", 0) << 10}
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines
+          if ln.startswith(("VmHWM", "RssAnon", "RssFile"))}
+    return {"peak": kb.get("VmHWM", 0) << 10, "anon": kb.get("RssAnon", 0) << 10,
+            "file": kb.get("RssFile", 0) << 10}
 
 
 def synthetic_model(net: str, path: Path, seed: int = 0) -> Path:
@@ -241,6 +244,7 @@ def caffe_floor(model: Path, weights: Path, gpu) -> int:
 
 
 def run_net(net: str, images: list[int], args) -> dict:
+    from deepsz_caffe.caffe.phase import check_model
     from deepsz_caffe.caffe.prototxt import with_test_source
 
     d = Path(args.dir)
@@ -249,19 +253,20 @@ def run_net(net: str, images: list[int], args) -> dict:
     runs = []
     for n in images:
         model = with_test_source(PROTOTXT / net / "train_val.prototxt", lmdb_of(d, n),
-                                 d / f"{net}-{n}.prototxt")
+                                 d / f"{net}-{n}.prototxt", batch=args.test_batch)
         out, work = d / f"{net}-{n}.dsz", d / f"{net}-{n}.work"
         if work.exists():
             import shutil
             shutil.rmtree(work)  # a fresh assessment: the point is to time it
         gpu = ["--gpu", args.gpu] if args.gpu is not None else []
         print(f"[scale] {net}: deepsz compress over {n} images", file=sys.stderr)
-        wall, rss, peaks = measured(cli("compress", "--model", model, "--weights", weights, "--agreement",
+        wall, peaks = measured(cli("compress", "--model", model, "--weights", weights, "--agreement",
                                         "--expected-loss", args.expected_loss, "-o", out,
                                         "--work-dir", work, *gpu))
-        runs.append({**stages(work, weights, wall, n), "peak_rss_bytes": rss,
-                     "peak_anon_rss_bytes": peaks["anon"], "peak_file_rss_bytes": peaks["file"]})
-        print(f"[scale] {net} N={n}: {wall:.0f} s, peak RSS {rss / 2**30:.2f} GiB (anonymous "
+        runs.append({**stages(work, weights, wall, n), "test_batch": check_model(model)["batch"],
+                     "peak_rss_bytes": peaks["peak"], "peak_anon_rss_bytes": peaks["anon"],
+                     "peak_file_rss_bytes": peaks["file"]})
+        print(f"[scale] {net} N={n}: {wall:.0f} s, peak RSS {peaks['peak'] / 2**30:.2f} GiB (anonymous "
               f"{peaks['anon'] / 2**30:.2f} GiB, file-backed {peaks['file'] / 2**30:.2f} GiB), extrapolated "
               f"{runs[-1]['extrapolated_seconds_at_50000'] / 60:.1f} min at 50,000", file=sys.stderr)
     model = d / f"{net}-{images[-1]}.prototxt"
@@ -278,6 +283,7 @@ def main(argv=None):
                    help="points of top-1 agreement (default 5: see the module docstring)")
     p.add_argument("--speedup-batches", type=int, default=2, help="batches of the speed-up measurement")
     p.add_argument("--gpu", type=int, help="GPU id (CPU when omitted)")
+    p.add_argument("--test-batch", type=int, help="TEST batch size (default: the prototxt's 50)")
     p.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "deepsz-imagenet-scale"),
                    help="LMDBs, models and work dirs (kept between runs)")
     p.add_argument("--out", default=str(OUT))

@@ -165,7 +165,8 @@ def _scale(path: Path) -> dict:
                                         "extrapolated_seconds_at_50000_paper_tests")}
         out[net].update(points=sum(t["points"] for t in run["tests"].values()),
                         peak_anon_rss_bytes=run.get("peak_anon_rss_bytes"),
-                        cpu=e["machine"]["cpu"], gpu=e["machine"]["gpu"], synthetic=e["synthetic"])
+                        cpu=f"{e['machine']['cpu']} ({e['machine']['cpu_count']} cores)",
+                        gpu=e["machine"]["gpu"], synthetic=e["synthetic"])
     return out
 
 

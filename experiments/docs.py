@@ -1,0 +1,369 @@
+"""README.md and docs/*.md: every measured number sits between markers and is filled from JSON.
+
+Two markers, both HTML comments (invisible once rendered):
+
+- `<!--= FILE KEY [FORMAT] -->57.0<!--/-->`: one value. FILE is a path under results/ without
+  `.json` (`paper` is deepsz_caffe/paper/paper_values.json), KEY a dotted path into it (list
+  items by number), FORMAT `[*N|/N]:SPEC` (scale, then a Python format spec; default `:g`).
+- `<!-- begin:NAME [ARG...] -->...<!-- end:NAME -->`: a table or derived text drawn by
+  BLOCKS[NAME] (`include PATH` embeds a file, e.g. a runnable example, verbatim).
+
+`python -m experiments.docs` rewrites every marked file in place (`make figures` runs it);
+`--check` only names the stale files and exits 1. tests/test_docs.py fails on a stale one.
+"""
+import argparse
+import ast
+import functools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from deepsz_caffe import atomic
+from deepsz_caffe.errors import DeepSZError
+
+ROOT = Path(__file__).resolve().parents[1]
+VALUE = re.compile(r"<!--= (\S+) (\S+)(?: (\S+))? -->(.*?)<!--/-->", re.S)
+BLOCK = re.compile(r"<!-- begin:(\S+)((?: [^ >]+)*) -->(.*?)<!-- end:\1 -->", re.S)
+TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
+CLI_WIDTH = 100  # help is wrapped at a fixed width, so docs/cli.md does not depend on the terminal
+
+
+def doc_files(root=ROOT) -> list[Path]:
+    root = Path(root)
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+class Sources:
+    """The JSON files a document reads, each parsed once."""
+
+    def __init__(self, root=ROOT):
+        self.root = Path(root)
+
+    @functools.cache
+    def json(self, name: str):
+        path = (self.root / "deepsz_caffe" / "paper" / "paper_values.json" if name == "paper"
+                else self.root / "results" / f"{name}.json")
+        if not path.is_file():
+            raise DeepSZError(f"{path.relative_to(self.root)} not found")
+        return json.loads(path.read_text())
+
+    def value(self, name: str, key: str):
+        node = self.json(name)
+        for part in key.split("."):
+            try:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise DeepSZError(f"{name}.json has no {key!r} (at {part!r})") from None
+        return node
+
+
+def formatted(value, spec: str | None) -> str:
+    """`value` scaled and formatted by a marker's FORMAT (`*100:.1f`, `/60:.0f`, `:,d`)."""
+    scale, _, fmt = (spec or ":g").partition(":")
+    if scale:
+        op, factor = scale[0], float(scale[1:])
+        value = value * factor if op == "*" else value / factor
+    return format(value, fmt or "g")
+
+
+def render_text(text: str, src: Sources) -> str:
+    """`text` with every marker's content drawn afresh; DeepSZError names the first bad one."""
+    def value(m):
+        return f"<!--= {m[1]} {m[2]}{' ' + m[3] if m[3] else ''} -->{formatted(src.value(m[1], m[2]), m[3])}<!--/-->"
+
+    def block(m):
+        name, args = m[1], m[2].split()
+        if name not in BLOCKS:
+            raise DeepSZError(f"unknown block {name!r} (known: {', '.join(sorted(BLOCKS))})")
+        body = BLOCKS[name](src, *args)
+        body = f"\n{body}\n" if "\n" in body else body
+        return f"<!-- begin:{name}{m[2]} -->{body}<!-- end:{name} -->"
+
+    return VALUE.sub(value, BLOCK.sub(block, text))
+
+
+def render_files(root=ROOT, src: Sources | None = None) -> dict[Path, tuple[str, str]]:
+    """{doc: (its text now, as rendered)} for every marked document under `root`."""
+    src = src or Sources(root)
+    out = {}
+    for path in doc_files(root):
+        text = path.read_text()
+        try:
+            out[path] = (text, render_text(text, src))
+        except DeepSZError as e:
+            raise DeepSZError(f"{path.relative_to(root)}: {e}") from None
+    return out
+
+
+# ---- blocks ------------------------------------------------------------------------------------
+
+def _x(ratio: float) -> str:
+    return f"{ratio:.1f}x"
+
+
+def _span(values: list[float], fmt=_x) -> str:
+    lo, hi = fmt(min(values)), fmt(max(values))
+    return lo if lo == hi else f"{lo[:-1] if lo.endswith('x') else lo}-{hi}"
+
+
+def _runs(src, net: str, preset: str) -> list[dict]:
+    runs = [r for r in src.json("experiments/presets_seeds")["runs"]
+            if r["net"] == net and r["preset"] == preset]
+    return sorted(runs, key=lambda r: r["seed"])
+
+
+def _seeds(runs) -> str:
+    seeds = [r["seed"] for r in runs]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+
+
+def block_results(src) -> str:
+    """The LeNets end to end, paper (Table 3) beside our two presets, seed 1 and the seed range."""
+    paper = src.json("paper")["table3"]["nets"]
+    rows = ["| | paper (Table 3) | ours, preset `paper` (SZ2 + best lossless) | ours, preset `best` |",
+            "|---|---|---|---|"]
+    for net in ("lenet300", "lenet5"):
+        ratio, top1 = [f"{TITLES[net]} fc ratio", _x(paper[net]["deepsz"]["ratio"])], \
+            [f"{TITLES[net]} top-1 original -> DeepSZ",
+             f"{paper[net]['original']['top1']:.2f}% -> {paper[net]['deepsz']['top1']:.2f}%"]
+        for preset in ("paper", "best"):
+            runs = _runs(src, net, preset)
+            first = runs[0]
+            cell = _x(first["ratio"])
+            if len(runs) > 1:
+                cell += f" ({_seeds(runs)}: {_span([r['ratio'] for r in runs])})"
+            ratio.append(cell)
+            top1.append(f"{first['top1_original']:.2f}% -> {first['top1_decoded']:.2f}% "
+                        f"({_seeds(runs[:1])})")
+        rows += ["| " + " | ".join(ratio) + " |", "| " + " | ".join(top1) + " |"]
+    return "\n".join(rows)
+
+
+def block_large_presets(src) -> str:
+    """AlexNet and VGG-16 fc layers overall under each preset (synthetic weights, paper's bounds)."""
+    rows = ["| fc layers overall | preset `paper`: data + index bits/nnz, ratio | "
+            "preset `best`: data + index bits/nnz, ratio |", "|---|---|---|"]
+    for net, entry in src.json("experiments/presets_seeds")["large_nets"].items():
+        cells = [TITLES[net]]
+        for preset in ("paper", "best"):
+            layers = entry["presets"][preset]
+            nnz = sum(m["nnz"] for m in layers)
+            data, index = (sum(m[k] for m in layers) for k in ("data_bytes", "index_bytes"))
+            dense = sum(m["dense_bytes"] for m in layers)
+            cells.append(f"{8 * data / nnz:.2f} + {8 * index / nnz:.2f}, {_x(dense / (data + index))}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def block_best_span(src, net: str) -> str:
+    """The `best` preset's fc ratio over every recorded seed of `net`, e.g. `60.8-61.4x`."""
+    return _span([r["ratio"] for r in _runs(src, net, "best")])
+
+
+def block_reproduce_time(src) -> str:
+    """The stage times `deepsz reproduce --net lenet300` recorded, in words."""
+    s = src.value("lenet300/summary", "seconds")
+    deepsz = sum(v for k, v in s.items() if k not in ("data", "train", "prune"))
+    return (f"MNIST {s['data']:.0f} s, training {s['train']:.0f} s, pruning {s['prune']:.0f} s, "
+            f"DeepSZ {deepsz:.1f} s")
+
+
+def _ms(timing: dict) -> float:
+    return timing["median_ms"]
+
+
+def block_speed(src) -> str:
+    """Speed, one figure per quantity, each naming the benchmark that measured it."""
+    paper = src.json("paper")["figure7"]
+    enc = {r["workers"]: r["seconds"] for r in src.json("bench/encode_lenet5")["rows"]}
+    bound = "< " if paper["encode_upper_bound"]["lenet5"]["deepsz"] else ""
+    rows = ["| | paper | ours (2 CPU cores) | benchmark |", "|---|---|---|---|",
+            f"| LeNet-5 whole encode (assess + optimise + generate + verify) | {bound}"
+            f"{paper['encode_minutes']['lenet5']['deepsz']} min on 4 V100 | "
+            + ", ".join(f"{s:.1f} s ({w} worker{'s' if w > 1 else ''})" for w, s in sorted(enc.items()))
+            + " | `encode_lenet5` |"]
+    suffix = {}
+    for r in src.json("bench/suffix_speedup")["rows"]:
+        suffix.setdefault(r["net"], []).append(f"{r['speedup']:.0f}x ({r['layer']})")
+    rows.append("| suffix-only vs full TEST phase | - | "
+                + "; ".join(f"{net}: {', '.join(v)}" for net, v in suffix.items()) + " | `suffix_speedup` |")
+    for net in ("alexnet", "vgg16"):
+        cells = []
+        for lossy in ("sz2", "sz3"):
+            total = src.json("bench/decode_speed")["nets"][net]["lossy"][lossy]["timing_ms"]["total"]
+            cells.append(f"{lossy.upper()} {_ms(total['end_to_end']):.0f} ms "
+                         f"({_ms(total['end_to_end']) / _ms(total['memcpy']):.1f}x a dense memcpy)")
+        rows.append(f"| decode, {TITLES[net]}-shaped fc layers (synthetic), one core | "
+                    f"{paper['decode_ms'][net]['deepsz']:g} ms (SZ2) | {'; '.join(cells)} | `decode_speed` |")
+    ctx = src.json("bench/beyond_codecs")["large_layer_decode"]
+    iid = [e["ctx_over_zstd"] for k, e in ctx.items() if not k.startswith("structured/")]
+    rows.append(f"| decode of one layer, `ctx` index vs zstd index (SZ2 data), AlexNet/VGG-16 shapes | - | "
+                f"{_span([e['layer'] for e in iid])} the zstd path (index stage alone "
+                f"{_span([e['index'] for e in iid])}) | `beyond_codecs` |")
+    return "\n".join(rows)
+
+
+def block_planning(src) -> str:
+    """Seed 1's runs under each planner: rounds, round-1 actual loss, final ratio and actual loss."""
+    runs = {"paper": ("compress", "compress-envelope"), "best": ("compress-best-literal", "compress-best")}
+    rows = ["| net, preset | `--plan literal` | `--plan envelope` |", "|---|---|---|"]
+    for net in ("lenet300", "lenet5"):
+        for preset, names in runs.items():
+            cells = []
+            for name in names:
+                r = src.json(f"{net}/{name}")
+                n = len(r["rounds"])
+                first = f" (round 1: {r['rounds'][0]['actual_loss']:.2f})" if n > 1 else ""
+                cells.append(f"{n} round{'s' if n > 1 else ''}{first}, {_x(r['ratio'])}, "
+                             f"{r['actual_loss']:.2f}")
+            rows.append(f"| {TITLES[net]}, {preset} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def block_compare(src) -> str:
+    """Each compared method at its chosen point (and its stable pick), both LeNets."""
+    from deepsz_caffe.baselines.compare import chosen_point
+
+    records = {net: src.json(f"compare/{net}") for net in ("lenet300", "lenet5")}
+    rows = ["| method | " + " | ".join(f"{TITLES[n]}: ratio (loss)" for n in records)
+            + " | stable pick |", "|---|---|---|---|"]
+    first = next(iter(records.values()))
+    for method, entry in first["methods"].items():
+        cells, stable = [entry["label"]], []
+        for net, record in records.items():
+            e = record["methods"].get(method, {"skipped": "not run"})
+            point = chosen_point(e)
+            cells.append("-" if point is None else f"{_x(point['ratio'])} ({point['loss']:+.2f})")
+            if point is not None and e.get("stable") not in (None, e["chosen"]):
+                stable.append(f"{TITLES[net]}: {_x(e['points'][e['stable']]['ratio'])}")
+        rows.append("| " + " | ".join(cells + ["; ".join(stable) or "same"]) + " |")
+    return "\n".join(rows)
+
+
+def block_scale(src) -> str:
+    """The largest run of each net through `deepsz compress --agreement` (benchmarks/imagenet_scale.py)."""
+    paper = src.json("paper")["figure7"]["encode_minutes"]
+    rows = ["| net | images | whole `compress` | prefix pass | tests | verification pass | encode | "
+            "peak RSS (anonymous) | at 50,000 images | paper, 4 V100 |", "|" + "---|" * 10]
+    for net, entry in src.json("bench/imagenet_scale")["nets"].items():
+        r = max(entry["runs"], key=lambda r: r["images"])
+        tests = sum(t["points"] for t in r["tests"].values())
+        test_s = sum(t["seconds"] for t in r["tests"].values())
+        rows.append(f"| {TITLES[net]} | {r['images']:,} | {r['wall_seconds']:.0f} s | "
+                    f"{r['prefix_pass']['seconds']:.0f} s | {tests}, {test_s:.0f} s | "
+                    f"{sum(r['verify_test_pass_seconds']):.0f} s | {r['encode']:.1f} s | "
+                    f"{r['peak_rss_bytes'] / 2**30:.2f} GiB ({r['peak_anon_rss_bytes'] / 2**30:.2f}) | "
+                    f"{_duration(r['extrapolated_seconds_at_50000'])} | {paper[net]['deepsz']} min |")
+    return "\n".join(rows)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def block_scale_runs(src, net: str, key: str) -> str:
+    """One quantity over every run of `net` in imagenet_scale.json, e.g. anonymous peak per run."""
+    runs = src.json("bench/imagenet_scale")["nets"][net]["runs"]
+    if key == "images":
+        return "/".join(f"{r['images']:,}" for r in runs)
+    if key == "anon":
+        return "/".join(f"{r['peak_anon_rss_bytes'] / 2**30:.2f}" for r in runs)
+    if key == "extrapolated":
+        r = max(runs, key=lambda r: r["images"])
+        return _duration(r["extrapolated_seconds_at_50000"])
+    if key == "extrapolated-paper-tests":
+        r = max(runs, key=lambda r: r["images"])
+        return _duration(r["extrapolated_seconds_at_50000_paper_tests"])
+    raise DeepSZError(f"scale-runs: unknown quantity {key!r}")
+
+
+def block_hostile(src) -> str:
+    """What benchmarks/hostile.py recorded, in words."""
+    h = src.json("bench/hostile")
+    table = h["table"]
+    ok = sum(r["ok"] for r in table)
+    tries = sum(r["tries"] for r in table)
+    failures = sum(r[k] for r in table for k in ("crash", "traceback", "hang", "exit0-no-output"))
+    rss = max(r["max_rss_ratio"] for r in table)
+    return (f"{ok:,} of {tries:,} runs ended as required, {failures} with a crash, traceback, "
+            f"hang or exit 0 without output, none above {rss:.2f}x a genuine decode's peak RSS")
+
+
+def block_package_map(src, package: str = "deepsz_caffe") -> str:
+    """Every module of the package with its docstring's first sentence, so the map is the tree."""
+    root = src.root / package
+    lines = ["```", f"{package}/"]
+    for path in sorted(root.rglob("*.py"), key=lambda p: (p.parent.relative_to(root).parts, p.name != "__init__.py", p.name)):
+        rel = path.relative_to(root)
+        if path.name == "__main__.py" or any(part.startswith("_") and part != "__init__.py" for part in rel.parts):
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = " ".join(doc.split("\n\n")[0].split())
+        first = re.split(r"(?<=\.)\s", first, maxsplit=1)[0].rstrip(".")
+        name = (rel.parent.name + "/") if rel.parts[:-1] else rel.name
+        indent = "  " * (len(rel.parts) - (1 if path.name == "__init__.py" else 0))
+        lines.append(f"{indent}{name:<{max(22 - len(indent), 1)}} {first}")
+    return "\n".join(lines + ["```"])
+
+
+def block_include(src, path: str, lang: str = "") -> str:
+    """A file verbatim in a fenced block: the doc shows what the tests run."""
+    file = src.root / path
+    if not file.is_file():
+        raise DeepSZError(f"include: {path} not found")
+    return f"```{lang}\n{file.read_text().rstrip()}\n```"
+
+
+def block_cli(src) -> str:
+    """`deepsz --help` and every command's help, at a fixed width: the reference cannot go stale."""
+    from deepsz_caffe.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = [("deepsz", parser)] + [(f"deepsz {name}", p) for name, p in subs.choices.items()]
+    out = []
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(CLI_WIDTH)
+    try:
+        for title, p in parts:
+            out += [f"### `{title}`", "", "```text", p.format_help().rstrip(), "```", ""]
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS")
+        else:
+            os.environ["COLUMNS"] = old
+    return "\n".join(out).rstrip()
+
+
+BLOCKS = {
+    "results": block_results, "large-presets": block_large_presets, "best-span": block_best_span,
+    "reproduce-time": block_reproduce_time, "speed": block_speed, "planning": block_planning,
+    "compare": block_compare, "scale": block_scale, "scale-runs": block_scale_runs,
+    "hostile": block_hostile, "package-map": block_package_map, "include": block_include,
+    "cli": block_cli,
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document is stale")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render_files()
+    except DeepSZError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    stale = [path for path, (old, new) in rendered.items() if old != new]
+    for path in stale:
+        if args.check:
+            print(f"stale: {path.relative_to(ROOT)} (run `make figures`)", file=sys.stderr)
+        else:
+            atomic.write_text(path, rendered[path][1])
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,7 @@ import argparse
 import ast
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -61,11 +62,16 @@ class Sources:
 
 def formatted(value, spec: str | None) -> str:
     """`value` scaled and formatted by a marker's FORMAT (`*100:.1f`, `/60:.0f`, `:,d`)."""
+    if isinstance(value, str) and spec is None:
+        return value
     scale, _, fmt = (spec or ":g").partition(":")
     if scale:
         op, factor = scale[0], float(scale[1:])
         value = value * factor if op == "*" else value / factor
-    return format(value, fmt or "g")
+    try:
+        return format(value, fmt or "g")
+    except (TypeError, ValueError) as e:
+        raise DeepSZError(f"cannot format {value!r} with {spec!r}: {e}") from None
 
 
 def render_text(text: str, src: Sources) -> str:
@@ -222,6 +228,32 @@ def block_planning(src) -> str:
     return "\n".join(rows)
 
 
+def block_drop_noise(src) -> str:
+    """How noisy measured drops are, over the seed-1 assessments of both presets and LeNets."""
+    negative, dips, lowest, deepest = 0, 0, 0.0, 0.0
+    for net in ("lenet300", "lenet5"):
+        for name in ("compress", "compress-best"):
+            for points in src.json(f"{net}/{name}")["assessment"].values():
+                for backend in {p["backend"] for p in points}:
+                    running = -math.inf
+                    for p in sorted((p for p in points if p["backend"] == backend), key=lambda p: p["eb"]):
+                        negative += p["drop"] < 0
+                        lowest = min(lowest, p["drop"])
+                        if p["drop"] < running:
+                            dips, deepest = dips + 1, max(deepest, running - p["drop"])
+                        running = max(running, p["drop"])
+    return (f"{negative} points measured a negative drop (down to {lowest:.2f} point) and {dips} "
+            f"dipped below a smaller bound's drop (by up to {deepest:.2f})")
+
+
+def block_stderr(src, net: str) -> str:
+    """One binomial standard error of top-1 over the test set, in points, and its sum over the fc layers."""
+    s = src.json(f"{net}/summary")
+    p, n = s["top1_pruned"] / 100, src.json(f"{net}/compress")["test_records"]
+    se = 100 * math.sqrt(p * (1 - p) / n)
+    return f"{se:.2f} point at {100 * p:.1f}% ({len(s['layers'])} layers: {len(s['layers']) * se:.2f})"
+
+
 def block_compare(src) -> str:
     """Each compared method at its chosen point (and its stable pick), both LeNets."""
     from deepsz_caffe.baselines.compare import chosen_point
@@ -340,7 +372,7 @@ def block_cli(src) -> str:
 BLOCKS = {
     "results": block_results, "large-presets": block_large_presets, "best-span": block_best_span,
     "reproduce-time": block_reproduce_time, "speed": block_speed, "planning": block_planning,
-    "compare": block_compare, "scale": block_scale, "scale-runs": block_scale_runs,
+    "compare": block_compare, "drop-noise": block_drop_noise, "stderr": block_stderr, "scale": block_scale, "scale-runs": block_scale_runs,
     "hostile": block_hostile, "package-map": block_package_map, "include": block_include,
     "cli": block_cli,
 }

@@ -2,8 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RESULTS ?= results
-# Every table/figure script; the report that assembles them runs last.
-EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py experiments/reproduction_report.py,$(wildcard experiments/*.py))))
+# Every table/figure script; the report that assembles them, then the docs' numbers, run last.
+EXPERIMENTS := $(basename $(notdir $(filter-out experiments/__init__.py experiments/common.py experiments/reproduction_report.py experiments/docs.py,$(wildcard experiments/*.py))))
 export GLOG_minloglevel := 2
 
 # GPU=1: CUDA Caffe in $(VENV) (make setup GPU=1; GPU=0 goes back to CPU_ONLY; unset keeps the venv's choice).
@@ -39,14 +39,16 @@ reproduce-best: setup
 	$(VENV)/bin/deepsz reproduce --net lenet300 --preset best --results $(RESULTS)
 	$(VENV)/bin/deepsz reproduce --net lenet5 --preset best --results $(RESULTS)
 
-# Redraw every table and figure from the stored results (no recomputation).
+# Redraw every table and figure, and every number in README.md and docs/, from the stored results.
 figures: setup
 	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e --render-only || exit 1; done
+	$(PY) -m experiments.docs
 	$(PY) -m experiments.reproduction_report
 
 # Recompute every table and figure that can be recomputed here (needs make reproduce[-lenet5]).
 experiments: setup
 	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e || exit 1; done
+	$(PY) -m experiments.docs
 	$(PY) -m experiments.reproduction_report
 
 bench: setup

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VALUE = re.compile(r"<!--= (\S+) (\S+)(?: (\S+))? -->(.*?)<!--/-->", re.S)
 BLOCK = re.compile(r"<!-- begin:(\S+)((?: [^ >]+)*) -->(.*?)<!-- end:\1 -->", re.S)
 TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
+MAP_WIDTH = 90  # a module's line in the package map: its docstring's first sentence, cut here
 CLI_WIDTH = 100  # help is wrapped at a fixed width, so docs/cli.md does not depend on the terminal
 
 
@@ -65,10 +66,11 @@ def formatted(value, spec: str | None) -> str:
     if isinstance(value, str) and spec is None:
         return value
     scale, _, fmt = (spec or ":g").partition(":")
-    if scale:
-        op, factor = scale[0], float(scale[1:])
-        value = value * factor if op == "*" else value / factor
     try:
+        if scale:
+            if scale[0] not in "*/":
+                raise ValueError("a scale starts with * or /")
+            value = value * float(scale[1:]) if scale[0] == "*" else value / float(scale[1:])
         return format(value, fmt or "g")
     except (TypeError, ValueError) as e:
         raise DeepSZError(f"cannot format {value!r} with {spec!r}: {e}") from None
@@ -274,6 +276,15 @@ def block_compare(src) -> str:
     return "\n".join(rows)
 
 
+def block_deepsz_overhead(src) -> str:
+    """Bytes per layer DeepSZ's compared file holds beyond its data + index streams (LeNet-300-100)."""
+    from deepsz_caffe.baselines.compare import chosen_point
+
+    record, summary = src.json("compare/lenet300"), src.json("lenet300/summary")
+    extra = chosen_point(record["methods"]["deepsz"])["bytes"] - summary["fc_compressed_bytes"]
+    return f"{extra / len(summary['layers']):.0f}"
+
+
 def block_scale(src) -> str:
     """The largest run of each net through `deepsz compress --agreement` (benchmarks/imagenet_scale.py)."""
     paper = src.json("paper")["figure7"]["encode_minutes"]
@@ -333,9 +344,11 @@ def block_package_map(src, package: str = "deepsz_caffe") -> str:
             continue
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         first = " ".join(doc.split("\n\n")[0].split())
-        first = re.split(r"(?<=\.)\s", first, maxsplit=1)[0].rstrip(".")
-        name = (rel.parent.name + "/") if rel.parts[:-1] else rel.name
-        indent = "  " * (len(rel.parts) - (1 if path.name == "__init__.py" else 0))
+        first = re.split(r"(?<=\.)\s(?=[A-Z`])", first, maxsplit=1)[0].rstrip(".")
+        if len(first) > MAP_WIDTH:
+            first = first[:MAP_WIDTH].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+        name = rel.parent.name + "/" if path.name == "__init__.py" and rel.parts[:-1] else rel.name
+        indent = "  " * max(len(rel.parts) - (path.name == "__init__.py" and len(rel.parts) > 1), 1)
         lines.append(f"{indent}{name:<{max(22 - len(indent), 1)}} {first}")
     return "\n".join(lines + ["```"])
 
@@ -372,7 +385,7 @@ def block_cli(src) -> str:
 BLOCKS = {
     "results": block_results, "large-presets": block_large_presets, "best-span": block_best_span,
     "reproduce-time": block_reproduce_time, "speed": block_speed, "planning": block_planning,
-    "compare": block_compare, "drop-noise": block_drop_noise, "stderr": block_stderr, "scale": block_scale, "scale-runs": block_scale_runs,
+    "compare": block_compare, "drop-noise": block_drop_noise, "deepsz-overhead": block_deepsz_overhead, "stderr": block_stderr, "scale": block_scale, "scale-runs": block_scale_runs,
     "hostile": block_hostile, "package-map": block_package_map, "include": block_include,
     "cli": block_cli,
 }
@@ -381,19 +394,20 @@ BLOCKS = {
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.docs", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document is stale")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout (default: this one)")
     args = parser.parse_args(argv)
     try:
-        rendered = render_files()
+        rendered = render_files(args.root)
     except DeepSZError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     stale = [path for path, (old, new) in rendered.items() if old != new]
     for path in stale:
         if args.check:
-            print(f"stale: {path.relative_to(ROOT)} (run `make figures`)", file=sys.stderr)
+            print(f"stale: {path.relative_to(args.root)} (run `make figures`)", file=sys.stderr)
         else:
             atomic.write_text(path, rendered[path][1])
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {path.relative_to(args.root)}")
     return 1 if args.check and stale else 0
 
 

@@ -2,8 +2,8 @@
 assembled in the paper's order with the notes on where and why we differ.
 
 Run after the table/figure scripts (`make figures` or `make experiments`); it only reads
-figures/*.md, experiments/paper_values.json and experiments/reproduction_notes.md, so no number
-in the report is typed by hand except the paper's own.
+figures/*.md, deepsz_caffe/paper/paper_values.json and docs/reproduction.md (whose numbers
+experiments/docs.py renders), so no number in the report is typed by hand except the paper's own.
 """
 from pathlib import Path
 
@@ -24,8 +24,8 @@ SECTIONS = [  # (rendered table or figure name, heading)
     ("presets_seeds", "Beyond the paper: presets and seeds"),
     ("fig_compare", "Beyond the paper: NNCodec (MPEG NNR) and other methods on the same pruned nets"),
 ]
-NOTES = Path(__file__).with_name("reproduction_notes.md")
 ROOT = Path(__file__).resolve().parents[1]
+NOTES = ROOT / "docs" / "reproduction.md"
 
 
 def compute(args) -> dict:

@@ -4,6 +4,7 @@ on a small trained and pruned LeNet-300-100 (the `lenet300` fixture, 1000 test i
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,31 +16,11 @@ from deepsz_caffe.cli import main
 from deepsz_caffe.errors import CodecError
 from experiments import fig_compare
 
-# A user's method: uniform quantisation of every weight to `bits` bits, zlib-compressed npz.
-TOY = textwrap.dedent('''
-    import io
-    import numpy as np
-    from deepsz_caffe.baselines.method import Method
-
-    class Toy(Method):
-        name, knob = "toy", "bits"
-
-        def sweep(self):
-            return [2, 4, 8]
-
-        def encode(self, layers, bits):
-            levels, arrays = (1 << (bits - 1)) - 1, {}
-            for name, w in layers.items():
-                scale = float(np.abs(w).max()) or 1.0
-                arrays[name] = np.round(w / scale * levels).astype(np.int8)
-                arrays[name + "/scale"] = np.float32(scale / levels)
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **arrays)
-            return buf.getvalue()
-
-        def decode(self, blob):
-            z = np.load(io.BytesIO(blob))
-            return {n: z[n] * z[n + "/scale"] for n in z.files if not n.endswith("/scale")}
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+# The README's plug-in is docs/examples/my_method.py, run here as a user would: from outside the
+# package, by import path. Broken is a user's mistake built on it.
+BROKEN = textwrap.dedent('''
+    from my_method import Toy
 
     class Broken(Toy):
         name = "broken"
@@ -51,9 +32,11 @@ TOY = textwrap.dedent('''
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
-    (tmp_path / "toy_plugin.py").write_text(TOY)
+    (tmp_path / "toy_plugin.py").write_text(BROKEN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield "toy_plugin"
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    yield "my_method"
+    sys.modules.pop("my_method", None)
     sys.modules.pop("toy_plugin", None)
 
 
@@ -130,7 +113,7 @@ def test_cli_compare_errors_are_one_line(lenet300, toy, tmp_path, capsys):
         f"deepsz: error: {tmp_path}/lenet5/prototxt/train_test.prototxt not found: run `deepsz "
         f"reproduce --net lenet5 --results {tmp_path}` first, or give --model and --weights")
     model = ["--model", str(lenet300["model"]), "--weights", str(lenet300["pruned"])]
-    assert main([*base, *model, "--methods", f"{toy}:Broken"]) == 1
+    assert main([*base, *model, "--methods", "toy_plugin:Broken"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("deepsz: error: broken: layer 'ip1' decoded as (1, 784)") and "\n" not in err
     assert main([*base, *model, "--methods", "toy,toy"]) == 1

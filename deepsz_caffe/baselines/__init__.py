@@ -5,8 +5,9 @@
 harness (`deepsz compare`); `report.py`: its tables and figures. The paper's two baselines are
 modules (METHODS: encode(weights, **params), decode, to_bytes, from_bytes, report);
 evaluate_method runs one layer through the interface's per-layer round trip with wall times and
-returns the result schema DeepSZ's layers use. No Caffe here: the retraining both papers rely
-on belongs to a Caffe driver.
+returns the result schema DeepSZ's layers use. Caffe is loaded only by `compare.py`, for the
+TEST phases it measures every method with; nothing here retrains (both papers' fine-tuning is not
+reproduced).
 """
 import inspect
 import math

@@ -1,8 +1,7 @@
 """deepsz: DeepSZ compression of Caffe models (Jin et al., HPDC 2019).
 
-Thin wrappers over the Python API with Caffe-style flags, one module per group of commands
-(`files`: encode/decode/inspect; `method`: compress/assess/optimize; `caffe`: prune; `paper`:
-reproduce).
+Thin wrappers over the Python API with Caffe-style flags, one module per group of commands, each
+registering its own subcommands (`deepsz --help` lists them; docs/cli.md is generated from them).
 
 Every DeepSZError (bad input, corrupt file, unknown layer...) becomes one line on stderr and
 exit status 1; argparse usage errors exit 2. No traceback reaches the user for expected errors.

@@ -8,8 +8,8 @@ library and Caffe keep global state. Every task computes the same deterministic 
 process, so results do not depend on the worker count or backend:
 
 - `workers=N`: a local process pool (spawned, so no Caffe state is inherited);
-- `gpus=[0, 1, ...]`: one single-process pool per GPU, layers dealt round-robin (untested here:
-  no GPU on our machines);
+- `gpus=[0, 1, ...]`: one single-process pool per GPU, layers dealt round-robin
+  (tests/test_gpu.py compares it with the CPU where a GPU is present; docs/gpu.md: what has run);
 - `scheduler="tcp://host:8786"`: a Dask distributed cluster, for users beyond one machine.
 """
 import multiprocessing

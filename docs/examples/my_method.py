@@ -1,8 +1,5 @@
-"""A complete `deepsz compare` plug-in: uniform quantisation of every weight, zlib-compressed npz.
-
-Run it beside the built-in methods (from a checkout; tests/test_compare.py runs it too):
-    PYTHONPATH=docs/examples deepsz compare --net lenet300 --method my_method:Toy
-"""
+"""A complete `deepsz compare` plug-in (tests/test_compare.py runs it through the harness):
+`PYTHONPATH=docs/examples deepsz compare --net lenet300 --method my_method:Toy`."""
 import io
 
 import numpy as np

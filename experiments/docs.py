@@ -79,7 +79,8 @@ def formatted(value, spec: str | None) -> str:
 def render_text(text: str, src: Sources) -> str:
     """`text` with every marker's content drawn afresh; DeepSZError names the first bad one."""
     def value(m):
-        return f"<!--= {m[1]} {m[2]}{' ' + m[3] if m[3] else ''} -->{formatted(src.value(m[1], m[2]), m[3])}<!--/-->"
+        spec = f" {m[3]}" if m[3] else ""
+        return f"<!--= {m[1]} {m[2]}{spec} -->{formatted(src.value(m[1], m[2]), m[3])}<!--/-->"
 
     def block(m):
         name, args = m[1], m[2].split()
@@ -220,6 +221,20 @@ def block_speed(src) -> str:
     return "\n".join(rows)
 
 
+def block_ctx_size(src) -> str:
+    """How much smaller the ctx index coder is than zstd: on i.i.d. masks and on LeNet-300-100."""
+    index = src.json("bench/beyond_codecs")["index_bytes"]
+    large = src.json("experiments/presets_seeds")["large_nets"]
+    iid = []
+    for entry in large.values():
+        paper, best = ({m["name"]: m for m in entry["presets"][k]} for k in ("paper", "best"))
+        iid += [1 - best[n]["index_bytes"] / paper[n]["index_bytes"] for n in paper
+                if (paper[n]["index_codec"], best[n]["index_codec"]) == ("zstd", "ctx")]
+    return (f"{_span([100 * v for v in iid], lambda v: f'{v:.1f}%')} smaller than zstd on the i.i.d. masks "
+            f"of the synthetic AlexNet/VGG-16 layers, {-100 * index['lenet300/total']['ctx_vs_zstd']:.1f}% "
+            "on LeNet-300-100's trained masks")
+
+
 def block_planning(src) -> str:
     """Seed 1's runs under each planner: rounds, round-1 actual loss, final ratio and actual loss."""
     runs = {"paper": ("compress", "compress-envelope"), "best": ("compress-best-literal", "compress-best")}
@@ -276,11 +291,18 @@ def block_compare(src) -> str:
         for net, record in records.items():
             e = record["methods"].get(method, {"skipped": "not run"})
             point = chosen_point(e)
-            cells.append("-" if point is None else f"{_x(point['ratio'])} ({round(point['loss'], 2) + 0.0:+.2f})")
+            loss = round(point["loss"], 2) + 0.0 if point else 0.0  # never "-0.00"
+            cells.append("-" if point is None else f"{_x(point['ratio'])} ({loss:+.2f})")
             if point is not None and e.get("stable") not in (None, e["chosen"]):
                 stable.append(f"{TITLES[net]}: {_x(e['points'][e['stable']]['ratio'])}")
         rows.append("| " + " | ".join(cells + ["; ".join(stable) or "same"]) + " |")
     return "\n".join(rows)
+
+
+def _times(records: dict, method: str) -> list[float]:
+    """Encode and decode seconds of `method` at its chosen point, over every record."""
+    return [r["methods"][method]["timing"][f"{what}_seconds"] for r in records.values()
+            for what in ("encode", "decode")]
 
 
 def block_nncodec(src) -> str:
@@ -300,8 +322,8 @@ def block_nncodec(src) -> str:
            "all layers, its default dependent quantisation) reaches"]
     for net, sep in (("lenet300", " and"), ("lenet5", ".")):
         a, d, b = at[net], deepsz[net], best[net]
-        out.append(f"{_x(a['ratio'])} on {TITLES[net]} ({a['setting']}; DeepSZ {_x(d['ratio'])} with the paper "
-                   f"preset, {_x(b['ratio'])} with `best`: {a['ratio'] / d['ratio']:.2f}x and "
+        out.append(f"{_x(a['ratio'])} on {TITLES[net]} ({a['setting']}; DeepSZ {_x(d['ratio'])} with "
+                   f"the paper preset, {_x(b['ratio'])} with `best`: {a['ratio'] / d['ratio']:.2f}x and "
                    f"{a['ratio'] / b['ratio']:.2f}x smaller){sep}")
     for net in nets:
         e = nets[net]["methods"]["nncodec"]
@@ -322,17 +344,13 @@ def block_nncodec(src) -> str:
                "(`nncodec-sparse`), it lands at "
                + ", ".join(_x(sparse[n]["ratio"]) for n in nets) + ". The price: no error bound (max error "
                + " and ".join(f"{at[n]['max_abs_error']:.3f}" for n in nets) + " against DeepSZ's "
-               + " and ".join(dict.fromkeys(f"{deepsz[n]['max_abs_error']:.2f}" for n in nets)) + "), the pruned mask not "
-               "kept (dependent quantisation sets "
+               + " and ".join(dict.fromkeys(f"{deepsz[n]['max_abs_error']:.2f}" for n in nets))
+               + "), the pruned mask not kept (dependent quantisation sets "
                + " and ".join(f"{at[n]['pruned_made_nonzero']:,}" for n in nets) + " pruned weights to +-1 "
                "step; `dq=False` keeps zeros), and "
-               + _span([t for n in nets for t in (nets[n]["methods"]["nncodec"]["timing"]["encode_seconds"],
-                                                nets[n]["methods"]["nncodec"]["timing"]["decode_seconds"])],
-                       lambda v: f"{v:.1f} s")
+               + _span(_times(nets, "nncodec"), lambda v: f"{v:.1f} s")
                + " to encode or decode against "
-               + _span([t * 1000 for n in nets for t in (nets[n]["methods"]["deepsz"]["timing"]["encode_seconds"],
-                                                       nets[n]["methods"]["deepsz"]["timing"]["decode_seconds"])],
-                       lambda v: f"{v:.0f} ms")
+               + _span([1000 * t for t in _times(nets, "deepsz")], lambda v: f"{v:.0f} ms")
                + " for DeepSZ's paper preset here (a child process, Python around the C++ coder).")
     return " ".join(out)
 
@@ -354,8 +372,9 @@ def block_lenet5_limit(src) -> str:
             f"random as an i.i.d. {100 * p:.0f}% mask ({entropy:.2f} bits per nonzero is that entropy; the "
             f"ctx coder takes {8 * ip1['index_bytes'] / ip1['nnz']:.2f}), which leaves under "
             f"{left / 1e3:.1f} kB for {ip1['name']}'s {ip1['nnz']:,} values once the other layers are "
-            f"stored. The smallest {ip1['name']} data stream measured within the {s['expected_loss']:g}-point "
-            f"budget is {within['data_bytes'] / 1e3:.1f} kB ({within['backend']}, eb {within['eb']:g}); "
+            f"stored. The smallest {ip1['name']} data stream measured within the "
+            f"{s['expected_loss']:g}-point budget is {within['data_bytes'] / 1e3:.1f} kB "
+            f"({within['backend']}, eb {within['eb']:g}); "
             f"eb {coarser['eb']:g}, which alone costs {coarser['drop']:.2f} points, still needs "
             f"{coarser['data_bytes'] / 1e3:.1f} kB")
 
@@ -422,9 +441,12 @@ def block_package_map(src, package: str = "deepsz_caffe") -> str:
     """Every module of the package with its docstring's first sentence, so the map is the tree."""
     root = src.root / package
     lines = ["```", f"{package}/"]
-    for path in sorted(root.rglob("*.py"), key=lambda p: (p.parent.relative_to(root).parts, p.name != "__init__.py", p.name)):
+    def order(p):  # each package's __init__ first, then its modules, then its subpackages
+        return p.parent.relative_to(root).parts, p.name != "__init__.py", p.name
+
+    for path in sorted(root.rglob("*.py"), key=order):
         rel = path.relative_to(root)
-        if path.name == "__main__.py" or any(part.startswith("_") and part != "__init__.py" for part in rel.parts):
+        if path.name == "__main__.py" or any(p.startswith("_") and p != "__init__.py" for p in rel.parts):
             continue
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         first = " ".join(doc.split("\n\n")[0].split())
@@ -469,10 +491,11 @@ def block_cli(src) -> str:
 BLOCKS = {
     "results": block_results, "large-presets": block_large_presets, "best-span": block_best_span,
     "reproduce-time": block_reproduce_time, "speed": block_speed, "planning": block_planning,
-    "compare": block_compare, "drop-noise": block_drop_noise, "deepsz-overhead": block_deepsz_overhead, "nncodec": block_nncodec,
-    "lenet5-limit": block_lenet5_limit, "stderr": block_stderr, "scale": block_scale, "scale-runs": block_scale_runs,
-    "hostile": block_hostile, "package-map": block_package_map, "include": block_include,
-    "cli": block_cli,
+    "drop-noise": block_drop_noise, "stderr": block_stderr, "compare": block_compare,
+    "deepsz-overhead": block_deepsz_overhead, "nncodec": block_nncodec, "lenet5-limit": block_lenet5_limit,
+    "ctx-size": block_ctx_size,
+    "scale": block_scale, "scale-runs": block_scale_runs, "hostile": block_hostile,
+    "package-map": block_package_map, "include": block_include, "cli": block_cli,
 }
 
 

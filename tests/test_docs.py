@@ -64,7 +64,8 @@ def test_value_markers(tmp_path):
     src = docs.Sources(tmp_path)
 
     def one(marker):
-        return re.fullmatch(r"a <!--=[^>]*-->(.*)<!--/--> b", docs.render_text(f"a {marker}old<!--/--> b", src))[1]
+        rendered = docs.render_text(f"a {marker}old<!--/--> b", src)
+        return re.fullmatch(r"a <!--=[^>]*-->(.*)<!--/--> b", rendered)[1]
 
     assert one("<!--= bench/x s /60:.1f -->") == "2.1"
     assert one("<!--= bench/x f *100:.1f -->") == "98.8"
@@ -131,3 +132,9 @@ def test_relative_links_resolve(page):
     targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
     missing = [t for t in targets if "://" not in t and not (ROOT / page).parent.joinpath(t).exists()]
     assert not missing, f"{page}: broken links {missing}"
+
+
+def test_reproduction_report_carries_the_rendered_notes():
+    notes = (ROOT / "docs" / "reproduction.md").read_text().rstrip()
+    assert (ROOT / "REPRODUCTION.md").read_text().startswith(notes + "\n"), \
+        "REPRODUCTION.md is older than docs/reproduction.md: run `make figures`"

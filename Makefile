@@ -24,7 +24,9 @@ gpu-wheel:
 nncodec:
 	@bash scripts/setup_nncodec.sh
 
+# ruff first (the lint rules, function size included, live in pyproject.toml), then the suite.
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 # LeNet-300-100 from scratch to a verified .dsz, then the paper-vs-ours table.

@@ -51,12 +51,13 @@ experiments: setup
 	@for e in $(EXPERIMENTS); do echo "== $$e"; $(PY) -m experiments.$$e || exit 1; done
 	$(PY) -m experiments.reproduction_report
 
+# The quick benchmarks (python -m benchmarks.<name>; the ImageNet-scale ones are run by hand, see their docstrings).
 bench: setup
-	$(PY) benchmarks/decode_speed.py
-	$(PY) benchmarks/suffix_speedup.py
-	$(PY) benchmarks/encode_lenet5.py
-	$(PY) benchmarks/codec_throughput.py
-	$(PY) benchmarks/beyond_codecs.py
+	$(PY) -m benchmarks.decode_speed
+	$(PY) -m benchmarks.suffix_speedup
+	$(PY) -m benchmarks.encode_lenet5
+	$(PY) -m benchmarks.codec_throughput
+	$(PY) -m benchmarks.beyond_codecs
 
 clean-results:
 	rm -rf $(RESULTS)

@@ -24,7 +24,9 @@ gpu-wheel:
 nncodec:
 	@bash scripts/setup_nncodec.sh
 
+# ruff first (the lint rules, function size included, live in pyproject.toml), then the suite.
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 # LeNet-300-100 from scratch to a verified .dsz, then the paper-vs-ours table.
@@ -51,12 +53,13 @@ experiments: setup
 	$(PY) -m experiments.docs
 	$(PY) -m experiments.reproduction_report
 
+# The quick benchmarks (python -m benchmarks.<name>; the ImageNet-scale ones are run by hand, see their docstrings).
 bench: setup
-	$(PY) benchmarks/decode_speed.py
-	$(PY) benchmarks/suffix_speedup.py
-	$(PY) benchmarks/encode_lenet5.py
-	$(PY) benchmarks/codec_throughput.py
-	$(PY) benchmarks/beyond_codecs.py
+	$(PY) -m benchmarks.decode_speed
+	$(PY) -m benchmarks.suffix_speedup
+	$(PY) -m benchmarks.encode_lenet5
+	$(PY) -m benchmarks.codec_throughput
+	$(PY) -m benchmarks.beyond_codecs
 
 clean-results:
 	rm -rf $(RESULTS)

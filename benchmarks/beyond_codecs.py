@@ -16,7 +16,7 @@ Every stream is decoded and checked (exact for index codecs, |x - x'| <= eb for 
 SZ 3 without prediction is pysz with cmprAlgo = NOPRED; its size is counted with the same
 13-byte frame the registered backends carry.
 
-    taskset -c 0 .venv/bin/python benchmarks/beyond_codecs.py [--model PATH] [--repeat N] [--out PATH]
+    taskset -c 0 .venv/bin/python -m benchmarks.beyond_codecs [--model PATH] [--repeat N] [--out PATH]
 """
 import os
 
@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's timers
-from decode_speed import summary, timed  # noqa: E402
-from deepsz_caffe import sparse  # noqa: E402
+from deepsz_caffe import sparse
+from deepsz_caffe.atomic import write_json
+from deepsz_caffe.codecs import compress_bounded, get_lossy
+from deepsz_caffe.codecs.base import FRAME_HEADER
+from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index
+from deepsz_caffe.deepsz.prune import magnitude_masks
 from deepsz_caffe.format import layer as layer_codec
 from deepsz_caffe.paper import synthetic
-from deepsz_caffe.atomic import write_json  # noqa: E402
-from deepsz_caffe.codecs import compress_bounded, get_lossy  # noqa: E402
-from deepsz_caffe.codecs.base import FRAME_HEADER  # noqa: E402
-from deepsz_caffe.deepsz.prune import magnitude_masks  # noqa: E402
-from deepsz_caffe.codecs.lossless import ALL_INDEX_CODECS, compress_index, decompress_index  # noqa: E402
+
+from .common import summary, timed
 
 SEED = 20190622
 BOUNDS = (0.01, 0.02, 0.03, 0.05)
@@ -156,6 +156,76 @@ def layer_decode_speed(w: np.ndarray, eb: float, repeat: int) -> dict:
     return out
 
 
+def index_table(layers: dict, repeat: int) -> dict:
+    """Index array sizes of every codec and zstd/ctx decode times, printed and returned."""
+    print("index array, bytes (ctx codes the positions, row length = prod(shape[1:]))")
+    print(f"{'layer':<26}{'nnz':>8}" + "".join(f"{c:>9}" for c in ALL_INDEX_CODECS)
+          + f"{'ctx/zstd':>10}{'decode ms zstd/ctx':>20}")
+    index = {}
+    for name, w in layers.items():
+        r = index[name] = index_sizes(w)
+        r["decode"] = index_decode_speed(w, repeat)
+        print(f"{name:<26}{r['nnz']:>8}" + "".join(f"{r[c]:>9}" for c in ALL_INDEX_CODECS)
+              + f"{r['ctx_vs_zstd']:>+10.1%}{r['decode']['zstd']['best_ms']:>12.2f}"
+              + f"{r['decode']['ctx']['best_ms']:>8.2f}")
+    lenet = [r for n, r in index.items() if n.startswith("lenet300/")]
+    if lenet:
+        totals = {c: sum(r[c] for r in lenet) for c in ALL_INDEX_CODECS}
+        index["lenet300/total"] = {**totals, "ctx_vs_zstd": totals["ctx"] / totals["zstd"] - 1}
+        print(f"{'lenet300/total':<26}{'':>8}" + "".join(f"{totals[c]:>9}" for c in ALL_INDEX_CODECS)
+              + f"{index['lenet300/total']['ctx_vs_zstd']:>+10.1%}")
+    return index
+
+
+def data_table(layers: dict, rng, lenet: bool) -> dict:
+    """Data array sizes of every lossy codec at each bound, printed and returned."""
+    print("\ndata array (fillers included), bytes at each error bound")
+    print(f"{'layer':<26}{'eb':>6}" + "".join(f"{c:>12}" for c in DATA_CODECS) + f"{'quant/sz2':>11}")
+    data = {}
+    data_layers = {**layers, "synthetic/top8%-N(0,0.02)": magnitude_prune(
+        rng.normal(0, 0.02, 13 * 20_000).astype(np.float32), 1 / 13)}
+    for name, w in data_layers.items():
+        x = sparse.to_sparse(w).data
+        for eb in BOUNDS:
+            r = data[f"{name}@{eb}"] = data_sizes(x, eb)
+            print(f"{name:<26}{eb:>6}" + "".join(f"{r[c]:>12}" for c in DATA_CODECS)
+                  + f"{r['quant_vs_sz2']:>+11.1%}")
+    for eb in BOUNDS if lenet else ():
+        keys = [f"{n}@{eb}" for n in layers if n.startswith("lenet300/")]
+        totals = {c: sum(data[k][c] for k in keys) for c in DATA_CODECS}
+        data[f"lenet300/total@{eb}"] = {**totals, "quant_vs_sz2": totals["quant"] / totals["sz2"] - 1}
+        print(f"{'lenet300/total':<26}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
+              + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
+    return data
+
+
+def large_table(rng, repeat: int) -> tuple[float, dict]:
+    """(load average, whole-layer decode times of the AlexNet/VGG-16 shapes, zstd against ctx)."""
+    load = os.getloadavg()[0]
+    print(f"\nlarge layers: decode ms, best of {repeat} (load average {load:.2f}); index = decompress"
+          " + cumsum, layer = decode_layer (index + SZ 2 data + rebuild);\nctx mode rXcY: grouped, X row and"
+          " Y column density buckets (0: axis unsplit)")
+    print(f"{'layer':<26}{'ctx mode':>9}{'idx bits/nnz zstd/ctx':>23}{'index zstd/ctx':>18}{'ratio':>7}"
+          f"{'layer zstd/ctx':>18}{'ratio':>7}")
+    large = {}
+    for net in ("alexnet", "vgg16"):
+        for i, (layer, shape) in enumerate(synthetic.FC_SHAPES[net].items()):
+            keep, eb = synthetic.PAPER_KEPT[net][layer], synthetic.PAPER_ERROR_BOUNDS[net][layer]
+            large[f"{net}/{layer}"] = (synthetic.pruned_layer(shape, keep, seed=i), eb)
+    shape, keep = synthetic.FC_SHAPES["alexnet"]["fc6"], synthetic.PAPER_KEPT["alexnet"]["fc6"]
+    large["structured/alexnet-fc6"] = (row_column_structured(rng, shape, keep),
+                                       synthetic.PAPER_ERROR_BOUNDS["alexnet"]["fc6"])
+    speed = {}
+    for name, (w, eb) in large.items():
+        r = speed[name] = layer_decode_speed(w, eb, repeat)
+        r["shape"], r["keep"], r["error_bound"] = list(w.shape), float(np.count_nonzero(w) / w.size), eb
+        z, c = r["zstd"], r["ctx"]
+        print(f"{name:<26}{r['ctx_mode']:>9}{z['index_bits_per_nnz']:>12.3f}/{c['index_bits_per_nnz']:<10.3f}"
+              f"{z['index']['best_ms']:>9.1f}/{c['index']['best_ms']:<8.1f}{r['ctx_over_zstd']['index']:>6.2f}x"
+              f"{z['layer']['best_ms']:>9.1f}/{c['layer']['best_ms']:<8.1f}{r['ctx_over_zstd']['layer']:>6.2f}x")
+    return load, speed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=Path("results/lenet300/pruned.caffemodel"))
@@ -174,64 +244,10 @@ def main() -> int:
     layers["synthetic/mnist-like"] = mnist_like(rng)
     layers["synthetic/uniform"] = magnitude_prune(rng.standard_normal((300, 784)).astype(np.float32), 0.08)
 
-    print("index array, bytes (ctx codes the positions, row length = prod(shape[1:]))")
-    print(f"{'layer':<26}{'nnz':>8}" + "".join(f"{c:>9}" for c in ALL_INDEX_CODECS)
-          + f"{'ctx/zstd':>10}{'decode ms zstd/ctx':>20}")
-    index = {}
-    for name, w in layers.items():
-        r = index[name] = index_sizes(w)
-        r["decode"] = index_decode_speed(w, args.repeat)
-        print(f"{name:<26}{r['nnz']:>8}" + "".join(f"{r[c]:>9}" for c in ALL_INDEX_CODECS)
-              + f"{r['ctx_vs_zstd']:>+10.1%}{r['decode']['zstd']['best_ms']:>12.2f}"
-              + f"{r['decode']['ctx']['best_ms']:>8.2f}")
-    lenet = [r for n, r in index.items() if n.startswith("lenet300/")]
-    if lenet:
-        totals = {c: sum(r[c] for r in lenet) for c in ALL_INDEX_CODECS}
-        index["lenet300/total"] = {**totals, "ctx_vs_zstd": totals["ctx"] / totals["zstd"] - 1}
-        print(f"{'lenet300/total':<26}{'':>8}" + "".join(f"{totals[c]:>9}" for c in ALL_INDEX_CODECS)
-              + f"{index['lenet300/total']['ctx_vs_zstd']:>+10.1%}")
-
-    print("\ndata array (fillers included), bytes at each error bound")
-    print(f"{'layer':<26}{'eb':>6}" + "".join(f"{c:>12}" for c in DATA_CODECS) + f"{'quant/sz2':>11}")
-    data = {}
-    data_layers = {**layers, "synthetic/top8%-N(0,0.02)": magnitude_prune(
-        rng.normal(0, 0.02, 13 * 20_000).astype(np.float32), 1 / 13)}
-    for name, w in data_layers.items():
-        x = sparse.to_sparse(w).data
-        for eb in BOUNDS:
-            r = data[f"{name}@{eb}"] = data_sizes(x, eb)
-            print(f"{name:<26}{eb:>6}" + "".join(f"{r[c]:>12}" for c in DATA_CODECS)
-                  + f"{r['quant_vs_sz2']:>+11.1%}")
-    for eb in BOUNDS if lenet else ():
-        keys = [f"{n}@{eb}" for n in layers if n.startswith("lenet300/")]
-        totals = {c: sum(data[k][c] for k in keys) for c in DATA_CODECS}
-        data[f"lenet300/total@{eb}"] = {**totals, "quant_vs_sz2": totals["quant"] / totals["sz2"] - 1}
-        print(f"{'lenet300/total':<26}{eb:>6}" + "".join(f"{totals[c]:>12}" for c in DATA_CODECS)
-              + f"{totals['quant'] / totals['sz2'] - 1:>+11.1%}")
-
-    load = os.getloadavg()[0]
-    print(f"\nlarge layers: decode ms, best of {args.repeat} (load average {load:.2f}); index = decompress"
-          " + cumsum, layer = decode_layer (index + SZ 2 data + rebuild);\nctx mode rXcY: grouped, X row and"
-          " Y column density buckets (0: axis unsplit)")
-    print(f"{'layer':<26}{'ctx mode':>9}{'idx bits/nnz zstd/ctx':>23}{'index zstd/ctx':>18}{'ratio':>7}"
-          f"{'layer zstd/ctx':>18}{'ratio':>7}")
-    large = {}
-    for net in ("alexnet", "vgg16"):
-        for i, (layer, shape) in enumerate(synthetic.FC_SHAPES[net].items()):
-            keep, eb = synthetic.PAPER_KEPT[net][layer], synthetic.PAPER_ERROR_BOUNDS[net][layer]
-            large[f"{net}/{layer}"] = (synthetic.pruned_layer(shape, keep, seed=i), eb)
-    shape, keep = synthetic.FC_SHAPES["alexnet"]["fc6"], synthetic.PAPER_KEPT["alexnet"]["fc6"]
-    large["structured/alexnet-fc6"] = (row_column_structured(rng, shape, keep),
-                                       synthetic.PAPER_ERROR_BOUNDS["alexnet"]["fc6"])
-    speed = {}
-    for name, (w, eb) in large.items():
-        r = speed[name] = layer_decode_speed(w, eb, args.repeat)
-        r["shape"], r["keep"], r["error_bound"] = list(w.shape), float(np.count_nonzero(w) / w.size), eb
-        z, c = r["zstd"], r["ctx"]
-        print(f"{name:<26}{r['ctx_mode']:>9}{z['index_bits_per_nnz']:>12.3f}/{c['index_bits_per_nnz']:<10.3f}"
-              f"{z['index']['best_ms']:>9.1f}/{c['index']['best_ms']:<8.1f}{r['ctx_over_zstd']['index']:>6.2f}x"
-              f"{z['layer']['best_ms']:>9.1f}/{c['layer']['best_ms']:<8.1f}{r['ctx_over_zstd']['layer']:>6.2f}x")
-    del large
+    index = index_table(layers, args.repeat)
+    lenet = [n for n in index if n.startswith("lenet300/")]
+    data = data_table(layers, rng, bool(lenet))
+    load, speed = large_table(rng, args.repeat)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, {

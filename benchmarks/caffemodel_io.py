@@ -13,7 +13,7 @@ nothing but the file, which the write modes have just put in the page cache. Old
 also load pycaffe (counted: see rss_before). Goals (issue 14): write <= 3x tofile, peak RSS
 <= 1.5x the dense size; the caffemodel byte-identical to protobuf's.
 
-    .venv/bin/python benchmarks/caffemodel_io.py [--repeat 3] [--old-repeat 1] [--rounds 2] [--dir DIR]
+    .venv/bin/python -m benchmarks.caffemodel_io [--repeat 3] [--old-repeat 1] [--rounds 2] [--dir DIR]
 """
 import os
 

@@ -4,7 +4,7 @@ the same run as the reference (absolute times on shared machines are noisy).
 
 Needs results/lenet300/pruned.caffemodel and/or results/lenet5/pruned.caffemodel.
 
-    GLOG_minloglevel=2 .venv/bin/python benchmarks/codec_throughput.py [--eb 0.01] [--repeat 7]
+    GLOG_minloglevel=2 .venv/bin/python -m benchmarks.codec_throughput [--eb 0.01] [--repeat 7]
 """
 import os
 

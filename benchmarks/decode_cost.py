@@ -4,7 +4,7 @@ temporary worktree), cold, as users run it: a fresh process per decode, the two 
 interleaved round by round (their order alternating) so that load on a shared machine reaches
 both alike.
 
-Files: LeNet-300-100 with random weights pruned to the paper's densities (tests/forge.py), and
+Files: LeNet-300-100 with random weights pruned to the paper's densities, and
 AlexNet-shaped fc6-fc8 (deepsz_caffe.paper.synthetic.pruned_net: the paper's shapes and kept
 fractions, Gaussian weights; the numbers belong to the shapes), each SZ 2 + best index codec,
 encoded once by this checkout (the format is the older one's too). Per file and checkout: the
@@ -12,7 +12,7 @@ whole command's wall time, and the wall and CPU time (its own and its children's
 network.decode call; the ratios after/before are of the medians. Also, in this checkout, the
 wire writer against numpy's tofile of the same decoded arrays (both fsynced; goal <= 3x).
 
-    .venv/bin/python benchmarks/decode_cost.py --before 93a4c34 [--rounds 7] [--out PATH]
+    .venv/bin/python -m benchmarks.decode_cost --before 93a4c34 [--rounds 7] [--out PATH]
 """
 import argparse
 import os
@@ -24,9 +24,10 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from .common import BENCH, ROOT
+
 os.environ.setdefault("GLOG_minloglevel", "2")  # Caffe builds LeNet quietly
+LENET_BOUNDS = {"ip1": 0.02, "ip2": 0.01, "ip3": 0.005}
 
 _DECODE = """
 import os, resource, sys
@@ -49,23 +50,14 @@ print(wall, cpu() - c)
 
 
 def make_inputs(directory: Path) -> dict[str, Path]:
-    import numpy as np
-    from caffe.proto import caffe_pb2
-
-    import forge
-    from deepsz_caffe.caffe import wire
     from deepsz_caffe.format import network
     from deepsz_caffe.paper import synthetic
 
-    forge.build_caffemodel(directory / "lenet300.caffemodel")
-    network.encode(directory / "lenet300.caffemodel", directory / "lenet300.dsz", error_bounds=forge.BOUNDS)
-    net, values = caffe_pb2.NetParameter(name="alexnet-fc"), {}
-    for name, w in synthetic.pruned_net("alexnet", seed=0).items():
-        layer = net.layer.add(name=name, type="InnerProduct")
-        for shape in (w.shape, (w.shape[0],)):
-            layer.blobs.add().shape.dim.extend(shape)
-        values[name] = [w.astype(np.float32), np.zeros(w.shape[0], np.float32)]
-    wire.write_caffemodel(net.SerializeToString(), values, directory / "alexnet.caffemodel")
+    from .common import fc_caffemodel, synthetic_model
+
+    synthetic_model("lenet300", directory / "lenet300.caffemodel", seed=12)
+    network.encode(directory / "lenet300.caffemodel", directory / "lenet300.dsz", error_bounds=LENET_BOUNDS)
+    fc_caffemodel("alexnet-fc", synthetic.pruned_net("alexnet", seed=0), directory / "alexnet.caffemodel")
     network.encode(directory / "alexnet.caffemodel", directory / "alexnet.dsz",
                    error_bounds={"fc6": 0.007, "fc7": 0.007, "fc8": 0.005})
     return {"lenet300": directory / "lenet300.dsz", "alexnet": directory / "alexnet.dsz"}
@@ -109,7 +101,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", required=True, help="git revision to compare with (e.g. 93a4c34)")
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--out", type=Path, default=ROOT / "results/bench/decode_cost.json")
+    p.add_argument("--out", type=Path, default=BENCH / "decode_cost.json")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="deepsz-decode-cost-") as tmp:
         tmp = Path(tmp)

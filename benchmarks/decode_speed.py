@@ -21,7 +21,7 @@ non-zero if one exceeds it.
 already there are kept unless rerun; entries in the older layout (one codec per net, no "lossy")
 are dropped. Thread pools are capped at 1 before numpy loads; pin the process too so the numbers
 are per core:
-    taskset -c 0 .venv/bin/python benchmarks/decode_speed.py [--net alexnet vgg16] [--repeat N]
+    taskset -c 0 .venv/bin/python -m benchmarks.decode_speed [--net alexnet vgg16] [--repeat N]
         [--lossy sz2 sz3 quant] [--lossless best]
 """
 import os
@@ -32,7 +32,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import json
 import platform
-import statistics
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +48,8 @@ from deepsz_caffe.codecs import LOSSY_CODECS, get_lossy
 from deepsz_caffe.codecs.lossless import decompress_index
 from deepsz_caffe.presets import INDEX_CHOICES
 
+from .common import summary, timed
+
 NETS = {"alexnet": "AlexNet", "vgg16": "VGG-16"}
 REFERENCES = ("end_to_end", "memcpy", "fresh_alloc")
 GOAL_X_MEMCPY = 4.0  # the issue's goal: decoding all fc layers costs at most 4 dense copies of them
@@ -58,10 +59,6 @@ PAPER_LOSSY = "sz2"  # the codec whose stage the paper's "lossy" times
 PAPER_DECODE_MS = {"source": "DeepSZ (Jin et al., HPDC 2019), section 5.2.3 / Figure 7b",
                    **{net: {("rebuild" if k == "sparse_rebuild" else k): v
                          for k, v in paper.decode_ms(net).items()} for net in NETS}}
-
-
-def timed(fn, *args, **kwargs):
-    return timing.best(1, fn, *args, **kwargs)
 
 
 def stages(codec: str) -> tuple[str, str, str]:
@@ -87,10 +84,6 @@ def rebuild(values, gaps, enc: layer_codec.EncodedLayer) -> np.ndarray:
 def fresh_alloc(shape: tuple[int, ...]) -> None:
     """np.zeros of `shape`, then one store per 4 KiB page to fault it in (the kernel zeroes it)."""
     np.zeros(shape, np.float32).reshape(-1)[::1024] = 1.0
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    return {"best_ms": 1e3 * min(seconds), "median_ms": 1e3 * statistics.median(seconds)}
 
 
 def layer_sizes(enc: layer_codec.EncodedLayer) -> dict:

@@ -9,7 +9,7 @@ process, best of --repeat: the library call alone (imports done, VmHWM reset thr
 deepsz_caffe.atomic (fsync, rename), so tofile is measured with and without fsync. Goals:
 decode <= 3x tofile, peak RSS <= 1.5x the dense size.
 
-    .venv/bin/python benchmarks/dsz_end_to_end.py [--repeat 3] [--dir DIR]
+    .venv/bin/python -m benchmarks.dsz_end_to_end [--repeat 3] [--dir DIR]
 """
 import argparse
 import json
@@ -24,10 +24,10 @@ import numpy as np
 
 from deepsz_caffe import atomic, timing
 from deepsz_caffe.paper import synthetic
-from imagenet_scale import cli, measured  # this directory is on sys.path when run as a script
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "bench" / "dsz_end_to_end.json"
+from .common import BENCH, ROOT, cli, measured
+
+OUT = BENCH / "dsz_end_to_end.json"
 GOALS = {"decode_x_tofile": 3.0, "decode_peak_x_dense": 1.5}
 
 

@@ -4,7 +4,7 @@ Paper (section 5.2.3): under a minute on 4 V100 GPUs. Goal here: <= 60 s on 2 CP
 Each run starts from an empty work directory (no assessment cache). Needs results/lenet5/
 (`make reproduce-lenet5`).
 
-    GLOG_minloglevel=2 .venv/bin/python benchmarks/encode_lenet5.py [--workers 1 2]
+    GLOG_minloglevel=2 .venv/bin/python -m benchmarks.encode_lenet5 [--workers 1 2]
 """
 import argparse
 import os
@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
-from deepsz_caffe import atomic
+from deepsz_caffe import atomic, log
 from deepsz_caffe.deepsz.pipeline import compress
 
 
@@ -26,6 +26,7 @@ def main(argv=None):
     p.add_argument("--expected-loss", type=float, default=0.2)
     p.add_argument("--out", default=str(ROOT / "results/bench/encode_lenet5.json"))
     a = p.parse_args(argv)
+    log.configure()  # the library's stage lines and progress bars, as the CLI shows them
     model = ROOT / "results/lenet5/prototxt/train_test.prototxt"
     weights = ROOT / "results/lenet5/pruned.caffemodel"
     if not (model.is_file() and weights.is_file()):

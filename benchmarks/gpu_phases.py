@@ -9,8 +9,8 @@ the paper's scale is extrapolated: one full pass plus --candidates suffix passes
 images used to 50,000 (ImageNet's validation set); goals: AlexNet <= 60 s, VGG-16 <= 120 s on one
 H100 (the paper: 8 and 16 min on four V100s).
 
-    GLOG_minloglevel=2 .venv/bin/python benchmarks/gpu_phases.py --images 200 --batches 50   # CPU only
-    GLOG_minloglevel=2 python benchmarks/gpu_phases.py --gpu 0 --images 5000 --batches 50,256
+    GLOG_minloglevel=2 .venv/bin/python -m benchmarks.gpu_phases --images 200 --batches 50   # CPU only
+    GLOG_minloglevel=2 python -m benchmarks.gpu_phases --gpu 0 --images 5000 --batches 50,256
 """
 import os
 
@@ -21,16 +21,14 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from imagenet_scale import lmdb_of, synthetic_model  # noqa: E402
-
-from deepsz_caffe import atomic, timing  # noqa: E402
+from deepsz_caffe import atomic, log, timing  # noqa: E402
 from deepsz_caffe.caffe.phase import TestPhase  # noqa: E402
 from deepsz_caffe.caffe.prototxt import with_test_source  # noqa: E402
 from deepsz_caffe.caffe.suffix import PrefixStore, SuffixPhase  # noqa: E402
 from deepsz_caffe.paper import synthetic  # noqa: E402
 from deepsz_caffe.paper.values import PROTOTXT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from .common import ROOT, lmdb_of, synthetic_model  # noqa: E402
 PAPER_IMAGES = 50_000
 GOALS_S = {"alexnet": 60.0, "vgg16": 120.0}  # one H100, 50,000 images (issue 15)
 
@@ -79,6 +77,7 @@ def main(argv=None):
     p.add_argument("--dir", type=Path, help="keep the synthetic models and LMDBs here between runs")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "gpu_phases.json")
     a = p.parse_args(argv)
+    log.configure()  # the library's stage lines and progress bars, as the CLI shows them
     work = a.dir or Path(tempfile.mkdtemp(prefix="gpu-phases-"))
     work.mkdir(parents=True, exist_ok=True)
     devices = {"cpu": None, **({f"gpu{a.gpu}": a.gpu} if a.gpu is not None else {})}

@@ -19,8 +19,8 @@ for the paper's tests per layer).
 
 Decode and encode end to end at these shapes: benchmarks/dsz_end_to_end.py.
 
-    GLOG_minloglevel=2 nice .venv/bin/python benchmarks/imagenet_scale.py --net alexnet --images 200,1000
-    GLOG_minloglevel=2 nice .venv/bin/python benchmarks/imagenet_scale.py --net vgg16 --images 100,300
+    GLOG_minloglevel=2 nice .venv/bin/python -m benchmarks.imagenet_scale --net alexnet --images 200,1000
+    GLOG_minloglevel=2 nice .venv/bin/python -m benchmarks.imagenet_scale --net vgg16 --images 100,300
     (add --gpu 0 on a GPU machine; --dir keeps the LMDBs and models between runs)
 """
 import os
@@ -32,98 +32,20 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
-from deepsz_caffe import atomic, timing
+from deepsz_caffe import atomic, log, timing
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.paper.values import PROTOTXT, paper_values
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "bench" / "imagenet_scale.json"
+from .common import BENCH, ROOT, cli, lmdb_of, measured, synthetic_model
+
+OUT = BENCH / "imagenet_scale.json"
 PAPER_IMAGES = 50_000
 PAPER_TESTS_PER_LAYER = paper_values()["figure7"]["assessment_tests_per_layer"]["alexnet"]
 GOALS = {"vgg16_peak_rss_gb_at_50000": 4.0}
-
-
-def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "deepsz_caffe.cli", *map(str, args)]
-
-
-def measured(cmd: list[str]) -> tuple[float, dict]:
-    """(wall seconds, {"peak", "anon", "file"}): the largest VmHWM, RssAnon and RssFile of any
-    process in the command's tree, sampled every 0.05 s. VmHWM starts afresh at exec (wait4's
-    ru_maxrss keeps the spawning parent's); file-backed pages include the LMDB Caffe reads
-    through mmap: clean, reclaimable."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-    peaks, stop = {"peak": 0, "anon": 0, "file": 0}, threading.Event()
-
-    def sample():
-        while not stop.wait(0.05):
-            for pid in _tree(proc.pid):
-                for key, value in _resident(pid).items():
-                    peaks[key] = max(peaks[key], value)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = proc.wait()
-    seconds = time.perf_counter() - t0
-    stop.set()
-    sampler.join()
-    if code:
-        sys.exit(f"failed ({code}): {' '.join(cmd)}")
-    return seconds, peaks
-
-
-def _tree(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [pid] + [p for c in children for p in _tree(int(c))]
-
-
-def _resident(pid: int) -> dict:
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return {}
-    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines
-          if ln.startswith(("VmHWM", "RssAnon", "RssFile"))}
-    return {"peak": kb.get("VmHWM", 0) << 10, "anon": kb.get("RssAnon", 0) << 10,
-            "file": kb.get("RssFile", 0) << 10}
-
-
-def synthetic_model(net: str, path: Path, seed: int = 0) -> Path:
-    """The deploy net with Gaussian conv weights (variance 1/fan_in) and the paper's pruned fc
-    shapes from deepsz_caffe.paper.synthetic; biases 0."""
-    if path.is_file():
-        return path
-    import caffe
-
-    caffe.set_mode_cpu()
-    model = caffe.Net(str(PROTOTXT / net / "deploy.prototxt"), caffe.TEST)
-    fc, rng = synthetic.pruned_net(net, seed), np.random.default_rng(seed)
-    for name, blobs in model.params.items():
-        shape = blobs[0].data.shape
-        blobs[0].data[...] = fc[name] if name in fc else (
-            rng.standard_normal(shape, np.float32) * np.float32(synthetic.default_std(shape)))
-        for bias in blobs[1:]:
-            bias.data[...] = 0
-    with atomic.replacing(path) as tmp:
-        model.save(str(tmp))
-    return path
-
-
-def lmdb_of(directory: Path, images: int) -> Path:
-    from deepsz_caffe.caffe.synth_lmdb import write_synthetic_imagenet
-
-    path = directory / f"synthetic-{images}"
-    return path if path.is_dir() else write_synthetic_imagenet(path, images, seed=0)
 
 
 def stages(work: Path, weights: Path, wall: float, images: int) -> dict:
@@ -288,6 +210,7 @@ def main(argv=None):
                    help="LMDBs, models and work dirs (kept between runs)")
     p.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
+    log.configure()  # the library's stage lines and progress bars, as the CLI shows them
     out = Path(a.out)
     result = json.loads(out.read_text()) if out.is_file() else {"nets": {}}
     result.pop("decode", None)  # measured by benchmarks/dsz_end_to_end.py now

@@ -8,7 +8,7 @@ print the speed-up (both measured in this run). Accuracies must be identical.
 - AlexNet on synthetic 256x256 images (random uint8; ImageNet is not available here), BVLC
   architecture with filler weights: the work per layer does not depend on the values.
 
-    GLOG_minloglevel=2 .venv/bin/python benchmarks/suffix_speedup.py [--alexnet-images 100]
+    GLOG_minloglevel=2 .venv/bin/python -m benchmarks.suffix_speedup [--alexnet-images 100]
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np
 
-from deepsz_caffe import atomic
+from deepsz_caffe import atomic, log
 from deepsz_caffe.caffe import lmdb as lmdb_io
 from deepsz_caffe import timing
 from deepsz_caffe.caffe.phase import TestPhase
@@ -84,6 +84,7 @@ def main(argv=None):
     p.add_argument("--alexnet-images", type=int, default=100)
     p.add_argument("--out", default=str(ROOT / "results/bench/suffix_speedup.json"))
     a = p.parse_args(argv)
+    log.configure()  # the library's stage lines and progress bars, as the CLI shows them
     with tempfile.TemporaryDirectory() as tmp:
         rows = lenet5(Path(tmp), a.repeat) + alexnet(Path(tmp), a.repeat, a.alexnet_images)
     goals = {"LeNet-5": 10, "AlexNet": 30}

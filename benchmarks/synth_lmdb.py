@@ -5,7 +5,7 @@ storing one constant image N times (protobuf + LMDB alone, no generation).
 Each (writer, N) runs in its own process so that its peak RSS (ru_maxrss) is its own; bounded
 memory shows as the same RSS for every N.
 
-    nice -n 10 .venv/bin/python benchmarks/synth_lmdb.py [--images 1000,5000] [--size 256] [--out PATH]
+    nice -n 10 .venv/bin/python -m benchmarks.synth_lmdb [--images 1000,5000] [--size 256] [--out PATH]
 """
 import os
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepsz_caffe import log
 from deepsz_caffe.atomic import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "results/bench/synth_lmdb.json"))
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    log.configure()  # the library's stage lines and progress bars, as the CLI shows them
     if a.child:
         mode, n, size, path = a.child
         print(json.dumps(child(mode, int(n), int(size), path)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import atomic, sparse
+from deepsz_caffe import atomic, log, sparse
 from deepsz_caffe.caffe import io as caffe_io
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.deepsz import walk
@@ -280,6 +280,7 @@ def main(name: str, compute, render, argv=None, add_arguments=None, description=
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    log.configure()  # the library's stage lines and bars, as the CLI shows them
     path = data_path(name, args.results)
     try:
         if args.render_only:

@@ -41,8 +41,7 @@ def compute(args) -> dict:
             print(f"[{net}] {path} missing or older than the pruned model / DeepSZ's runs: comparing",
                   file=sys.stderr)
             methods = compare.load_methods(list(compare.DEFAULT_METHODS))
-            compare.write(compare.compare(model, weights, methods, net=net, results=args.results,
-                                          log=lambda m: print(m, file=sys.stderr)), path)
+            compare.write(compare.compare(model, weights, methods, net=net, results=args.results), path)
         nets[net] = common.load_json(path)
     return {"nets": nets}
 

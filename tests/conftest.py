@@ -52,10 +52,25 @@ def lenet5(tmp_path_factory, mnist_small):
     return _train(tmp_path_factory, mnist_small, "lenet5", 300, kept_fractions("lenet5"), 100)
 
 
+def _check_figure(path) -> None:
+    """A PNG that Pillow reads and that is not blank; a complete PDF."""
+    from PIL import Image
+
+    if path.suffix == ".png":
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            assert min(im.size) >= 200 and len(im.convert("L").getcolors(256)) > 10, path
+    elif path.suffix == ".pdf":
+        data = path.read_bytes()
+        assert data.startswith(b"%PDF-") and b"%%EOF" in data[-32:], path
+
+
 @pytest.fixture
 def render_check(tmp_path):
     """Render an experiment from fabricated data saved as its results JSON; check that exactly
-    `expected` files appear, non-empty, with no temp files left; return the Markdown text."""
+    `expected` files appear, each a readable non-blank figure or a Markdown table, written
+    atomically and deterministically (a second render gives the same text); return the Markdown."""
     from experiments import common
 
     def check(module, data: dict, expected: list[str]) -> str:
@@ -64,9 +79,13 @@ def render_check(tmp_path):
         figures = tmp_path / "figures"
         written = module.render(common.load_json(path), figures)
         assert sorted(p.name for p in written) == sorted(expected)
-        assert all((figures / out).stat().st_size > 0 for out in expected)
+        for out in expected:
+            _check_figure(figures / out)
         assert not list(figures.glob(".*.tmp"))  # atomic writes leave no temp files behind
         text = (figures / f"{name}.md").read_text()
+        assert "\n|" in text and "---" in text  # a Markdown table
+        module.render(common.load_json(path), tmp_path / "again")
+        assert (tmp_path / "again" / f"{name}.md").read_text() == text
         if any(e.get("synthetic") for e in data.get("nets", {}).values()):
             assert "synthetic" in text.lower()
         return text

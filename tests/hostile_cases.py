@@ -1,7 +1,7 @@
 """Jobs for hostile_driver.py and what each must end in: the forged corpus (decode and inspect
 every file) and the careless-user CLI cases of issue 12 items 5-7 (output paths, inputs that are
 not files, bad bounds and names, a missing LMDB). Shared by tests/test_hostile.py and
-benchmarks/hostile.py, so both judge alike."""
+tests/hostile_report.py, so both judge alike."""
 import json
 import os
 import re

@@ -1,5 +1,7 @@
 """deepsz_caffe.deepsz.assess through pipeline.assess: agreement labels, one full pass for every
 layer, and what a rerun reuses and says."""
+import logging
+
 import numpy as np
 import pytest
 from helpers import full_forwards
@@ -38,7 +40,8 @@ def test_reference_labels_must_align_with_every_pass(lenet300, tmp_path):
         TestPhase(model, weights, probed=True, labels=store.reference[:3])
 
 
-def test_assessment_makes_one_full_pass_and_reruns_none(lenet300, tmp_path, monkeypatch, capsys):
+def test_assessment_makes_one_full_pass_and_reruns_none(lenet300, tmp_path, monkeypatch, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="deepsz_caffe")  # what the CLI shows; bars drawn too
     model, weights = lenet300["model"], lenet300["pruned"]
     passes = full_forwards(monkeypatch)
     first = assess(model, weights, tmp_path / "w", expected_loss=0.3, agreement=True)
@@ -47,16 +50,18 @@ def test_assessment_makes_one_full_pass_and_reruns_none(lenet300, tmp_path, monk
     assert first["labels"] == "agreement" and first["base_top1"] == 100.0
     assert all(p["top1"] <= 100.0 for pts in first["points"].values() for p in pts)
     assert not list((tmp_path / "w").glob("assess-*/prefix/features-*"))  # disk given back
-    err = capsys.readouterr().err
+    err = caplog.text
     assert err.count("prefix pass: 1000 images") == 1
     assert all(f"{layer} (sz2): " in err and " tests in " in err for layer in LAYERS)
+    assert "assess ip" in capsys.readouterr().err  # the walk's bars
+    caplog.clear()
 
     again = assess(model, weights, tmp_path / "w", expected_loss=0.3, agreement=True)
     assert len(passes) == iterations and again["points"] == first["points"]
-    err = capsys.readouterr().err
+    err = caplog.text
     for layer in LAYERS:
         assert f"{layer} (sz2): reused {len(first['points'][layer])} cached points" in err
-    assert "prefix pass" not in err and "assess ip" not in err  # no pass, no empty bars
+    assert "prefix pass" not in err and "assess ip" not in capsys.readouterr().err  # no pass, no empty bars
 
 
 def test_one_pass_measures_what_full_passes_measure(lenet300, tmp_path):

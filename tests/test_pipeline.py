@@ -1,5 +1,6 @@
 """The DeepSZ pipeline on a real (small) Caffe run: train, prune, compress, verify; bad input."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -213,19 +214,20 @@ def test_cli_prune_assess_optimize(lenet300, tmp_path):
     assert r.returncode == 1 and "not an assessment.json" in r.stderr
 
 
-def test_agreement_compress_prints_each_stage(lenet300, tmp_path, capsys):
+def test_agreement_compress_logs_each_stage(lenet300, tmp_path, caplog):
     """Label-free: assessed on held-out images, verified against the pruned net's own top-1 on
     the test set; every stage of compress reports its time on stderr as it ends."""
     from deepsz_caffe.caffe import lmdb as lmdb_io
     from deepsz_caffe.paper import mnist
 
+    caplog.set_level(logging.INFO, logger="deepsz_caffe")
     xtr, _ = mnist.load()["train"]
     unlabelled = lmdb_io.write(tmp_path / "assess", xtr[-1000:], np.zeros(1000, np.int64))
     r = compress(lenet300["model"], lenet300["pruned"], tmp_path / "a.dsz", expected_loss=0.5,
                  work_dir=tmp_path / "w", assess_lmdb=unlabelled, agreement=True, layers=["ip2", "ip3"])
     assert r["labels"] == "agreement" and r["top1_pruned"] == 100.0
     assert r["assessment_base_top1"] == 100.0 and 99.5 <= r["top1_decoded"] <= 100.0
-    err = capsys.readouterr().err
+    err = caplog.text
     stages = ["[assess] prefix pass: 1000 images", "[compress] assess: ", "[compress] baseline: ",
               "[verify] round 1", "[compress] write: "]
     assert all(s in err for s in stages) and sorted(stages, key=err.index) == stages

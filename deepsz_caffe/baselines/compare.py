@@ -20,8 +20,10 @@ import numpy as np
 from deepsz_caffe import atomic
 from deepsz_caffe.baselines.method import Context, Method, load_method
 from deepsz_caffe.errors import CodecError, ConfigError
+from deepsz_caffe.log import get as get_logger
 from deepsz_caffe.timing import best
 
+_logger = get_logger("compare")
 MAX_LOSS = 0.2
 DEFAULT_METHODS = ("deepsz", "deepsz-best", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
 
@@ -98,8 +100,9 @@ def _retime(method: Method, layers: dict, target, repeat: int) -> dict:
 
 
 def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LOSS,
-               repeat: int = 3, log=print) -> dict:
+               repeat: int = 3, log=None) -> dict:
     """A method's sweep, selection and per-layer sizes on one net (JSON-able)."""
+    log = log or _logger.info
     entry = {"label": method.label, "knob": method.knob, "class": f"{type(method).__module__}."
              f"{type(method).__qualname__}"}
     reason = method.unavailable()
@@ -144,7 +147,7 @@ def context_for(net: str, layers: dict, results) -> Context:
 
 
 def compare(model, weights, methods: list[Method], *, net: str, results="results",
-            max_loss: float = MAX_LOSS, repeat: int = 3, gpu=None, log=print) -> dict:
+            max_loss: float = MAX_LOSS, repeat: int = 3, gpu=None, log=None) -> dict:
     """Run every method on the pruned fc layers of (model, weights); the comparison record."""
     from deepsz_caffe.caffe.io import sha256_file
     from deepsz_caffe.deepsz.probe import LayerProbe

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-from tqdm import tqdm
 
 from .io import caffe_pb2
+from ..log import progress
 from ..errors import CaffeIOError
 
 
@@ -42,7 +42,7 @@ def write(path, images: np.ndarray, labels: np.ndarray, desc: str = "lmdb") -> P
     datum = caffe_pb2().Datum(channels=c, height=h, width=w)
     with lmdb.open(str(tmp), map_size=max(1 << 24, 2 * images.nbytes + 64 * n)) as env:
         txn = env.begin(write=True)
-        for i in tqdm(range(n), desc=desc, unit="img", leave=False, mininterval=1):
+        for i in progress(range(n), desc=desc, unit="img", leave=False, mininterval=1):
             datum.data = images[i].tobytes()
             datum.label = int(labels[i])
             txn.put(f"{i:08d}".encode(), datum.SerializeToString())

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from ..log import progress
 from ..errors import CaffeIOError, ConfigError
 from . import lmdb
 from .io import caffe_pb2
@@ -153,8 +153,8 @@ def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None, after=N
     `feed(i)`, if given, fills the input blobs before pass i; `after(i)` reads blobs after it. A
     progress bar (with ETA) appears once a pass has run for PROGRESS_DELAY seconds."""
     sums = dict.fromkeys(tops, 0.0)
-    with tqdm(total=iterations, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-              delay=PROGRESS_DELAY) as bar:
+    with progress(total=iterations, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                  delay=PROGRESS_DELAY) as bar:
         for i in range(iterations):
             if feed is not None:
                 feed(i)

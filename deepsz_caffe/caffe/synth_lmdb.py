@@ -23,8 +23,8 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-from tqdm import tqdm
 
+from ..log import progress as progress_bar
 from ..errors import CaffeIOError, ConfigError
 
 BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)  # Caffe's ImageNet mean_value, B G R
@@ -111,7 +111,7 @@ def _fill(tmp: Path, n: int, size: int, classes: int, seed: int, chunk: int, pro
 
     pb2 = caffe_pb2()
     width = max(8, len(str(n - 1)))  # Caffe's %08d keys: cursor order == index order
-    with tqdm(total=n, desc="synth lmdb", unit="img", disable=not progress, mininterval=1) as bar:
+    with progress_bar(total=n, desc="synth lmdb", unit="img", disable=not progress, mininterval=1) as bar:
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             with _open(tmp, n, size) as env, env.begin(write=True) as txn:

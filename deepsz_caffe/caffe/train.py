@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from ..log import progress
 from .. import atomic
 from ..errors import CaffeIOError
 from . import lmdb
@@ -146,7 +146,7 @@ def _run(tuned: Path, max_iter: int, init_weights, masks, seed, desc):
     loss = next((b for b in solver.net.outputs if "loss" in b), solver.net.outputs[0])
     _apply(solver.net, masks)
     t0, losses, chunk = time.perf_counter(), [], 1 if masks else min(100, max(1, max_iter // 50))
-    with tqdm(total=max_iter, desc=desc, unit="it", dynamic_ncols=True, mininterval=1) as bar:
+    with progress(total=max_iter, desc=desc, unit="it", dynamic_ncols=True, mininterval=1) as bar:
         while solver.iter < max_iter:
             n = min(chunk, max_iter - solver.iter)
             solver.step(n)

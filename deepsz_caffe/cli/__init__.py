@@ -81,18 +81,42 @@ def build_parser() -> argparse.ArgumentParser:
     from . import caffe, files, method, paper
 
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
+    _verbosity_flags(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
     for group in (files, method, caffe, paper):
         group.register(sub)
+    for command in sub.choices.values():  # before or after the command: `deepsz -q compress ...`
+        _verbosity_flags(command, argparse.SUPPRESS)
     return p
 
 
+def _verbosity_flags(p, default) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="errors and warnings only: no stage lines, no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="also every assessed point and other detail (logging DEBUG)")
+
+
+def _log_level(args) -> int:
+    import logging
+
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        raise ConfigError("--quiet and --verbose exclude each other")
+    if getattr(args, "quiet", False):
+        return logging.WARNING
+    return logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+
+
 def main(argv=None) -> int:
+    from .. import log
+
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *_a, **_k: print(f"deepsz: warning: {msg}", file=sys.stderr)
         try:
+            log.configure(_log_level(args))
             args.func(args)
         except DeepSZError as e:
             print(f"deepsz: error: {e}", file=sys.stderr)

@@ -3,10 +3,11 @@
 
 
 def cmd_reproduce(a):
-    from ..paper.reproduce import reproduce
+    from ..paper.reproduce import paper_table, reproduce
 
-    reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss, seed=a.seed,
-              assess_split=a.assess_split, preset=a.preset, plan=a.plan)
+    summary = reproduce(a.net, results=a.results, data=a.data, expected_loss=a.expected_loss,
+                        seed=a.seed, assess_split=a.assess_split, preset=a.preset, plan=a.plan)
+    print(paper_table(summary))
 
 
 def cmd_compare(a):
@@ -25,7 +26,7 @@ def cmd_compare(a):
     model, weights = (a.model, a.weights) if a.model else compare.net_files(a.net, a.results)
     methods = compare.load_methods(names)
     record = compare.compare(model, weights, methods, net=a.net, results=a.results,
-                             max_loss=a.max_loss, repeat=a.repeat, gpu=a.gpu, log=print)
+                             max_loss=a.max_loss, repeat=a.repeat, gpu=a.gpu)
     out = Path(a.output or Path(a.results) / "compare" / f"{a.net}.json")
     compare.write(record, out)
     text = report.markdown({a.net: record})

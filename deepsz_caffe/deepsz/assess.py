@@ -8,15 +8,14 @@ stopped, and a rerun builds no Caffe net for a layer whose walk is cached.
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .. import atomic, sparse
+from ..log import get as get_logger
+from ..log import progress as progress_bar
 from ..caffe.io import sha256_file
 from ..codecs import get_lossy
 from ..format.layer import index_stream, round_trip
@@ -35,8 +34,11 @@ def cache_key(model, weights, data_files, settings: dict) -> str:
     return h.hexdigest()[:20]
 
 
+_logger = get_logger("assess")
+
+
 def log(message: str) -> None:
-    tqdm.write(f"[assess] {message}", file=sys.stderr)
+    _logger.info(f"[assess] {message}")
 
 
 class Assessment:
@@ -97,7 +99,7 @@ class Assessment:
         if layer not in self.cache["index_bytes"]:
             self.cache["index_bytes"][layer] = len(index_stream(sp, self.lossless)[1])
         index_bytes = self.cache["index_bytes"][layer]
-        bar = tqdm(desc=f"assess {name}", unit="test", dynamic_ncols=True, disable=not progress)
+        bar = progress_bar(desc=f"assess {name}", unit="test", dynamic_ncols=True, disable=not progress)
 
         def measure(eb: float) -> float:
             key = repr(eb)
@@ -112,6 +114,8 @@ class Assessment:
                                "seconds": time.perf_counter() - t}
                 self._save()
                 bar.update()
+                _logger.debug(f"[assess] {name} eb={eb:g}: {self.metric} {top1:.2f}%, "
+                              f"{points[key]['size']:,} B, {points[key]['seconds']:.2f} s")
             p = points[key]
             bar.set_postfix_str(f"eb={eb:g} {self.metric} {p['top1']:.2f}% drop {p['drop']:+.2f}")
             return p["drop"]

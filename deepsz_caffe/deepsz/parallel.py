@@ -16,7 +16,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
-from tqdm import tqdm
+from .. import log as logs
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ def run_tasks(tasks: list[LayerTask], *, workers: int = 1, gpus: list[int] | Non
 
 def _run_pools(tasks, n_pools: int, pool_size: int = 1) -> list[dict]:
     ctx = multiprocessing.get_context("spawn")
-    pools = [ProcessPoolExecutor(pool_size, mp_context=ctx) for _ in range(n_pools)]
+    pools = [ProcessPoolExecutor(pool_size, mp_context=ctx, initializer=logs.inherit,
+                                 initargs=(logs.handed_down(),)) for _ in range(n_pools)]
     try:
         futures = [pools[i % n_pools].submit(run_task, t) for i, t in enumerate(tasks)]
-        with tqdm(total=len(futures), desc="assess (layers)", unit="layer") as bar:
+        with logs.progress(total=len(futures), desc="assess (layers)", unit="layer") as bar:
             for _ in as_completed(futures):
                 bar.update()
         return [f.result() for f in futures]

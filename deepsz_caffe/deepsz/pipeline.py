@@ -13,7 +13,6 @@ uses the running maximum (not floored at 0) and later rounds lower the budget. E
 import fcntl
 import math
 import os
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -28,12 +27,15 @@ from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
+from ..log import get as get_logger
 from ..caffe.suffix import PrefixStore
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
 from .parallel import LayerTask, run_tasks
 from .probe import reference_labels
 from .settings import Settings
+
+_logger = get_logger("compress")
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
 MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
@@ -134,9 +136,8 @@ def _prefix_pass(model, weights, iterations: int, tasks: list[LayerTask], s: Set
 
 
 def stage(name: str, seconds: float, detail: str = "") -> None:
-    """One line to stderr as a stage of `compress` ends."""
-    print(f"[compress] {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""),
-          file=sys.stderr, flush=True)
+    """One line as a stage of `compress` ends."""
+    _logger.info(f"[compress] {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""))
 
 
 @contextmanager
@@ -279,10 +280,10 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
                            "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0,
                            "test_seconds": t_test})
-            print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
-                  f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
-                  f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "
-                  f"ratio {report['ratio']:.1f}x: {rounds[-1]['seconds']:.1f} s", file=sys.stderr)
+            _logger.info(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
+                         f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
+                         f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "
+                         f"ratio {report['ratio']:.1f}x: {rounds[-1]['seconds']:.1f} s")
             if expected_ratio is not None or actual <= expected_loss + 1e-9:
                 return {"bytes": blob, "report": report, "rounds": rounds}
             if budget <= _min_drop_plan(cands).expected_loss:

@@ -20,8 +20,11 @@ from ..deepsz.optimize import PLANS
 from ..deepsz.pipeline import COMPRESS_VERSION, compress
 from ..deepsz.prune import magnitude_masks, retrain
 from ..errors import ConfigError
+from ..log import get as get_logger
 from . import mnist, values
 from .values import PROTOTXT
+
+_logger = get_logger("reproduce")
 
 # Our training recipes; the paper's kept fractions and headline numbers come from `values`.
 NETS = {
@@ -98,12 +101,12 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
 
     record = _train_stage(out, solver, model, lmdbs, seed, train_iterations)
     times["train"] = record["seconds"]
-    print(f"[train] {spec['title']}: top-1 {record['top1']:.2f}% (seed {seed})")
+    _logger.info(f"[train] {spec['title']}: top-1 {record['top1']:.2f}% (seed {seed})")
     top1_original = record["top1"]
 
     record = _prune_stage(out, solver, model, spec["kept"], seed, retrain_iterations)
     times["prune"] = record["seconds"]
-    print(f"[prune] kept {record['kept']}: top-1 {record['top1']:.2f}%")
+    _logger.info(f"[prune] kept {record['kept']}: top-1 {record['top1']:.2f}%")
     top1_pruned = record["top1"]
 
     default_plan = "literal" if preset == "paper" else "envelope"
@@ -125,7 +128,6 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
         "rounds": len(record["rounds"]), "seconds": times, "paper": spec["paper"],
     }
     atomic.write_json(out / f"summary{tag}.json", summary)
-    print(paper_table(summary))
     return summary
 
 

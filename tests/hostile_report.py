@@ -13,7 +13,9 @@ them (forge.py: reject / safe). The RSS ratio is a command's peak RSS over a gen
 the same net, measured in the same run. Distinct failure modes (exception class and innermost
 frame, signal, ...) are listed with an example each. Writes results/bench/hostile.json.
 
-    .venv/bin/python benchmarks/hostile.py [--parallel 2] [--keep DIR] [--out PATH]
+It lives beside the corpus it runs (not in benchmarks/, which imports nothing from tests/).
+
+    .venv/bin/python tests/hostile_report.py [--parallel 2] [--keep DIR] [--out PATH]
 """
 import argparse
 import platform
@@ -26,14 +28,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import forge  # tests/ is on sys.path: it is this script's directory
+import hostile_cases
+from hostile_driver import OUTCOMES
+
+from deepsz_caffe.atomic import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import forge  # noqa: E402
-import hostile_cases  # noqa: E402
-from hostile_driver import OUTCOMES  # noqa: E402
-
-from deepsz_caffe.atomic import write_json  # noqa: E402
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 _SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV"}

@@ -13,7 +13,6 @@ Two markers, both HTML comments (invisible once rendered):
 """
 import argparse
 import ast
-import functools
 import json
 import math
 import os
@@ -42,14 +41,16 @@ class Sources:
 
     def __init__(self, root=ROOT):
         self.root = Path(root)
+        self._parsed = {}
 
-    @functools.cache
     def json(self, name: str):
-        path = (self.root / "deepsz_caffe" / "paper" / "paper_values.json" if name == "paper"
-                else self.root / "results" / f"{name}.json")
-        if not path.is_file():
-            raise DeepSZError(f"{path.relative_to(self.root)} not found")
-        return json.loads(path.read_text())
+        if name not in self._parsed:
+            path = (self.root / "deepsz_caffe" / "paper" / "paper_values.json" if name == "paper"
+                    else self.root / "results" / f"{name}.json")
+            if not path.is_file():
+                raise DeepSZError(f"{path.relative_to(self.root)} not found")
+            self._parsed[name] = json.loads(path.read_text())
+        return self._parsed[name]
 
     def value(self, name: str, key: str):
         node = self.json(name)
@@ -426,7 +427,7 @@ def block_scale_runs(src, net: str, key: str) -> str:
 
 
 def block_hostile(src) -> str:
-    """What benchmarks/hostile.py recorded, in words."""
+    """What tests/hostile_report.py recorded, in words."""
     h = src.json("bench/hostile")
     table = h["table"]
     ok = sum(r["ok"] for r in table)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsz_caffe import atomic, sparse
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.deepsz import walk
 from deepsz_caffe.deepsz.probe import LayerProbe
@@ -187,7 +187,7 @@ def fc_layers(net: str, args) -> dict:
         return {"source": f"{SYNTHETIC_LABEL} (Gaussian, std sqrt(1/fan_in), magnitude-pruned to "
                           f"the paper's fractions, seed {args.seed})",
                 "synthetic": True, "layers": synthetic.pruned_net(net, args.seed)}
-    blobs = caffe_io.blobs(caffe_io.read_net(path))
+    blobs = read_caffemodel(path)[0]
     layers = {}
     for name, shape in synthetic.FC_SHAPES[net].items():
         if name not in blobs or blobs[name][0].shape != shape:

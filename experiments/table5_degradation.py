@@ -20,7 +20,7 @@ import numpy as np
 
 from deepsz_caffe.baselines.compare import chosen_point, nearest_ratio
 from deepsz_caffe.baselines.method import load_method
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.deepsz.probe import LayerProbe
 from deepsz_caffe.format import network as dsz
 
@@ -87,7 +87,7 @@ def compute(args) -> dict:
         print(f"[table5] {common.TITLES[net]}", file=sys.stderr)
         with tempfile.TemporaryDirectory() as work:
             probe = common.probe_for(net, args.results, work)
-            decoded = caffe_io.blobs(caffe_io.read_net(dsz.decode(stream, Path(work) / "decoded.caffemodel")))
+            decoded = read_caffemodel(dsz.decode(stream, Path(work) / "decoded.caffemodel"))[0]
             layers = probe.weights
             deepsz = {"ratio": dsz.inspect(stream)["ratio"], "params": summary["error_bounds"],
                       "decoded": {n: decoded[n][0] for n in probe.layers}}

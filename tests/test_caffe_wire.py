@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepsz_caffe.caffe import io as caffe_io
+import caffe_oracle as caffe_io
 from deepsz_caffe.caffe import wire
 from deepsz_caffe.errors import CaffeIOError
 from deepsz_caffe.paper.values import PROTOTXT

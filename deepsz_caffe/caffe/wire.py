@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from .. import atomic, varint
 from ..errors import CaffeIOError, DeepSZError
 
 MAX_CAFFEMODEL_BYTES = 2 ** 31 - 1  # Caffe reads at most INT_MAX bytes of a model (protobuf limit)
@@ -36,16 +36,13 @@ def _bad(what: str):
     return CaffeIOError(f"not a Caffe model ({what})")
 
 
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf, pos: int, end: int) -> tuple[int, int]:
     """(value mod 2**64, next position); at most 10 bytes, as protobuf accepts."""
-    value = shift = 0
-    for i in range(pos, min(pos + 10, end)):
-        byte = buf[i]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value & 0xFFFFFFFFFFFFFFFF, i + 1
-        shift += 7
-    raise _bad("truncated varint" if end - pos < 10 else "varint longer than 10 bytes")
+    try:
+        value, pos = varint.decode(buf, pos, end)
+    except varint.VarintError as e:
+        raise _bad(str(e)) from None
+    return value & 0xFFFFFFFFFFFFFFFF, pos
 
 
 def _signed(value: int, bits: int) -> int:
@@ -53,25 +50,16 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(buf, pos: int, end: int) -> tuple[int, int, int, int]:
+def field_at(buf, pos: int, end: int) -> tuple[int, int, int, int]:
     """(field, wire type, value start, value end) of the record at `pos`, bounds-checked."""
-    key, pos = _varint(buf, pos, end)
+    key, pos = read_varint(buf, pos, end)
     field, wire = key >> 3, key & 7
     if field == 0 or key > 0xFFFFFFFF:
         raise _bad(f"invalid field key {key}")
     if wire == VARINT:
-        return field, wire, pos, _varint(buf, pos, end)[1]
+        return field, wire, pos, read_varint(buf, pos, end)[1]
     if wire == LEN:
-        size, pos = _varint(buf, pos, end)
+        size, pos = read_varint(buf, pos, end)
         stop = pos + size
     elif wire in (I64, I32):
         stop = pos + (8 if wire == I64 else 4)
@@ -105,7 +93,7 @@ def _decode(buf, offset: int, count: int, dtype: str, stride: int) -> np.ndarray
     return np.ascontiguousarray(records[:, 1:]).view(dtype).reshape(count)
 
 
-class _Blob:
+class Blob:
     """A BlobProto's shape and value chunks, and the records a skeleton drops."""
 
     def __init__(self, buf, start: int, end: int):
@@ -115,11 +103,11 @@ class _Blob:
         self.strip = []  # (start, end) of every value record
         pos = start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if self.insert_at is None and not (1 <= field <= 4 and wire == VARINT):
                 self.insert_at = pos  # protobuf writes data (5) after num..width, before the rest
             if 1 <= field <= 4 and wire == VARINT:
-                self.legacy[field - 1] = _signed(_varint(buf, vs, ve)[0], 32)
+                self.legacy[field - 1] = _signed(read_varint(buf, vs, ve)[0], 32)
             elif field == SHAPE and wire == LEN:
                 self.has_shape = True  # repeated occurrences merge: their dims concatenate
                 self.dims += self._dims(buf, vs, ve)
@@ -128,6 +116,11 @@ class _Blob:
             pos = ve
         if self.insert_at is None:
             self.insert_at = end
+
+    @property
+    def has_values(self) -> bool:
+        """Any data, diff or double record (a skeleton's blobs have none)."""
+        return any(self.chunks.values())
 
     def _values(self, buf, field, wire, rec, vs, ve, end) -> int:
         _, width, dtype = FIXED[field]
@@ -145,13 +138,13 @@ class _Blob:
     def _dims(buf, start: int, end: int) -> list[int]:
         dims, pos = [], start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if field == 1 and wire == LEN:
                 while vs < ve:
-                    value, vs = _varint(buf, vs, ve)
+                    value, vs = read_varint(buf, vs, ve)
                     dims.append(_signed(value, 64))
             elif field == 1 and wire == VARINT:
-                dims.append(_signed(_varint(buf, vs, ve)[0], 64))
+                dims.append(_signed(read_varint(buf, vs, ve)[0], 64))
             pos = ve
         return dims
 
@@ -174,30 +167,60 @@ class _Blob:
         return arr.reshape(shape)
 
 
-class _Layer:
-    """A (V1)LayerParameter's name and the (record, value start, value end) of each blob."""
+class Layer:
+    """A (V1)LayerParameter's name, where its value lies in the net (start, end), which layer
+    field holds it (NET_LAYER or NET_V1_LAYERS) and the (record, value start, value end) of
+    each blob."""
 
     def __init__(self, buf, start: int, end: int, which: int):
+        self.start, self.end, self.which = start, end, which
         self.name, self.blobs, pos = b"", [], start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if wire == LEN and field == NAME_FIELD[which]:
                 self.name = buf[vs:ve]  # the last occurrence wins, as in protobuf
             elif wire == LEN and field == BLOBS_FIELD[which]:
                 self.blobs.append((pos, vs, ve))
             pos = ve
-        try:  # a proto2 string as pycaffe gives it: str, or bytes if not valid UTF-8
-            self.name = bytes(self.name).decode("utf-8")
-        except UnicodeDecodeError:
-            self.name = bytes(self.name)
+        self.name = text(self.name)
+
+    def blob_values(self, buf) -> "list[Blob]":
+        return [Blob(buf, vs, ve) for _, vs, ve in self.blobs]
 
 
-def _layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
+def text(value) -> str | bytes:
+    """A proto2 string as pycaffe gives it: str, or bytes if not valid UTF-8 (b"" for None)."""
+    raw = bytes(value) if value is not None else b""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def last_value(buf, start: int, end: int, field: int, wire_type: int):
+    """The raw value of the last `field` record between start and end (protobuf's "last one
+    wins" for a singular field), or None."""
+    found, pos = None, start
+    while pos < end:
+        f, w, vs, ve = field_at(buf, pos, end)
+        if f == field and w == wire_type:
+            found = buf[vs:ve]
+        pos = ve
+    return found
+
+
+def net_layers(buf) -> "list[Layer]":
+    """Every layer of the net in `buf` (its `layer` field, else the legacy V1 `layers`)."""
+    which, records = layer_records(buf)
+    return [Layer(buf, vs, ve, which) for _, vs, ve in records]
+
+
+def layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
     """Which layer field the net uses (as caffe_io._layers: `layer` if it has any, else the
     legacy `layers`) and each such record's (start, value start, value end)."""
     found, pos, end = {NET_LAYER: [], NET_V1_LAYERS: []}, 0, len(buf)
     while pos < end:
-        field, wire, vs, ve = _field(buf, pos, end)
+        field, wire, vs, ve = field_at(buf, pos, end)
         if field in found and wire == LEN:
             found[field].append((pos, vs, ve))
         pos = ve
@@ -207,7 +230,7 @@ def _layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
 
 def _record(field: int, pieces: list) -> list:
     size = sum(len(p) for p in pieces)  # every piece is bytes or a byte-format memoryview
-    return [_encode_varint(field << 3 | LEN) + _encode_varint(size), *pieces]
+    return [varint.encode_one(field << 3 | LEN) + varint.encode_one(size), *pieces]
 
 
 def _splice(buf, start: int, end: int, replaced: list) -> list:
@@ -223,10 +246,10 @@ def _splice(buf, start: int, end: int, replaced: list) -> list:
 def _rebuild(buf, blob_pieces) -> list:
     """The net as pieces, every blob of every layer with blobs replaced by
     blob_pieces(layer) -> [pieces of each blob's new value]; length prefixes recomputed."""
-    which, records = _layer_records(buf)
+    which, records = layer_records(buf)
     new_layers = []
     for rec, vs, ve in records:
-        layer = _Layer(buf, vs, ve, which)
+        layer = Layer(buf, vs, ve, which)
         if layer.blobs:
             new_blobs = [(brec, bve, _record(BLOBS_FIELD[which], pieces))
                          for (brec, _, bve), pieces in zip(layer.blobs, blob_pieces(layer))]
@@ -251,7 +274,7 @@ def read_blobs(data, *, arrays: bool = True) -> "tuple[OrderedDict[str, list[np.
     buf, out = _bytes_view(data), OrderedDict()
 
     def strip(layer):
-        blobs = [_Blob(buf, vs, ve) for _, vs, ve in layer.blobs]
+        blobs = [Blob(buf, vs, ve) for _, vs, ve in layer.blobs]
         if arrays:
             out[layer.name] = [b.array(buf, layer.name) for b in blobs]
         return [_splice(buf, b.start, b.end, [(lo, hi, []) for lo, hi in b.strip]) for b in blobs]
@@ -275,13 +298,13 @@ def chunks(skeleton_bytes, values: "dict[str, list[np.ndarray]]") -> list:
         arrays = values.get(layer.name)
         if arrays is None or len(arrays) != len(layer.blobs):
             raise CaffeIOError(f"no values for the {len(layer.blobs)} blobs of layer '{layer.name}'")
-        return [_filled(buf, _Blob(buf, vs, ve), arr, layer.name)
+        return [_filled(buf, Blob(buf, vs, ve), arr, layer.name)
                 for (_, vs, ve), arr in zip(layer.blobs, arrays)]
 
     return _rebuild(buf, fill)
 
 
-def _filled(buf, blob: _Blob, arr, layer_name) -> list:
+def _filled(buf, blob: Blob, arr, layer_name) -> list:
     """A skeleton blob's pieces with `arr` as its packed data, where protobuf puts field 5."""
     arr = np.asarray(arr)
     shape = blob.shape()

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic
-from ..caffe import io as caffe_io
 from ..caffe import wire
 from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
+from ..format.skeleton import layer_types, select_layers
 from ..caffe.suffix import PrefixStore
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
@@ -106,8 +106,8 @@ def _weight_bytes(weights, requested) -> dict[str, int]:
     """{selected layer: bytes of its float32 weights}. The caffemodel is read zero-copy and let
     go here: no copy of the weights (VGG-16: 553 MB) stays alive while Caffe's nets run."""
     blobs, skeleton = wire.read_caffemodel(weights)
-    types = caffe_io.layer_types(caffe_io.parse_net(skeleton, weights))
-    return {layer: 4 * blobs[layer][0].size for layer in caffe_io.select_layers(types, requested)}
+    return {layer: 4 * blobs[layer][0].size
+            for layer in select_layers(layer_types(skeleton), requested)}
 
 
 def _prefix_pass(model, weights, iterations: int, tasks: list[LayerTask], s: Settings):

@@ -97,8 +97,8 @@ def compute(args) -> dict:
             largest = max(layers, key=lambda n: layers[n].size)
             methods = {
                 "deepsz": deepsz,
-                f"deep_compression_{DC_BITS}": candidates[DC_BITS],
-                f"deep_compression_{near}": candidates[near],
+                f"deep-compression_{DC_BITS}": candidates[DC_BITS],
+                f"deep-compression_{near}": candidates[near],
                 "weightless": _round_trip("weightless", layers),
                 "weightless_largest": _round_trip("weightless", layers, only=[largest]),
             }
@@ -114,7 +114,7 @@ def _label(key: str, e: dict) -> str:
     if key == "deepsz":
         return "DeepSZ (decoded .dsz; bounds " + ", ".join(
             f"{n} {eb:g}" for n, eb in e["methods"][key]["params"].items()) + ")"
-    if key.startswith("deep_compression_"):
+    if key.startswith("deep-compression_"):
         bits = key.rsplit("_", 1)[1]
         why = "Table 4's setting" if int(bits) == DC_BITS else "ratio nearest DeepSZ's"
         return f"Deep Compression, {bits}-bit codebook ({why}; no centroid fine-tuning)"
@@ -135,7 +135,7 @@ def render(data: dict, figures=common.FIGURES) -> list:
         paper = pv["nets"][net]
         rows.append([common.TITLES[net], "pruned model (reference)", "", f"{e['top1_pruned']:.2f}%", "", ""])
         for key, m in e["methods"].items():
-            family = "deep_compression" if key.startswith("deep_compression") else key.split("_")[0]
+            family = "deep-compression" if key.startswith("deep-compression") else key.split("_")[0]
             p = paper.get(family)
             lower = pv["lower_bound"].get(net, {}).get(family)
             ours = f"{m['degradation']:+.2f}"

@@ -159,7 +159,7 @@ def test_table4_ratios_include_the_papers_weightless_accounting():
 
 def test_fig7_baseline_stages_add_up_on_a_small_layer():
     layer = {"ip2": synthetic.pruned_layer((100, 300), 0.09, seed=1)}
-    for method in ("deep_compression", "weightless"):
+    for method in ("deep-compression", "weightless"):
         r = fig7_time_breakdown._baseline(method, layer, repeat=1)
         assert set(r["encode"]) == set(fig7_time_breakdown.STAGES["encode"][method])
         assert set(r["decode"]) == set(fig7_time_breakdown.STAGES["decode"][method])

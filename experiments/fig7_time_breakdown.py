@@ -26,8 +26,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from deepsz_caffe import sparse
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.baselines import LAYER_METHODS, evaluate_method, layer_module
@@ -35,8 +33,7 @@ from deepsz_caffe.baselines.huffman import huffman_decode
 from deepsz_caffe.baselines.kmeans import kmeans_1d
 from deepsz_caffe.timing import best
 from deepsz_caffe.codecs import compress_bounded, get_lossy
-from deepsz_caffe.codecs.lossless import decompress_index
-from deepsz_caffe.format.layer import encode_layer, rebuild_layer
+from deepsz_caffe.format.layer import decode_stages, encode_layer
 
 from . import common
 
@@ -96,15 +93,11 @@ def _deepsz(net: str, layers: dict, measured: dict | None, repeat: int) -> dict:
         layer, t_final = best(1 if measured else repeat, encode_layer, w, bounds[name])
         if not measured:
             enc["final"] += t_final
-        meta, n = layer.meta, layer.meta["n_entries"]
-        raw, t = best(repeat, decompress_index, layer.index, meta["index_codec"], n)
-        dec["lossless"] += t
         # In-process (trusted), as the paper times its codecs; a file from elsewhere adds one child
         # process per file (benchmarks/decode_cost.py measures that).
-        values, t = best(repeat, get_lossy(meta["lossy_codec"]).decompress, layer.data, n, trusted=True)
-        dec["lossy"] += t
-        _, t = best(repeat, rebuild_layer, meta, values, np.frombuffer(raw, np.uint8), layer.gap255_kept)
-        dec["rebuild"] += t
+        _, stages = decode_stages(layer.meta, layer.data, layer.index, layer.gap255_kept, repeat=repeat)
+        for stage, t in stages.items():
+            dec[stage] += t
     if measured:
         enc["final"] = measured["seconds"]["generate_and_verify"]
     else:

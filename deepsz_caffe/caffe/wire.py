@@ -8,7 +8,10 @@ NetParameter.layer (100), or legacy .layers (2) if there is no `layer`; their na
 and blobs (7 / V1: 6); BlobProto num..width (1-4), data (5), diff (6), shape (7; BlobShape.dim
 1), double_data (8), double_diff (9). All else is carried as opaque bytes (protobuf checks it
 when it parses the small skeleton). Output is protobuf's byte for byte when the skeleton is
-protobuf output (known fields in number order, unknown ones after), as caffe_io.skeleton's is.
+protobuf output (known fields in number order, unknown ones after), as oracle.skeleton's is
+("oracle": protobuf's own route, tests/caffe_oracle.py, which this module is tested against).
+The package's one route to and from model files; its record API (`net_layers`, `Layer`, `Blob`,
+`field_at`, `last_value`, `read_varint`, `text`) serves readers of a net's bytes (skeleton.py).
 """
 import math
 import os
@@ -118,8 +121,7 @@ class Blob:
             self.insert_at = end
 
     @property
-    def has_values(self) -> bool:
-        """Any data, diff or double record (a skeleton's blobs have none)."""
+    def has_values(self) -> bool:  # any data, diff or double record (a skeleton's have none)
         return any(self.chunks.values())
 
     def _values(self, buf, field, wire, rec, vs, ve, end) -> int:
@@ -149,17 +151,17 @@ class Blob:
         return dims
 
     def shape(self) -> tuple[int, ...]:
-        """As caffe_io.blob_shape: BlobShape if present, else the legacy 4-D num/channels/h/w."""
+        """As oracle.blob_shape: BlobShape if present, else the legacy 4-D num/channels/h/w."""
         return tuple(self.dims) if self.has_shape else tuple(self.legacy)
 
     def array(self, buf, layer_name) -> np.ndarray:
-        """Its float32 values (double_data wins if non-empty, as in caffe_io), zero-copy when
+        """Its float32 values (double_data wins if non-empty, as in the oracle), zero-copy when
         they are one packed float field."""
         chunks = self.chunks[DOUBLE_DATA] or self.chunks[DATA]
         parts = [_decode(buf, *chunk) for chunk in chunks] or [np.empty(0, np.float32)]
         arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if arr.dtype != np.float32:
-            with np.errstate(over="ignore"):  # doubles beyond float32 become inf, as in caffe_io
+            with np.errstate(over="ignore"):  # doubles beyond float32 become inf, as in the oracle
                 arr = arr.astype(np.float32)
         shape = self.shape()
         if arr.size != math.prod(shape) or min(shape, default=0) < 0:
@@ -168,12 +170,11 @@ class Blob:
 
 
 class Layer:
-    """A (V1)LayerParameter's name, where its value lies in the net (start, end), which layer
-    field holds it (NET_LAYER or NET_V1_LAYERS) and the (record, value start, value end) of
-    each blob."""
+    """A (V1)LayerParameter: name, its record's start, its value's span (start, end), its field
+    (`which`: NET_LAYER or NET_V1_LAYERS), and each blob's (record, value start, value end)."""
 
-    def __init__(self, buf, start: int, end: int, which: int):
-        self.start, self.end, self.which = start, end, which
+    def __init__(self, buf, record: int, start: int, end: int, which: int):
+        self.record, self.start, self.end, self.which = record, start, end, which
         self.name, self.blobs, pos = b"", [], start
         while pos < end:
             field, wire, vs, ve = field_at(buf, pos, end)
@@ -190,11 +191,10 @@ class Layer:
 
 def text(value) -> str | bytes:
     """A proto2 string as pycaffe gives it: str, or bytes if not valid UTF-8 (b"" for None)."""
-    raw = bytes(value) if value is not None else b""
     try:
-        return raw.decode("utf-8")
+        return bytes(value or b"").decode("utf-8")
     except UnicodeDecodeError:
-        return raw
+        return bytes(value)
 
 
 def last_value(buf, start: int, end: int, field: int, wire_type: int):
@@ -210,14 +210,8 @@ def last_value(buf, start: int, end: int, field: int, wire_type: int):
 
 
 def net_layers(buf) -> "list[Layer]":
-    """Every layer of the net in `buf` (its `layer` field, else the legacy V1 `layers`)."""
-    which, records = layer_records(buf)
-    return [Layer(buf, vs, ve, which) for _, vs, ve in records]
-
-
-def layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
-    """Which layer field the net uses (as caffe_io._layers: `layer` if it has any, else the
-    legacy `layers`) and each such record's (start, value start, value end)."""
+    """Every layer of the net in `buf`: its `layer` field, or the legacy V1 `layers` if it has
+    no `layer` (as oracle._layers)."""
     found, pos, end = {NET_LAYER: [], NET_V1_LAYERS: []}, 0, len(buf)
     while pos < end:
         field, wire, vs, ve = field_at(buf, pos, end)
@@ -225,7 +219,7 @@ def layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
             found[field].append((pos, vs, ve))
         pos = ve
     which = NET_LAYER if found[NET_LAYER] else NET_V1_LAYERS
-    return which, found[which]
+    return [Layer(buf, rec, vs, ve, which) for rec, vs, ve in found[which]]
 
 
 def _record(field: int, pieces: list) -> list:
@@ -246,14 +240,13 @@ def _splice(buf, start: int, end: int, replaced: list) -> list:
 def _rebuild(buf, blob_pieces) -> list:
     """The net as pieces, every blob of every layer with blobs replaced by
     blob_pieces(layer) -> [pieces of each blob's new value]; length prefixes recomputed."""
-    which, records = layer_records(buf)
     new_layers = []
-    for rec, vs, ve in records:
-        layer = Layer(buf, vs, ve, which)
+    for layer in net_layers(buf):
         if layer.blobs:
-            new_blobs = [(brec, bve, _record(BLOBS_FIELD[which], pieces))
+            new_blobs = [(brec, bve, _record(BLOBS_FIELD[layer.which], pieces))
                          for (brec, _, bve), pieces in zip(layer.blobs, blob_pieces(layer))]
-            new_layers.append((rec, ve, _record(which, _splice(buf, vs, ve, new_blobs))))
+            new_layers.append((layer.record, layer.end,
+                               _record(layer.which, _splice(buf, layer.start, layer.end, new_blobs))))
     return _splice(buf, 0, len(buf), new_layers)
 
 
@@ -267,7 +260,7 @@ def _bytes_view(data) -> memoryview:  # any contiguous bytes-like input, as byte
 def read_blobs(data, *, arrays: bool = True) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
     """({layer name: [float32 blob arrays]}, skeleton) from a caffemodel's bytes.
 
-    Equal to (caffe_io.blobs(net), caffe_io.skeleton(net)) for the parsed net. Packed float
+    Equal to (oracle.blobs(net), oracle.skeleton(net)) for the parsed net. Packed float
     blobs are zero-copy views into `data` (writable if it is a bytearray; possibly unaligned);
     others are decoded. The skeleton is small: parse it with protobuf for names, types, etc.
     `arrays=False` skips building (and size-checking) the arrays."""
@@ -285,12 +278,12 @@ def read_blobs(data, *, arrays: bool = True) -> "tuple[OrderedDict[str, list[np.
 
 def skeleton(data) -> bytes:
     """The caffemodel's bytes with every blob's data/diff/double_data/double_diff removed:
-    byte-identical to caffe_io.skeleton(net) for protobuf-written input."""
+    byte-identical to oracle.skeleton(net) for protobuf-written input."""
     return read_blobs(data, arrays=False)[1]
 
 
 def chunks(skeleton_bytes, values: "dict[str, list[np.ndarray]]") -> list:
-    """caffe_io.fill(skeleton, values).SerializeToString() as pieces: small bytes and views of
+    """oracle.fill(skeleton, values).SerializeToString() as pieces: small bytes and views of
     the float32 arrays (no copy of the model); fill's CaffeIOErrors for missing/bad values."""
     buf = _bytes_view(skeleton_bytes)
 
@@ -319,22 +312,11 @@ def _filled(buf, blob: Blob, arr, layer_name) -> list:
     return [p for p in (head, *_record(DATA, [raw]), tail) if len(p)]
 
 
-def _read_file(path) -> np.ndarray:
-    """A regular file's bytes in one uint8 array (uninitialised before the read, unlike a
-    bytearray: no extra pass; the arrays viewing it are writable), with atomic.open_regular's
-    checks (no FIFO, device or directory) and Caffe's own size limit, MAX_CAFFEMODEL_BYTES."""
-    with atomic.open_regular(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
-                             " (Caffe reads no larger model)") as (f, size):
-        buf, got = np.empty(size, np.uint8), 0
-        while got < len(buf) and (n := f.readinto(memoryview(buf[got:]))):  # <= 2 GiB a call
-            got += n
-    return buf[:got]  # shorter if the file shrank while being read
-
-
 def read_caffemodel(path) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
     """read_blobs of a file, its arrays viewing the one buffer read (peak memory ~ the file
-    size); CaffeIOError, as caffe_io.read_net, for unreadable files and files without weights."""
-    buf = _read_file(path)
+    size); CaffeIOError, as oracle.read_net, for unreadable files and files without weights."""
+    buf = atomic.read_array(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
+                            " (Caffe reads no larger model)")
     try:
         blobs, skel = read_blobs(buf)
     except CaffeIOError as e:
@@ -346,7 +328,7 @@ def read_caffemodel(path) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
 
 def write_caffemodel(skeleton_bytes, values: "dict[str, list[np.ndarray]]", path, *,
                      fsync: bool = True) -> Path:
-    """Write caffe_io.fill(skeleton, values).SerializeToString() to `path`, byte for byte, by
+    """Write oracle.fill(skeleton, values).SerializeToString() to `path`, byte for byte, by
     streaming `chunks` (no copy of the model) into atomic.replacing's temporary file."""
     pieces = chunks(skeleton_bytes, values)  # every check before anything touches the disk
     try:

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import hostile_cases  # noqa: E402
 from hostile_driver import OUTCOMES  # noqa: E402
 
 from deepsz_caffe.atomic import write_json  # noqa: E402
+from deepsz_caffe.timing import Stopwatch  # noqa: E402
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 _SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV"}
@@ -43,12 +43,12 @@ def run(workdir: Path, parallel: int) -> tuple[list, list, float]:
     manifest = forge.write_corpus(workdir / "corpus")
     jobs = hostile_cases.corpus_jobs(manifest, workdir / "corpus")
     jobs += hostile_cases.cli_jobs(workdir, manifest)
-    start = time.perf_counter()
     try:
-        results = hostile_cases.run_batch(jobs, workdir / "batch", parallel)
+        with Stopwatch() as watch:
+            results = hostile_cases.run_batch(jobs, workdir / "batch", parallel)
     finally:
         hostile_cases.release(workdir)
-    return jobs, results, time.perf_counter() - start
+    return jobs, results, watch.seconds
 
 
 def signature(job: dict, outcome: str, result: dict, why: str) -> str:

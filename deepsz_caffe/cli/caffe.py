@@ -53,16 +53,14 @@ def cmd_test(a):
 
 
 def cmd_synth_lmdb(a):
-    import time
-
     from ..caffe.synth_lmdb import write_synthetic_imagenet
+    from ..timing import best
 
-    t = time.perf_counter()
-    path = write_synthetic_imagenet(a.output, a.images, size=a.size, classes=a.classes, seed=a.seed,
-                                    overwrite=a.force)
+    path, seconds = best(1, write_synthetic_imagenet, a.output, a.images, size=a.size,
+                         classes=a.classes, seed=a.seed, overwrite=a.force)
     size = sum(f.stat().st_size for f in path.iterdir())
     print(f"wrote {path}: {a.images} images of 3x{a.size}x{a.size} (BGR uint8), {a.classes} classes, "
-          f"seed {a.seed}, {size} bytes in {time.perf_counter() - t:.1f} s")
+          f"seed {a.seed}, {size} bytes in {seconds:.1f} s")
 
 
 def _solver_flags(p) -> None:

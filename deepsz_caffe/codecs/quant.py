@@ -35,7 +35,7 @@ import struct
 import constriction
 import numpy as np
 
-from deepsz_caffe.codecs.base import FramedCodec, package_version, unzigzag, zigzag
+from deepsz_caffe.codecs.base import FramedCodec, unzigzag, zigzag
 from deepsz_caffe import varint
 from deepsz_caffe.errors import CodecError
 
@@ -47,11 +47,8 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 
 
 class QuantCodec(FramedCodec):
-    name = "quant"
+    name, package = "quant", "constriction"
     mode_id = 4
-
-    def library_version(self) -> str:
-        return f"constriction {package_version('constriction')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         step = 2.0 * error_bound

@@ -10,6 +10,8 @@ compressed size and the accuracy drop. The paper observes that drops add up acro
   Sizes are integers of up to ~1e7 bytes, so instead of a DP over bytes it keeps the exact
   Pareto frontier of (size, drop) over the layers seen so far.
 
+`plan` is what `compress` and `optimize` call: one of the two, with one rule when no plan fits.
+
 Drops are taken as the decimals they print as (`str(float(drop))`) and all sums and
 comparisons are exact. Accuracy drops are decimal measurements, so this makes 0.1 + 0.2 fit a
 budget of 0.3 (binary floats would say 0.30000000000000004 > 0.3) and makes the DP exactly

@@ -69,8 +69,9 @@ def magnitude_prune(w: np.ndarray, keep: float) -> np.ndarray:
 
 
 def lenet_layers(path: Path) -> dict[str, np.ndarray]:
-    from deepsz_caffe.caffe import io as caffe_io  # imports caffe's protobuf module: benchmark only
-    return {f"lenet300/{name}": blobs[0] for name, blobs in caffe_io.blobs(caffe_io.read_net(path)).items()
+    from deepsz_caffe.caffe.wire import read_caffemodel
+
+    return {f"lenet300/{name}": blobs[0] for name, blobs in read_caffemodel(path)[0].items()
             if blobs and blobs[0].ndim >= 2}
 
 

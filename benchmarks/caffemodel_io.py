@@ -1,6 +1,7 @@
 """Writing and reading an AlexNet-shaped fc6-fc8 .caffemodel (weights and biases, float32, dense:
 234 MB): the wire-format path (deepsz_caffe.caffe.wire) against protobuf's Python objects
-(caffe.io fill + write_net, read_net + blobs, as `deepsz decode`/`encode` use them today), beside
+(fill + write_net, read_net + blobs: the route the library took before wire.py, kept as the
+tests' oracle in tests/caffe_oracle.py), beside
 numpy tofile/fromfile of the same bytes, measured in the same run as the reference.
 
 Shapes are the paper's (Table 1, deepsz_caffe.paper.values); the values are Gaussian float32,
@@ -22,7 +23,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 import argparse
-import hashlib
 import json
 import platform
 import statistics
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepsz_caffe.digest import sha256_file
 from deepsz_caffe import timing
 from deepsz_caffe.atomic import write_json
 from deepsz_caffe.caffe import wire
@@ -64,7 +65,7 @@ def values(seed: int) -> dict[str, list[np.ndarray]]:
 
 
 def skeleton() -> bytes:
-    """A NetParameter of the fc layers, blobs with shapes and no data (as caffe.io.skeleton)."""
+    """A NetParameter of the fc layers, blobs with shapes and no data (as wire.skeleton)."""
     from deepsz_caffe.caffe import io as caffe_io
 
     net = caffe_io.caffe_pb2().NetParameter(name="AlexNet fc6-fc8 (synthetic)")
@@ -111,12 +112,12 @@ def operation(mode: str, work: Path, seed: int):
         return lambda: np.fromfile(model, np.uint8) is None, None
     if mode == "wire_read":
         return lambda: wire.read_caffemodel(model) is None, None
-    from deepsz_caffe.caffe import io as caffe_io  # loads pycaffe: part of the old path's cost
+    sys.path.insert(0, str(ROOT / "tests"))
+    import caffe_oracle  # the protobuf route; loads pycaffe: part of the old path's cost
 
-    caffe_io.caffe_pb2()
     if mode == "old_write":
-        return lambda: caffe_io.write_net(caffe_io.fill(skel, held), out), out
-    return lambda: caffe_io.blobs(caffe_io.read_net(model)) is None, None
+        return lambda: caffe_oracle.write_net(caffe_oracle.fill(skel, held), out), out
+    return lambda: caffe_oracle.blobs(caffe_oracle.read_net(model)) is None, None
 
 
 def child(mode: str, work: Path, seed: int, repeat: int) -> None:
@@ -152,14 +153,6 @@ def merge(rounds: list[dict]) -> dict:
             "peak_rss_bytes": max(r["peak_rss_bytes"] for r in rounds),
             "rss_before_bytes": min(r["rss_before_bytes"] for r in rounds),
             "hwm_reset": all(r["hwm_reset"] for r in rounds)}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def report(results: dict, dense: int) -> dict:
@@ -222,7 +215,8 @@ def measure(work: Path, args) -> int:
             print(f"  round {i + 1}/{args.rounds} {mode}: {what} (x{repeat})", flush=True)
             rounds[mode].append(run_child(mode, work, args.seed, repeat))
     results = {mode: merge(r) for mode, r in rounds.items()}
-    digests = {m: sha256(work / f"{m}.caffemodel") for m in ("wire_write", "wire_write_fsync", "old_write")}
+    digests = {m: sha256_file(work / f"{m}.caffemodel")
+               for m in ("wire_write", "wire_write_fsync", "old_write")}
     identical = len(set(digests.values())) == 1
     tofile_bytes = (work / "tofile.caffemodel").stat().st_size
     summary = report(results, dense)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsz_caffe import atomic, sparse
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe import timing
 from deepsz_caffe.codecs import compress_bounded, get_lossy
 
@@ -40,7 +40,7 @@ def main(argv=None):
     for net in ("lenet300", "lenet5"):
         path = ROOT / f"results/{net}/pruned.caffemodel"
         if path.is_file():
-            for name, blobs in caffe_io.blobs(caffe_io.read_net(path)).items():
+            for name, blobs in read_caffemodel(path)[0].items():
                 if name.startswith("ip"):
                     layers[f"{net}/{name}"] = sparse.to_sparse(blobs[0]).data
     if not layers:

@@ -5,7 +5,6 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,6 @@ def measured(cmd: list[str]) -> tuple[float, dict]:
     process in the command's tree, sampled every 0.05 s. VmHWM starts afresh at exec (wait4's
     ru_maxrss keeps the spawning parent's); file-backed pages include the LMDB Caffe reads
     through mmap: clean, reclaimable."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     peaks, stop = {"peak": 0, "anon": 0, "file": 0}, threading.Event()
 
     def sample():
@@ -46,10 +43,12 @@ def measured(cmd: list[str]) -> tuple[float, dict]:
                 for key, value in _resident(pid).items():
                     peaks[key] = max(peaks[key], value)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = proc.wait()
-    seconds = time.perf_counter() - t0
+    with timing.Stopwatch() as watch:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+    seconds = watch.seconds
     stop.set()
     sampler.join()
     if code:

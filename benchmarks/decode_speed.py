@@ -38,14 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import sparse
 from deepsz_caffe.format import layer as layer_codec
 from deepsz_caffe import timing
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.paper import values as paper
 from deepsz_caffe.atomic import write_json
 from deepsz_caffe.codecs import LOSSY_CODECS, get_lossy
-from deepsz_caffe.codecs.lossless import decompress_index
 from deepsz_caffe.presets import INDEX_CHOICES
 
 from .common import summary, timed
@@ -64,21 +62,6 @@ PAPER_DECODE_MS = {"source": "DeepSZ (Jin et al., HPDC 2019), section 5.2.3 / Fi
 def stages(codec: str) -> tuple[str, str, str]:
     """The decode stages in order, the lossy one named by its codec."""
     return ("lossless", codec, "rebuild")
-
-
-def decode_stages(enc: layer_codec.EncodedLayer) -> tuple[np.ndarray, dict[str, float]]:
-    """layer_codec.decode_layer split into its three calls, each timed."""
-    meta, n = enc.meta, enc.meta["n_entries"]
-    raw, t_lossless = timed(decompress_index, enc.index, meta["index_codec"], n)
-    values, t_lossy = timed(lambda: get_lossy(meta["lossy_codec"]).decompress(enc.data, n, trusted=True))
-    dense, t_rebuild = timed(rebuild, values, np.frombuffer(raw, np.uint8), enc)
-    return dense, dict(zip(stages(meta["lossy_codec"]), (t_lossless, t_lossy, t_rebuild), strict=True))
-
-
-def rebuild(values, gaps, enc: layer_codec.EncodedLayer) -> np.ndarray:
-    """decode_layer's rebuild: fillers found from the kept-at-255 list, the mask made exact."""
-    kept = layer_codec.unpack_kept(enc.gap255_kept, enc.meta["gap255_kept"])
-    return sparse.to_dense(values, gaps, tuple(enc.meta["shape"]), sparse.filler_entries(gaps, kept))
 
 
 def fresh_alloc(shape: tuple[int, ...]) -> None:
@@ -125,9 +108,9 @@ def time_decodes(originals: dict, encoded: dict[str, dict], repeat: int) -> dict
         for c in codecs[i % len(codecs):] + codecs[:i % len(codecs)]:  # rotate who goes first
             for name, enc in encoded[c].items():
                 t = times[c][name]
-                dense, stage_s = decode_stages(enc)
+                dense, stage_s = layer_codec.decode_stages(enc.meta, enc.data, enc.index, enc.gap255_kept)
                 del dense  # free before the next layer, as a loader would hand it off
-                for s, dt in stage_s.items():
+                for s, dt in zip(stages(c), stage_s.values(), strict=True):
                     t[s].append(dt)
                 t["memcpy"].append(timed(np.copyto, targets[name], originals[name])[1])
                 t["fresh_alloc"].append(timed(fresh_alloc, originals[name].shape)[1])

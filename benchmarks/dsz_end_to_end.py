@@ -32,28 +32,29 @@ GOALS = {"decode_x_tofile": 3.0, "decode_peak_x_dense": 1.5}
 
 
 CHILD = """
-import json, os, sys, time
+import json, os, sys
 from pathlib import Path
 import numpy as np
 from deepsz_caffe import decode, encode
+from deepsz_caffe.timing import Stopwatch
 mode, a, b = sys.argv[1:4]
 data = np.ones(int(a) // 4, np.float32) if mode.startswith("tofile") else None
 try:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
 except OSError:
     pass
-t0 = time.perf_counter()
-if mode == "decode":
-    decode(a, b)
-elif mode == "encode":
-    encode(a, b, error_bounds=json.loads(sys.argv[4]))
-else:
-    with open(b, "wb") as f:
-        data.tofile(f)
-        f.flush()
-        if mode == "tofile_fsync":
-            os.fsync(f.fileno())
-seconds = time.perf_counter() - t0
+with Stopwatch() as watch:
+    if mode == "decode":
+        decode(a, b)
+    elif mode == "encode":
+        encode(a, b, error_bounds=json.loads(sys.argv[4]))
+    else:
+        with open(b, "wb") as f:
+            data.tofile(f)
+            f.flush()
+            if mode == "tofile_fsync":
+                os.fsync(f.fileno())
+seconds = watch.seconds
 hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM"))
 print(json.dumps({"seconds": seconds, "peak_rss_bytes": hwm << 10}))
 """

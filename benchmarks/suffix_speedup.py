@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -39,9 +38,8 @@ def measure(net_name, model, weights, layers, work, repeat):
     full = TestPhase(str(model), str(weights))
     t_full, acc_full = best_of(full.run, repeat)
     rows = []
-    t0 = time.perf_counter()
-    store = PrefixStore.record(full, layers, work / net_name)  # one kept pass feeds every layer
-    setup = time.perf_counter() - t0
+    # one kept pass feeds every layer
+    store, setup = timing.best(1, PrefixStore.record, full, layers, work / net_name)
     for layer in layers:
         suffix = SuffixPhase(store, layer)
         t_suffix, acc_suffix = best_of(suffix.run, repeat)

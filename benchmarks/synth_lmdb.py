@@ -19,12 +19,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from deepsz_caffe import log
+from deepsz_caffe import log, timing
 from deepsz_caffe.atomic import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +36,7 @@ def child(mode: str, n: int, size: int, path: str) -> dict:
     if mode == "constant":
         image = np.full((3, size, size), 117, np.uint8)
         synth_lmdb.synthetic_image = lambda seed, index, size, classes: (image, index % classes)
-    t = time.perf_counter()
-    synth_lmdb.write_synthetic_imagenet(path, n, size=size, progress=False)
-    seconds = time.perf_counter() - t
+    _, seconds = timing.best(1, synth_lmdb.write_synthetic_imagenet, path, n, size=size, progress=False)
     files = list(Path(path).iterdir())
     return {"seconds": seconds, "images_per_s": n / seconds,
             "bytes_apparent": sum(f.stat().st_size for f in files),

@@ -140,6 +140,18 @@ def read_bytes(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES,
         return read_exactly(f, size)
 
 
+def read_array(path, what: str, error=DeepSZError, limit: int = MAX_INPUT_BYTES, why: str = ""):
+    """read_bytes into one uint8 numpy array (uninitialised before the read, unlike a bytearray:
+    no extra pass; arrays viewing it are writable); shorter if the file shrank meanwhile."""
+    import numpy as np
+
+    with open_regular(path, what, error, limit, why) as (f, size):
+        buf, got = np.empty(size, np.uint8), 0
+        while got < len(buf) and (n := f.readinto(memoryview(buf[got:]))):  # <= 2 GiB a call
+            got += n
+    return buf[:got]
+
+
 def read_exactly(f, size: int) -> bytes:
     """Up to `size` bytes (fewer only at end of file): a raw read returns at most ~2 GiB a call,
     and no more than fstat said is read even if the file grows meanwhile."""

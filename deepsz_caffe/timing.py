@@ -4,13 +4,27 @@ import time
 from pathlib import Path
 
 
+class Stopwatch:
+    """Wall seconds of a `with` block: `.seconds` once it ends (`elapsed()` while it runs)."""
+
+    def __enter__(self):
+        self.seconds, self._start = None, time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = self.elapsed()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+
 def timings(repeat: int, fn, *args, **kwargs) -> tuple[object, list[float]]:
     """(the last fn(*args, **kwargs), the wall seconds of each of `repeat` calls)."""
     seconds, out = [], None
     for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        seconds.append(time.perf_counter() - t0)
+        with Stopwatch() as watch:
+            out = fn(*args, **kwargs)
+        seconds.append(watch.seconds)
     return out, seconds
 
 

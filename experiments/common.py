@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from deepsz_caffe import atomic, log, sparse
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.baselines.method import upgrade_ids
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.paper import synthetic
 from deepsz_caffe.deepsz import walk
 from deepsz_caffe.deepsz.probe import LayerProbe
 from deepsz_caffe.errors import DeepSZError
 from deepsz_caffe.paper.values import paper_values  # noqa: F401  (the scripts' one source of paper numbers)
 from deepsz_caffe.format.layer import DENSE_WARNING_DENSITY
+from deepsz_caffe.style import COLORS, TITLES, markdown_table  # noqa: F401  (the scripts' names)
 from deepsz_caffe.deepsz.prune import magnitude_masks
 
 RESULTS = Path("results")
@@ -29,16 +31,8 @@ MNIST_NETS = ("lenet300", "lenet5")
 SWEEP = [walk.bound(m, e) for e in (-4, -3, -2) for m in range(1, 10)] + [0.1, 0.2]
 
 NETS = ("lenet300", "lenet5", "alexnet", "vgg16")
-TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
 SYNTHETIC_LABEL = "synthetic weights of the real shapes"
 
-# One colour per codec / method in every figure (DeepSZ is SZ2, so they share one).
-COLORS = {
-    "sz2": "#1f77b4", "sz3": "#17becf", "zfp": "#ff7f0e",
-    "gzip": "#8c564b", "zstd": "#2ca02c", "blosc": "#9467bd",
-    "deepsz": "#1f77b4", "deep_compression": "#d62728", "weightless": "#7f7f7f",
-    "csr": "#bcbd22", "paper": "#444444", "ours": "#1f77b4",
-}
 
 # How a user produces the measured results a script reads, per net.
 HOW_TO_RUN = {
@@ -106,19 +100,14 @@ def write_table(name: str, markdown: str, figures=FIGURES) -> Path:
     return atomic.write_text(figures / f"{name}.md", markdown.rstrip("\n") + "\n")
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def fmt(value, spec: str = ".2f", suffix: str = "") -> str:
     """`value` formatted, or "-" when the paper or a run gives none."""
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
 def load_json(path):
-    return json.loads(Path(path).read_text())
+    """A results record, with method ids older records spell otherwise made today's."""
+    return upgrade_ids(json.loads(Path(path).read_text()))
 
 
 def save_json(path, obj) -> Path:
@@ -187,7 +176,7 @@ def fc_layers(net: str, args) -> dict:
         return {"source": f"{SYNTHETIC_LABEL} (Gaussian, std sqrt(1/fan_in), magnitude-pruned to "
                           f"the paper's fractions, seed {args.seed})",
                 "synthetic": True, "layers": synthetic.pruned_net(net, args.seed)}
-    blobs = caffe_io.blobs(caffe_io.read_net(path))
+    blobs = read_caffemodel(path)[0]
     layers = {}
     for name, shape in synthetic.FC_SHAPES[net].items():
         if name not in blobs or blobs[name][0].shape != shape:

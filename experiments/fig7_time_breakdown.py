@@ -26,38 +26,35 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from deepsz_caffe import sparse
 from deepsz_caffe.paper import synthetic
-from deepsz_caffe.baselines import METHODS, evaluate_method
+from deepsz_caffe.baselines import LAYER_METHODS, evaluate_method, layer_module
 from deepsz_caffe.baselines.huffman import huffman_decode
 from deepsz_caffe.baselines.kmeans import kmeans_1d
 from deepsz_caffe.timing import best
 from deepsz_caffe.codecs import compress_bounded, get_lossy
-from deepsz_caffe.codecs.lossless import decompress_index
-from deepsz_caffe.format.layer import encode_layer, rebuild_layer
+from deepsz_caffe.format.layer import decode_stages, encode_layer
 
 from . import common
 
-NAMES = {"deepsz": "DeepSZ", "deep_compression": "Deep\nCompression", "weightless": "Weightless"}
+NAMES = {"deepsz": "DeepSZ", "deep-compression": "Deep\nCompression", "weightless": "Weightless"}
 STAGES = {
     "encode": {
         "deepsz": {"compress": "lossy compress (assessment)",
                    "decompress": "decompress + rebuild (assessment)",
                    "tests": "Caffe accuracy tests (assessment)",
                    "final": "final encode (+ verify where measured)"},
-        "deep_compression": {"kmeans": "k-means", "coding": "Huffman coding + serialise"},
+        "deep-compression": {"kmeans": "k-means", "coding": "Huffman coding + serialise"},
         "weightless": {"kmeans": "k-means", "filter": "Bloomier filter + serialise"},
     },
     "decode": {
         "deepsz": {"lossless": "lossless (index array)", "lossy": "lossy (SZ2 data array)",
                    "rebuild": "sparse rebuild"},
-        "deep_compression": {"huffman": "Huffman decode", "rebuild": "parse + rebuild"},
+        "deep-compression": {"huffman": "Huffman decode", "rebuild": "parse + rebuild"},
         "weightless": {"queries": "parse + filter queries (every position)"},
     },
 }
-SHADES = {"deepsz": "Blues", "deep_compression": "Reds", "weightless": "Greys"}
+SHADES = {"deepsz": "Blues", "deep-compression": "Reds", "weightless": "Greys"}
 
 
 def _rebuild(codec, blob: bytes, sp: sparse.SparseLayer):
@@ -96,15 +93,11 @@ def _deepsz(net: str, layers: dict, measured: dict | None, repeat: int) -> dict:
         layer, t_final = best(1 if measured else repeat, encode_layer, w, bounds[name])
         if not measured:
             enc["final"] += t_final
-        meta, n = layer.meta, layer.meta["n_entries"]
-        raw, t = best(repeat, decompress_index, layer.index, meta["index_codec"], n)
-        dec["lossless"] += t
         # In-process (trusted), as the paper times its codecs; a file from elsewhere adds one child
         # process per file (benchmarks/decode_cost.py measures that).
-        values, t = best(repeat, get_lossy(meta["lossy_codec"]).decompress, layer.data, n, trusted=True)
-        dec["lossy"] += t
-        _, t = best(repeat, rebuild_layer, meta, values, np.frombuffer(raw, np.uint8), layer.gap255_kept)
-        dec["rebuild"] += t
+        _, stages = decode_stages(layer.meta, layer.data, layer.index, layer.gap255_kept, repeat=repeat)
+        for stage, t in stages.items():
+            dec[stage] += t
     if measured:
         enc["final"] = measured["seconds"]["generate_and_verify"]
     else:
@@ -113,7 +106,7 @@ def _deepsz(net: str, layers: dict, measured: dict | None, repeat: int) -> dict:
 
 
 def _baseline(method: str, layers: dict, repeat: int) -> dict:
-    split = "coding" if method == "deep_compression" else "filter"
+    split = "coding" if method == "deep-compression" else "filter"
     enc = {"kmeans": 0.0, split: 0.0}
     dec = dict.fromkeys(STAGES["decode"][method], 0.0)
     for name, w in layers.items():
@@ -121,12 +114,12 @@ def _baseline(method: str, layers: dict, repeat: int) -> dict:
         encode = min(r["encode_seconds"] for r in runs)
         decode = min(r["decode_seconds"] for r in runs)
         params = runs[0]["params"]
-        clusters = 1 << params["bits" if method == "deep_compression" else "value_bits"]
+        clusters = 1 << params["bits" if method == "deep-compression" else "value_bits"]
         _, t = best(repeat, kmeans_1d, w[w != 0], clusters)
         enc["kmeans"] += t
         enc[split] += max(0.0, encode - t)
-        if method == "deep_compression":
-            m = METHODS[method]
+        if method == "deep-compression":
+            m = layer_module(method)
             e = m.from_bytes(m.to_bytes(m.encode(w, **params)))
             huffman = sum(best(repeat, huffman_decode, stream, e.n_entries)[1]
                           for stream in (e.codes, e.gaps))
@@ -146,7 +139,7 @@ def compute(args) -> dict:
         measured = common.load_json(run) if run.is_file() and not src["synthetic"] else None
         print(f"[fig7] {common.TITLES[net]}", file=sys.stderr)
         methods = {"deepsz": _deepsz(net, src["layers"], measured, args.repeat)}
-        methods.update({m: _baseline(m, src["layers"], args.repeat) for m in METHODS})
+        methods.update({m: _baseline(m, src["layers"], args.repeat) for m in LAYER_METHODS})
         nets[net] = {"source": src["source"], "synthetic": src["synthetic"],
                      "measured_run": str(run) if measured else None, "methods": methods}
     return {"repeat": args.repeat, "load_average": load, "nets": nets,
@@ -253,7 +246,7 @@ def _markdown(data: dict) -> str:
     ratios = []
     for net, e in data["nets"].items():
         d = {m: _total(e["methods"][m]["decode"]) for m in NAMES}
-        second = min(d["deep_compression"], d["weightless"])
+        second = min(d["deep-compression"], d["weightless"])
         ratios.append(f"{common.TITLES[net]} {second / d['deepsz']:.1f}×")
     points = "; ".join(
         f"{common.TITLES[net]} {e['methods']['deepsz']['assessment_points']} points "

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from deepsz_caffe.baselines import compare, report
-from deepsz_caffe.caffe.io import sha256_file
+from deepsz_caffe.digest import sha256_file
 from deepsz_caffe.errors import ConfigError
 
 from . import common

@@ -21,15 +21,15 @@ from deepsz_caffe.paper import synthetic
 
 from . import common
 
-METHODS = {"deep_compression": "Deep Compression", "weightless": "Weightless", "deepsz": "DeepSZ"}
-BASELINES = {"deep_compression": "deep-compression", "weightless": "weightless"}  # interface names
+METHODS = {"deep-compression": "Deep Compression", "weightless": "Weightless", "deepsz": "DeepSZ"}
+BASELINES = ("deep-compression", "weightless")
 COMPARED = ("deepsz", "deep-compression", "weightless")  # in the table already; others from compare
 
 
 def _baseline(method: str, layers: dict) -> dict:
     """{layer: {"bytes", "params", "max_abs_error"}} of a baseline at its defaults: one file of
     every layer through the interface, each layer's own stream counted."""
-    m = load_method(BASELINES[method])
+    m = load_method(method)
     blob = m.encode(layers, m.default)
     sizes, decoded = m.layer_bytes(layers, m.default, blob), m.decode(blob)
     return {n: {"bytes": sizes[n], "params": dict(m.default),
@@ -129,7 +129,7 @@ def render(data: dict, figures=common.FIGURES) -> list:
             name = r["name"] if r else "overall"
             p = paper.get(name, {})
             cells = [f"{ours[m][name]:.1f} ({common.fmt(p.get(m), 'g')})" for m in METHODS]
-            improvement = ours["deepsz"][name] / ours["deep_compression"][name]
+            improvement = ours["deepsz"][name] / ours["deep-compression"][name]
             bits = ("" if r is None else " / ".join(
                 f"{8 * r[m]['bytes'] / r['nnz']:.2f}" for m in METHODS))
             rows.append([f"**{name}**" if r is None else name, *cells,

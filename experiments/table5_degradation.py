@@ -20,7 +20,7 @@ import numpy as np
 
 from deepsz_caffe.baselines.compare import chosen_point, nearest_ratio
 from deepsz_caffe.baselines.method import load_method
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.deepsz.probe import LayerProbe
 from deepsz_caffe.format import network as dsz
 
@@ -87,7 +87,7 @@ def compute(args) -> dict:
         print(f"[table5] {common.TITLES[net]}", file=sys.stderr)
         with tempfile.TemporaryDirectory() as work:
             probe = common.probe_for(net, args.results, work)
-            decoded = caffe_io.blobs(caffe_io.read_net(dsz.decode(stream, Path(work) / "decoded.caffemodel")))
+            decoded = read_caffemodel(dsz.decode(stream, Path(work) / "decoded.caffemodel"))[0]
             layers = probe.weights
             deepsz = {"ratio": dsz.inspect(stream)["ratio"], "params": summary["error_bounds"],
                       "decoded": {n: decoded[n][0] for n in probe.layers}}
@@ -97,8 +97,8 @@ def compute(args) -> dict:
             largest = max(layers, key=lambda n: layers[n].size)
             methods = {
                 "deepsz": deepsz,
-                f"deep_compression_{DC_BITS}": candidates[DC_BITS],
-                f"deep_compression_{near}": candidates[near],
+                f"deep-compression_{DC_BITS}": candidates[DC_BITS],
+                f"deep-compression_{near}": candidates[near],
                 "weightless": _round_trip("weightless", layers),
                 "weightless_largest": _round_trip("weightless", layers, only=[largest]),
             }
@@ -114,7 +114,7 @@ def _label(key: str, e: dict) -> str:
     if key == "deepsz":
         return "DeepSZ (decoded .dsz; bounds " + ", ".join(
             f"{n} {eb:g}" for n, eb in e["methods"][key]["params"].items()) + ")"
-    if key.startswith("deep_compression_"):
+    if key.startswith("deep-compression_"):
         bits = key.rsplit("_", 1)[1]
         why = "Table 4's setting" if int(bits) == DC_BITS else "ratio nearest DeepSZ's"
         return f"Deep Compression, {bits}-bit codebook ({why}; no centroid fine-tuning)"
@@ -135,7 +135,7 @@ def render(data: dict, figures=common.FIGURES) -> list:
         paper = pv["nets"][net]
         rows.append([common.TITLES[net], "pruned model (reference)", "", f"{e['top1_pruned']:.2f}%", "", ""])
         for key, m in e["methods"].items():
-            family = "deep_compression" if key.startswith("deep_compression") else key.split("_")[0]
+            family = "deep-compression" if key.startswith("deep-compression") else key.split("_")[0]
             p = paper.get(family)
             lower = pv["lower_bound"].get(net, {}).get(family)
             ours = f"{m['degradation']:+.2f}"

@@ -21,8 +21,7 @@ def mnist_small(tmp_path_factory):
 
 
 def _train(tmp_path_factory, mnist_small, net, iterations, kept, retrain_iterations):
-    from deepsz_caffe.caffe import io as caffe_io
-    from deepsz_caffe.deepsz.prune import magnitude_masks, retrain
+    from deepsz_caffe.deepsz.prune import prune
     from deepsz_caffe.paper.values import PROTOTXT
     from deepsz_caffe.caffe.prototxt import runtime_files
     from deepsz_caffe.caffe.train import run_solver
@@ -32,10 +31,8 @@ def _train(tmp_path_factory, mnist_small, net, iterations, kept, retrain_iterati
     s, _ = run_solver(solver, iterations=iterations, seed=3)
     trained = d / "trained.caffemodel"
     s.net.save(str(trained))
-    masks = magnitude_masks({k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(trained)).items()},
-                            kept)
     pruned = d / "pruned.caffemodel"
-    stats = retrain(solver, trained, masks, pruned, iterations=retrain_iterations, seed=3)
+    masks, stats = prune(solver, trained, kept, pruned, iterations=retrain_iterations, seed=3)
     return {"dir": d, "model": model, "trained": trained, "pruned": pruned, "masks": masks,
             "stats": stats, "test_db": mnist_small["TEST"]}
 

@@ -11,6 +11,8 @@ import struct
 import numpy as np
 import zstandard
 
+from deepsz_caffe.varint import encode_one as _leb128
+
 from forge import Forgery, frame, unframe
 
 TARGET = 1  # the layer (ip2) whose stream gets every forgery; n-variants go to every layer
@@ -195,14 +197,6 @@ def _sz3_fields(g, i: int):
     for off in range(8, 64, 4):
         yield put(f"config-flip-{off}", flat=inner[:off] + bytes([inner[off] ^ 0xFF]) + inner[off + 1:])
     yield put("flat-cut-half", flat=inner[:len(inner) // 2])
-
-
-def _leb128(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append(v & 0x7F | 0x80)
-        v >>= 7
-    return bytes(out + bytes([v]))
 
 
 def _quant_fields(g, i: int):

@@ -12,6 +12,8 @@ import struct
 
 import zstandard
 
+from deepsz_caffe.varint import encode_one as _varint
+
 from forge import Forgery, with_value
 
 NEST_DEPTH = 100_000
@@ -74,12 +76,6 @@ def _edits(g, model_bytes: bytes) -> dict:
     return out
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append(v & 0x7F | 0x80)
-        v >>= 7
-    return bytes(out + bytes([v]))
 
 
 def _set_dims(blob, dims):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from hostile_driver import classify
 
+from deepsz_caffe.digest import sha256_file
+
 DRIVER = Path(__file__).with_name("hostile_driver.py")
 
 TIMEOUT = 20.0      # s per command: a genuine LeNet-300-100 decode takes ~0.3 s
@@ -122,12 +124,6 @@ def _tiny_lmdb(path: Path, n: int = 64) -> Path:
     return path
 
 
-def _sha(path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def cli_inputs(root, manifest: dict) -> dict:
     """The files the CLI cases need, under root/cases."""
     cases = Path(root) / "cases"
@@ -214,7 +210,7 @@ def _same_file_cases(run: Path, p: dict) -> list[dict]:
         job = _job(run, f"{what}/o-equals-input", argv, keep=["in"], timeout=60.0)
         target = Path(job["cwd"]) / "in"
         target.write_bytes(Path(src).read_bytes())
-        job["inputs_sha"] = {str(target): _sha(target)}
+        job["inputs_sha"] = {str(target): sha256_file(target)}
         jobs.append(job)
     return jobs
 

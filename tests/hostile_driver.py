@@ -18,7 +18,6 @@ A job: {"id", "argv", "cwd", "output" (where a decoded model would appear, or nu
 "inputs_sha" ({path: sha256} of inputs that must come out unchanged).
 """
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -27,6 +26,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+from deepsz_caffe.digest import sha256_file  # hashlib only: nothing heavy before warm_up
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy loads (in warm_up): no thread pools to fork
@@ -91,14 +92,6 @@ def _child(job: dict, logs: Path, as_limit: int) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _leftovers(job: dict) -> list[str]:
     """Files the job left in its working directory or in its "watch" directories, its output and
     the names in "keep" excepted (a temp file of an interrupted write, a partial output)."""
@@ -124,11 +117,11 @@ def _collect(job: dict, logs: Path, status: int | None, usage, seconds: float) -
         "stderr": err[-STDERR_KEEP:], "stderr_lines": len([ln for ln in err.splitlines() if ln.strip()]),
         "stdout_bytes": len(out), "stdout_head": out[:300].decode("utf-8", "replace"),
         "writes_output": output is not None, "output_exists": exists,
-        "output_sha256": _sha256(output) if exists else None,
+        "output_sha256": sha256_file(output) if exists else None,
         "leftovers": _leftovers(job), "maxrss": usage.ru_maxrss << 10 if usage else None,
         "output_mode": output.stat().st_mode & 0o777 if exists else None,
         "clobbered": [p for p, sha in job.get("inputs_sha", {}).items()
-                      if not Path(p).is_file() or _sha256(Path(p)) != sha],
+                      if not Path(p).is_file() or sha256_file(Path(p)) != sha],
     }
     result["signal"] = -result["rc"] if result["rc"] is not None and result["rc"] < 0 else None
     if exists and not job.get("keep_output"):

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import hostile_cases
 from hostile_driver import OUTCOMES
 
 from deepsz_caffe.atomic import write_json
+from deepsz_caffe.timing import Stopwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,12 +44,12 @@ def run(workdir: Path, parallel: int) -> tuple[list, list, float]:
     manifest = forge.write_corpus(workdir / "corpus")
     jobs = hostile_cases.corpus_jobs(manifest, workdir / "corpus")
     jobs += hostile_cases.cli_jobs(workdir, manifest)
-    start = time.perf_counter()
     try:
-        results = hostile_cases.run_batch(jobs, workdir / "batch", parallel)
+        with Stopwatch() as watch:
+            results = hostile_cases.run_batch(jobs, workdir / "batch", parallel)
     finally:
         hostile_cases.release(workdir)
-    return jobs, results, time.perf_counter() - start
+    return jobs, results, watch.seconds
 
 
 def signature(job: dict, outcome: str, result: dict, why: str) -> str:

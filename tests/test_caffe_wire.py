@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepsz_caffe.caffe import io as caffe_io
+import caffe_oracle as caffe_io
 from deepsz_caffe.caffe import wire
+from deepsz_caffe.varint import encode_one as varint
 from deepsz_caffe.errors import CaffeIOError
 from deepsz_caffe.paper.values import PROTOTXT
 pb = caffe_io.caffe_pb2()
@@ -116,14 +117,6 @@ def test_legacy_v1_net():
 
 def key(field, wire_type) -> bytes:
     return varint(field << 3 | wire_type)
-
-
-def varint(value) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
 
 
 def length_delimited(field, body: bytes) -> bytes:

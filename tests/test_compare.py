@@ -11,7 +11,7 @@ import pytest
 
 from deepsz_caffe.baselines import builtin, compare, nncodec
 from deepsz_caffe.baselines.method import load_method
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.cli import main
 from deepsz_caffe.errors import CodecError
 from experiments import fig_compare
@@ -41,7 +41,7 @@ def toy(tmp_path, monkeypatch):
 
 
 def _fc(weights) -> dict:
-    blobs = caffe_io.blobs(caffe_io.read_net(weights))
+    blobs = read_caffemodel(weights)[0]
     return {n: blobs[n][0] for n in ("ip1", "ip2", "ip3")}
 
 

@@ -86,21 +86,21 @@ FABRICATED = {
     "table4_methods": {"nets": {
         "lenet300": {"source": "real", "synthetic": False, "deepsz_source": "summary.json", "layers": [
             {"name": "ip1", "shape": [300, 784], "nnz": 18816, "dense_bytes": 940800,
-             "deepsz": {"bytes": 15000, "error_bound": 0.03}, "deep_compression": _dc(22000),
+             "deepsz": {"bytes": 15000, "error_bound": 0.03}, "deep-compression": _dc(22000),
              "weightless": _wl(17000)},
             {"name": "ip3", "shape": [10, 100], "nnz": 260, "dense_bytes": 4000,
-             "deepsz": {"bytes": 500, "error_bound": 0.1}, "deep_compression": _dc(480),
+             "deepsz": {"bytes": 500, "error_bound": 0.1}, "deep-compression": _dc(480),
              "weightless": _wl(350)}]},
         "vgg16": {"source": common.SYNTHETIC_LABEL, "synthetic": True, "deepsz_source": "encode_layer",
                   "layers": [{"name": "fc8", "shape": [1000, 4096], "nnz": 983040,
                               "dense_bytes": 16384000, "deepsz": {"bytes": 830000, "error_bound": 0.005},
-                              "deep_compression": _dc(950000), "weightless": _wl(900000)}]}}},
+                              "deep-compression": _dc(950000), "weightless": _wl(900000)}]}}},
     "table5_degradation": {"nets": {
         "lenet300": {"available": True, "top1_pruned": 98.14, "summary_top1_pruned": 98.14,
                      "summary_top1_decoded": 97.98, "largest": "ip1", "methods": {
                          "deepsz": _table5_method(57.4, 0.16, {"ip1": 0.03, "ip2": 0.07}),
-                         "deep_compression_5": _table5_method(40.0, 0.01, {"bits": 5, "index_bits": 5}),
-                         "deep_compression_2": _table5_method(54.6, 1.2, {"bits": 2, "index_bits": 5}),
+                         "deep-compression_5": _table5_method(40.0, 0.01, {"bits": 5, "index_bits": 5}),
+                         "deep-compression_2": _table5_method(54.6, 1.2, {"bits": 2, "index_bits": 5}),
                          "weightless": _table5_method(52.1, 26.6, {"t_bits": 6, "value_bits": 3}),
                          "weightless_largest": _table5_method(7.5, 1.5, {"t_bits": 6, "value_bits": 3})}},
         "lenet5": LENET5_TODO}},
@@ -157,7 +157,7 @@ def test_table4_ratios_include_the_papers_weightless_accounting():
     assert r["largest_only"] == pytest.approx(944800 / (17000 + 4000))
 
 
-@pytest.mark.parametrize("method", ["deep_compression", "weightless"])
+@pytest.mark.parametrize("method", ["deep-compression", "weightless"])
 def test_fig7_baseline_stages_add_up_to_the_measured_totals(method, monkeypatch):
     """Each layer's measured encode/decode time is split into stages that sum back to it (timings
     fixed here so the sums are exact): k-means + the rest = encode; Huffman + rebuild = decode."""
@@ -174,7 +174,7 @@ def test_fig7_baseline_stages_add_up_to_the_measured_totals(method, monkeypatch)
     assert sum(r["encode"].values()) == pytest.approx(2 * 2.0)
     assert sum(r["decode"].values()) == pytest.approx(2 * 0.5)
     assert r["encode"]["kmeans"] == pytest.approx(2 * 0.3)
-    if method == "deep_compression":  # two Huffman streams (codes, gaps) per layer
+    if method == "deep-compression":  # two Huffman streams (codes, gaps) per layer
         assert r["decode"] == pytest.approx({"huffman": 2 * 2 * 0.1, "rebuild": 2 * (0.5 - 0.2)})
 
 
@@ -202,3 +202,17 @@ def test_fig7_scale_rows_come_from_the_benchmark_json(tmp_path):
     row = next(ln for ln in text.splitlines() if ln.startswith("| AlexNet (synthetic) | 1,000"))
     assert "7.0 min" in row and "3.00 GiB" in row and "250 min" in row and "300 min" in row
     assert "8 min" in row  # the paper's DeepSZ encode time for AlexNet, from paper_values.json
+
+
+@pytest.mark.parametrize("name", ["table4_methods", "table5_degradation"])
+def test_records_with_the_older_method_id_render_alike(tmp_path, name):
+    """Committed results spell Deep Compression's id "deep_compression"; they still render."""
+    import json
+
+    module = {"table4_methods": table4_methods, "table5_degradation": table5_degradation}[name]
+    legacy = json.dumps(FABRICATED[name]).replace('"deep-compression', '"deep_compression')
+    assert '"deep_compression' in legacy
+    (tmp_path / "old.json").write_text(legacy)
+    module.render(FABRICATED[name], tmp_path / "new")
+    module.render(common.load_json(tmp_path / "old.json"), tmp_path / "old")
+    assert (tmp_path / "old" / f"{name}.md").read_text() == (tmp_path / "new" / f"{name}.md").read_text()

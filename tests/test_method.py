@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deepsz_caffe.baselines import method
-from deepsz_caffe.baselines.method import (BUILTIN, LayerwiseMethod, Method, load_method, pack_layers,
-                                           unpack_layers)
+from deepsz_caffe.baselines.method import (METHODS, LayerwiseMethod, Method, load_method, pack_layers,
+                                           unpack_layers, upgrade_ids)
 from deepsz_caffe.errors import CodecError, ConfigError
 
 
@@ -79,7 +79,7 @@ def test_describe_targets():
 
 
 def test_load_builtin_and_user_methods(tmp_path, monkeypatch):
-    assert {load_method(n).name for n in BUILTIN} == set(BUILTIN)
+    assert {load_method(n).name for n in METHODS.ids()} == set(METHODS.ids())
     (tmp_path / "usermod.py").write_text(
         "from deepsz_caffe.baselines.method import Method\n"
         "class Mine(Method):\n    name = 'mine'\n"
@@ -107,3 +107,17 @@ def test_the_interface_refuses_unimplemented_parts():
         with pytest.raises(NotImplementedError):
             call()
     assert m.operating_point() is None and method.Context("n", {}).results is None
+
+
+def test_one_id_per_method_and_old_records_still_read():
+    assert "deep-compression" in METHODS.ids() and "deep_compression" not in METHODS.ids()
+    with pytest.raises(ConfigError, match="unknown method 'deep_compression'"):
+        load_method("deep_compression")  # the CLI takes the one id
+    old = {"methods": {"deep_compression": {"method": "deep_compression", "bytes": 1},
+                       "deep_compression_5": {"bytes": 2}, "deepsz": {"method": "deepsz"}},
+           "rows": [{"deep_compression": 3, "weightless": 4}]}
+    assert upgrade_ids(old) == {"methods": {"deep-compression": {"method": "deep-compression", "bytes": 1},
+                                            "deep-compression_5": {"bytes": 2},
+                                            "deepsz": {"method": "deepsz"}},
+                                "rows": [{"deep-compression": 3, "weightless": 4}]}
+    assert list(upgrade_ids(old)["methods"]) == ["deep-compression", "deep-compression_5", "deepsz"]

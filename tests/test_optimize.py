@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from deepsz_caffe.errors import ConfigError
-from deepsz_caffe.deepsz.optimize import Candidate, Plan, optimize_for_loss, optimize_for_ratio
+from deepsz_caffe.deepsz.optimize import (Candidate, Plan, min_drop_plan, optimize_for_loss,
+                                          optimize_for_ratio, plan)
 
 
 def exact(x):
@@ -52,6 +53,18 @@ def check_plan(plan, candidates):
         assert any(chosen is c for c in candidates[layer])
     assert plan.total_size == sum(c.size for c in plan.choice.values())
     assert plan.expected_loss == float(drop_sum(plan))
+
+def solved_or_refused(candidates, expected_loss, steps):
+    """(brute force's best, the optimiser's checked plan), or (None, None) after checking that
+    the optimiser refuses an instance without a feasible combination."""
+    best = brute_loss(candidates, expected_loss)
+    if best is None:
+        with pytest.raises(ConfigError):
+            optimize_for_loss(candidates, expected_loss, steps)
+        return None, None
+    plan = optimize_for_loss(candidates, expected_loss, steps)
+    check_plan(plan, candidates)
+    return best, plan
 
 
 def bounds(plan):
@@ -197,14 +210,9 @@ def test_loss_mode_matches_brute_force_on_grid():
         hundredths = int(rng.integers(1, 41))
         expected_loss = hundredths / 100
         steps = hundredths * int(rng.integers(1, 3))  # eps* = 0.01 or 0.005 divides the grid
-        best = brute_loss(cands, expected_loss)
-        if best is None:
-            with pytest.raises(ConfigError):
-                optimize_for_loss(cands, expected_loss, steps)
-            continue
-        plan = optimize_for_loss(cands, expected_loss, steps)
-        check_plan(plan, cands)
-        assert (plan.total_size, drop_sum(plan)) == best
+        best, plan = solved_or_refused(cands, expected_loss, steps)
+        if best is not None:
+            assert (plan.total_size, drop_sum(plan)) == best
 
 
 def test_loss_mode_off_grid_is_feasible_and_never_beats_brute_force():
@@ -213,13 +221,9 @@ def test_loss_mode_off_grid_is_feasible_and_never_beats_brute_force():
         cands = random_instance(rng, on_grid=False)
         expected_loss = float(rng.uniform(0, 0.4)) if rng.random() > 0.1 else 0.0
         steps = int(rng.integers(1, 60))
-        best = brute_loss(cands, expected_loss)
+        best, plan = solved_or_refused(cands, expected_loss, steps)
         if best is None:
-            with pytest.raises(ConfigError):
-                optimize_for_loss(cands, expected_loss, steps)
             continue
-        plan = optimize_for_loss(cands, expected_loss, steps)
-        check_plan(plan, cands)
         assert drop_sum(plan) <= exact(expected_loss)
         assert plan.expected_loss <= expected_loss
         assert plan.total_size >= best[0]
@@ -290,3 +294,43 @@ def test_numpy_scalars_accepted():
     cands = {"fc6": [Candidate(1e-2, np.int64(10), np.float64(0.1))]}
     assert optimize_for_loss(cands, np.float64(0.1), np.int64(10)).total_size == 10
     assert optimize_for_ratio(cands, np.int64(10)).expected_loss == 0.1
+
+
+NO_FIT = {"a": [Candidate(1e-3, 100, 0.2), Candidate(1e-2, 40, 0.5)],
+          "b": [Candidate(1e-3, 90, 0.15, "sz3"), Candidate(1e-2, 30, 0.4)]}
+
+
+def test_planner_is_the_optimizers_where_a_plan_fits():
+    assert plan(VGG_LIKE, 1000, expected_loss=0.2) == optimize_for_loss(VGG_LIKE, 0.2)
+    assert plan(VGG_LIKE, 7000, expected_ratio=10) == optimize_for_ratio(VGG_LIKE, 700)
+
+
+@pytest.mark.parametrize("budget", [0.3, 0.0, -0.05])
+def test_planner_falls_back_to_the_smallest_drops_when_no_plan_fits(budget):
+    """The one rule of compress and optimize: over budget is a plan that says so, not an error."""
+    got = plan(NO_FIT, 1000, expected_loss=budget)
+    assert got == min_drop_plan(NO_FIT)
+    assert {k: c.error_bound for k, c in got.choice.items()} == {"a": 1e-3, "b": 1e-3}
+    assert got.choice["b"].backend == "sz3" and got.total_size == 190
+    assert got.expected_loss == pytest.approx(0.35) and got.expected_loss > budget
+
+
+def test_planner_refuses_a_ratio_nothing_reaches():
+    with pytest.raises(ConfigError, match="fits in"):
+        plan(NO_FIT, 1000, expected_ratio=20)  # 50 bytes < the smallest sizes' 70
+
+
+def test_cli_optimize_reports_an_unfit_plan(tmp_path, capsys):
+    import json
+
+    from deepsz_caffe.cli import main
+
+    points = {layer: [{"eb": c.error_bound, "size": c.size, "drop": c.drop, "backend": c.backend}
+                      for c in cs] for layer, cs in NO_FIT.items()}
+    path = tmp_path / "assessment.json"
+    path.write_text(json.dumps({"points": points, "fc_bytes": {"a": 400, "b": 400}}))
+    for budget, fits in (("0.3", False), ("0.7", True)):
+        assert main(["optimize", str(path), "--expected-loss", budget, "--plan", "literal"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["fits"] is fits
+        assert out["predicted_loss"] == pytest.approx(0.35 if not fits else 0.6)

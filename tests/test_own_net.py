@@ -54,7 +54,7 @@ def _number(pattern: str, text: str) -> float:
 
 
 def test_tutorial_commands_verbatim(tmp_path):
-    from deepsz_caffe.caffe import io as caffe_io
+    from deepsz_caffe.caffe.wire import read_caffemodel
     from deepsz_caffe.format import network as dsz
 
     variables, commands = _tutorial()
@@ -89,7 +89,7 @@ def test_tutorial_commands_verbatim(tmp_path):
     # The decoded net keeps the pruned mask exactly, fillers (zero runs > 255) included.
     layers = [m["name"] for m in dsz.inspect(out / "net.dsz")["layers"]]
     assert sorted(layers) == ["ip1", "ip2"]
-    pruned, decoded = (caffe_io.blobs(caffe_io.read_net(out / f"{name}.caffemodel"))
+    pruned, decoded = (read_caffemodel(out / f"{name}.caffemodel")[0]
                        for name in ("pruned", "decoded"))
     runs = 0
     for layer in layers:

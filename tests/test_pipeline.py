@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.caffe.phase import accuracy
 from deepsz_caffe.deepsz.optimize import Candidate, optimize_for_loss
 from deepsz_caffe.deepsz.pipeline import compress, round_one
@@ -53,7 +53,7 @@ def test_unknown_plan_is_refused_before_any_work(tmp_path):
 
 def test_training_and_masked_retraining(lenet300):
     assert accuracy(lenet300["model"], lenet300["trained"])["top1"] > 85
-    pruned = caffe_io.blobs(caffe_io.read_net(lenet300["pruned"]))
+    pruned = read_caffemodel(lenet300["pruned"])[0]
     for layer, mask in lenet300["masks"].items():
         w = pruned[layer][0]
         assert not np.any(w[mask == 0])                 # pruned weights stayed exactly zero
@@ -195,7 +195,7 @@ def test_cli_prune_assess_optimize(lenet300, tmp_path):
     r = deepsz("prune", "--solver", solver, "--weights", lenet300["trained"], "--kept",
                "ip1=0.1,ip2=0.2", "--iterations", "20", "--seed", "1", "-o", pruned)
     assert r.returncode == 0, r.stderr
-    blobs = caffe_io.blobs(caffe_io.read_net(pruned))
+    blobs = read_caffemodel(pruned)[0]
     assert np.count_nonzero(blobs["ip1"][0]) == round(0.1 * 300 * 784)
     assert np.count_nonzero(blobs["ip3"][0]) == 1000  # not named: left dense
 

@@ -4,7 +4,7 @@ copy newest only when `.data` is read): these tests fail on that bug there."""
 import pytest
 from helpers import devices
 
-from deepsz_caffe.caffe import io as caffe_io
+from deepsz_caffe.caffe import wire
 from deepsz_caffe.caffe.phase import TestPhase
 from deepsz_caffe.deepsz.probe import LayerProbe
 
@@ -15,10 +15,9 @@ def test_in_place_edit_equals_a_net_loaded_from_the_edited_weights(lenet300, tmp
     probe = LayerProbe(lenet300["model"], lenet300["pruned"], tmp_path / "work", gpu=gpu)
     edited = probe.reconstruct("ip2", 0.2)  # far from the pruned weights
     top1_in_place = probe.top1_with({"ip2": edited})
-    net = caffe_io.read_net(lenet300["pruned"])
-    values = caffe_io.blobs(net)
+    values, skeleton = wire.read_caffemodel(lenet300["pruned"])
     values["ip2"][0] = edited
-    path = caffe_io.write_net(caffe_io.fill(caffe_io.skeleton(net), values), tmp_path / "edited.caffemodel")
+    path = wire.write_caffemodel(skeleton, values, tmp_path / "edited.caffemodel")
     assert top1_in_place == TestPhase(str(lenet300["model"]), str(path), gpu=gpu).run()["top1"]
     assert probe.phase.run()["top1"] == probe.base_top1  # the edit was undone
 

@@ -1,9 +1,11 @@
 """The methods DeepSZ is compared against, behind the plug-in interface of `method.py`.
 
-`method.py`: the interface (Method, LayerwiseMethod, load_method) a user's method implements;
+`method.py`: the interface (Method, LayerwiseMethod, load_method) a user's method implements,
+and the registry of built-in methods (METHODS: one id each);
 `builtin.py`: DeepSZ, Deep Compression, Weightless and NNCodec through it; `compare.py`: the
 harness (`deepsz compare`); `report.py`: its tables and figures. The paper's two baselines are
-modules (METHODS: encode(weights, **params), decode, to_bytes, from_bytes, report);
+modules (encode(weights, **params), decode, to_bytes, from_bytes, report) behind builtin's
+classes (LAYER_METHODS);
 evaluate_method runs one layer through the interface's per-layer round trip with wall times and
 returns the result schema DeepSZ's layers use. Caffe is loaded only by `compare.py`, for the
 TEST phases it measures every method with; nothing here retrains (both papers' fine-tuning is not
@@ -14,12 +16,18 @@ import math
 
 import numpy as np
 
-from deepsz_caffe.baselines import deep_compression, weightless
+from deepsz_caffe.baselines.method import METHODS, method_id
 from deepsz_caffe.errors import ConfigError
 from deepsz_caffe.timing import best
 
-METHODS = {"deep_compression": deep_compression, "weightless": weightless}
-INTERFACE = {"deep_compression": "DeepCompression", "weightless": "Weightless"}  # builtin's classes
+LAYER_METHODS = ("deep-compression", "weightless")  # the paper's baselines: evaluate_method's
+
+
+def layer_module(name: str):
+    """The module (encode, decode, to_bytes, from_bytes, report) behind a paper baseline."""
+    if method_id(name) not in LAYER_METHODS:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of {list(LAYER_METHODS)}")
+    return METHODS.load(method_id(name)).module
 
 
 def evaluate_method(name: str, weights: np.ndarray, layer: str = "", **params) -> dict:
@@ -30,9 +38,7 @@ def evaluate_method(name: str, weights: np.ndarray, layer: str = "", **params) -
     and loading a model would cost. Method-specific figures (false-positive rate, bit split,
     sizes) come from the method's report and sit alongside the common keys.
     """
-    if name not in METHODS:
-        raise ConfigError(f"unknown baseline {name!r}; choose one of {sorted(METHODS)}")
-    method = METHODS[name]
+    method, name = layer_module(name), method_id(name)
     signature = inspect.signature(method.encode)
     accepted = list(signature.parameters)[1:]
     unknown = sorted(set(params) - set(accepted))
@@ -43,9 +49,7 @@ def evaluate_method(name: str, weights: np.ndarray, layer: str = "", **params) -
     bound.apply_defaults()
     params = {p: bound.arguments[p] for p in accepted}  # record the defaults actually used
 
-    from deepsz_caffe.baselines import builtin
-
-    through = getattr(builtin, INTERFACE[name])()
+    through = METHODS.create(name)
     blob, t_encode = best(1, through.encode_layer, weights, params)
     decoded, t_decode = best(1, through.decode_layer, blob)
     enc = method.from_bytes(blob)

@@ -149,7 +149,7 @@ def context_for(net: str, layers: dict, results) -> Context:
 def compare(model, weights, methods: list[Method], *, net: str, results="results",
             max_loss: float = MAX_LOSS, repeat: int = 3, gpu=None, log=None) -> dict:
     """Run every method on the pruned fc layers of (model, weights); the comparison record."""
-    from deepsz_caffe.caffe.io import sha256_file
+    from deepsz_caffe.digest import sha256_file
     from deepsz_caffe.deepsz.probe import LayerProbe
 
     with tempfile.TemporaryDirectory(prefix="deepsz-compare-") as work:

@@ -28,14 +28,42 @@ import numpy as np
 
 from deepsz_caffe.baselines._framing import Reader, seal
 from deepsz_caffe.errors import CodecError, ConfigError
+from deepsz_caffe.registry import Registry
 
-# Built-in methods by name (deepsz_caffe.baselines.builtin); a user's by "module:Class".
-BUILTIN = {
-    "deepsz": "DeepSZPaper", "deepsz-best": "DeepSZBest",
-    "deep-compression": "DeepCompression", "weightless": "Weightless",
-    "nncodec": "NNCodec", "nncodec-sparse": "NNCodecSparse",
-}
+# Built-in methods by id, as codecs are registered (a user's is named by "module:Class").
+METHODS = Registry("method", ConfigError)
+METHODS.register("deepsz", "deepsz_caffe.baselines.builtin:DeepSZPaper")
+METHODS.register("deepsz-best", "deepsz_caffe.baselines.builtin:DeepSZBest")
+METHODS.register("deep-compression", "deepsz_caffe.baselines.builtin:DeepCompression")
+METHODS.register("weightless", "deepsz_caffe.baselines.builtin:Weightless")
+METHODS.register("nncodec", "deepsz_caffe.baselines.builtin:NNCodec", "-r requirements-nncodec.txt")
+METHODS.register("nncodec-sparse", "deepsz_caffe.baselines.builtin:NNCodecSparse",
+                 "-r requirements-nncodec.txt")
+# Spellings older result records use for a method, and its one id now.
+LEGACY_IDS = {"deep_compression": "deep-compression"}
 PACK_MAGIC = b"DSZM"
+
+
+def method_id(name: str) -> str:
+    """A method's id, from the id or a spelling older records use."""
+    return LEGACY_IDS.get(name, name)
+
+
+def upgrade_ids(record):
+    """A JSON record with every legacy method id in a key (alone or before "_<suffix>", as in
+    table5's "deep_compression_5") or a "method" value replaced by the method's id."""
+    def key(k):
+        for old, new in LEGACY_IDS.items():
+            if isinstance(k, str) and (k == old or k.startswith(old + "_")):
+                return new + k[len(old):]
+        return k
+
+    if isinstance(record, dict):
+        return {key(k): (method_id(v) if k == "method" and isinstance(v, str) else upgrade_ids(v))
+                for k, v in record.items()}
+    if isinstance(record, list):
+        return [upgrade_ids(v) for v in record]
+    return record
 
 
 @dataclass
@@ -81,6 +109,10 @@ class Method:
         """Bytes per layer (Table 4's per-layer ratios). Default: each layer encoded alone, so
         the parts may add up to more than the joint file."""
         return {n: len(self.encode({n: w}, target)) for n, w in layers.items()}
+
+    def library_version(self) -> str:
+        """What the registry reports as its version (`version`)."""
+        return self.version
 
     def describe(self, target) -> str:
         """A target as tables print it."""
@@ -138,13 +170,13 @@ def unpack_layers(blob: bytes) -> dict[str, bytes]:
 
 
 def load_method(spec: str) -> Method:
-    """A built-in method by name (see BUILTIN) or a user's class by "module:Class"."""
-    if spec in BUILTIN:
-        module, attr = "deepsz_caffe.baselines.builtin", BUILTIN[spec]
+    """A built-in method by id (see METHODS) or a user's class by "module:Class"."""
+    if spec in METHODS:
+        module, _, attr = METHODS.entry(spec).target.partition(":")
     else:
         module, sep, attr = spec.partition(":")
         if not sep or not module or not attr:
-            raise ConfigError(f"unknown method {spec!r}: built-in ones are {', '.join(BUILTIN)}; "
+            raise ConfigError(f"unknown method {spec!r}: built-in ones are {', '.join(METHODS.ids())}; "
                               "name your own as module:Class (e.g. mypkg.mod:MyMethod)")
     try:
         cls = getattr(importlib.import_module(module), attr)

@@ -8,20 +8,7 @@ from pathlib import Path
 
 from deepsz_caffe import atomic
 from deepsz_caffe.baselines.compare import chosen_point
-
-TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
-COLORS = {"deepsz": "#1f77b4", "deepsz-best": "#17becf", "deep-compression": "#d62728",
-          "weightless": "#7f7f7f", "nncodec": "#2ca02c", "nncodec-sparse": "#8fbf5a"}
-_OTHER = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e")
-
-
-def title(net: str) -> str:
-    return TITLES.get(net, net)
-
-
-def color(name: str, names: list[str]) -> str:
-    others = [n for n in names if n not in COLORS]
-    return COLORS.get(name) or _OTHER[others.index(name) % len(_OTHER)]
+from deepsz_caffe.style import color, markdown_lines, title
 
 
 def _seconds(s: float) -> str:
@@ -47,11 +34,6 @@ def _row(name: str, entry: dict, budget: float) -> list:
             f"{p['pruned_made_nonzero']:,}"]
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
-
-
 def net_markdown(record: dict) -> list[str]:
     """The comparison table and the per-layer ratios of one net."""
     methods, budget = record["methods"], record["max_loss"]
@@ -62,7 +44,7 @@ def net_markdown(record: dict) -> list[str]:
            f"{record['fc_weight_bytes']:,} B. Loss budget {budget:g} points."), ""]
     header = ["method", "setting", "file bytes", "ratio", "top-1", "loss", "chosen as",
               "stable pick", "encode", "decode", "pruned zeros made nonzero"]
-    md += _table(header, [_row(n, e, budget) for n, e in ran.items()])
+    md += markdown_lines(header, [_row(n, e, budget) for n, e in ran.items()])
     layers = [r["name"] for r in record["layers"]]
     dense = {r["name"]: r["dense_bytes"] for r in record["layers"]}
     rows = []
@@ -73,7 +55,7 @@ def net_markdown(record: dict) -> list[str]:
         rows.append([e["label"], *(f"{dense[n] / lb[n]:.1f}×" for n in layers), f"{p['ratio']:.1f}×"])
     if rows:
         md += ["", "Ratio per layer (the layer's own stream) and of the whole file, at the chosen point:",
-               "", *_table(["method", *layers, "file"], rows)]
+               "", *markdown_lines(["method", *layers, "file"], rows)]
     md += [f"- {e['label']}: {e['source']}" for e in ran.values() if e.get("source")]
     md += [f"- {e['label']} ({n}) skipped: {e['skipped']}" for n, e in methods.items() if e.get("skipped")]
     return md + [""]

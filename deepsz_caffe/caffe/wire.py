@@ -8,7 +8,10 @@ NetParameter.layer (100), or legacy .layers (2) if there is no `layer`; their na
 and blobs (7 / V1: 6); BlobProto num..width (1-4), data (5), diff (6), shape (7; BlobShape.dim
 1), double_data (8), double_diff (9). All else is carried as opaque bytes (protobuf checks it
 when it parses the small skeleton). Output is protobuf's byte for byte when the skeleton is
-protobuf output (known fields in number order, unknown ones after), as caffe_io.skeleton's is.
+protobuf output (known fields in number order, unknown ones after), as oracle.skeleton's is
+("oracle": protobuf's own route, tests/caffe_oracle.py, which this module is tested against).
+The package's one route to and from model files; its record API (`net_layers`, `Layer`, `Blob`,
+`field_at`, `last_value`, `read_varint`, `text`) serves readers of a net's bytes (skeleton.py).
 """
 import math
 import os
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from .. import atomic, varint
 from ..errors import CaffeIOError, DeepSZError
 
 MAX_CAFFEMODEL_BYTES = 2 ** 31 - 1  # Caffe reads at most INT_MAX bytes of a model (protobuf limit)
@@ -36,16 +39,13 @@ def _bad(what: str):
     return CaffeIOError(f"not a Caffe model ({what})")
 
 
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf, pos: int, end: int) -> tuple[int, int]:
     """(value mod 2**64, next position); at most 10 bytes, as protobuf accepts."""
-    value = shift = 0
-    for i in range(pos, min(pos + 10, end)):
-        byte = buf[i]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value & 0xFFFFFFFFFFFFFFFF, i + 1
-        shift += 7
-    raise _bad("truncated varint" if end - pos < 10 else "varint longer than 10 bytes")
+    try:
+        value, pos = varint.decode(buf, pos, end)
+    except varint.VarintError as e:
+        raise _bad(str(e)) from None
+    return value & 0xFFFFFFFFFFFFFFFF, pos
 
 
 def _signed(value: int, bits: int) -> int:
@@ -53,25 +53,16 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(buf, pos: int, end: int) -> tuple[int, int, int, int]:
+def field_at(buf, pos: int, end: int) -> tuple[int, int, int, int]:
     """(field, wire type, value start, value end) of the record at `pos`, bounds-checked."""
-    key, pos = _varint(buf, pos, end)
+    key, pos = read_varint(buf, pos, end)
     field, wire = key >> 3, key & 7
     if field == 0 or key > 0xFFFFFFFF:
         raise _bad(f"invalid field key {key}")
     if wire == VARINT:
-        return field, wire, pos, _varint(buf, pos, end)[1]
+        return field, wire, pos, read_varint(buf, pos, end)[1]
     if wire == LEN:
-        size, pos = _varint(buf, pos, end)
+        size, pos = read_varint(buf, pos, end)
         stop = pos + size
     elif wire in (I64, I32):
         stop = pos + (8 if wire == I64 else 4)
@@ -105,7 +96,7 @@ def _decode(buf, offset: int, count: int, dtype: str, stride: int) -> np.ndarray
     return np.ascontiguousarray(records[:, 1:]).view(dtype).reshape(count)
 
 
-class _Blob:
+class Blob:
     """A BlobProto's shape and value chunks, and the records a skeleton drops."""
 
     def __init__(self, buf, start: int, end: int):
@@ -115,11 +106,11 @@ class _Blob:
         self.strip = []  # (start, end) of every value record
         pos = start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if self.insert_at is None and not (1 <= field <= 4 and wire == VARINT):
                 self.insert_at = pos  # protobuf writes data (5) after num..width, before the rest
             if 1 <= field <= 4 and wire == VARINT:
-                self.legacy[field - 1] = _signed(_varint(buf, vs, ve)[0], 32)
+                self.legacy[field - 1] = _signed(read_varint(buf, vs, ve)[0], 32)
             elif field == SHAPE and wire == LEN:
                 self.has_shape = True  # repeated occurrences merge: their dims concatenate
                 self.dims += self._dims(buf, vs, ve)
@@ -128,6 +119,10 @@ class _Blob:
             pos = ve
         if self.insert_at is None:
             self.insert_at = end
+
+    @property
+    def has_values(self) -> bool:  # any data, diff or double record (a skeleton's have none)
+        return any(self.chunks.values())
 
     def _values(self, buf, field, wire, rec, vs, ve, end) -> int:
         _, width, dtype = FIXED[field]
@@ -145,28 +140,28 @@ class _Blob:
     def _dims(buf, start: int, end: int) -> list[int]:
         dims, pos = [], start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if field == 1 and wire == LEN:
                 while vs < ve:
-                    value, vs = _varint(buf, vs, ve)
+                    value, vs = read_varint(buf, vs, ve)
                     dims.append(_signed(value, 64))
             elif field == 1 and wire == VARINT:
-                dims.append(_signed(_varint(buf, vs, ve)[0], 64))
+                dims.append(_signed(read_varint(buf, vs, ve)[0], 64))
             pos = ve
         return dims
 
     def shape(self) -> tuple[int, ...]:
-        """As caffe_io.blob_shape: BlobShape if present, else the legacy 4-D num/channels/h/w."""
+        """As oracle.blob_shape: BlobShape if present, else the legacy 4-D num/channels/h/w."""
         return tuple(self.dims) if self.has_shape else tuple(self.legacy)
 
     def array(self, buf, layer_name) -> np.ndarray:
-        """Its float32 values (double_data wins if non-empty, as in caffe_io), zero-copy when
+        """Its float32 values (double_data wins if non-empty, as in the oracle), zero-copy when
         they are one packed float field."""
         chunks = self.chunks[DOUBLE_DATA] or self.chunks[DATA]
         parts = [_decode(buf, *chunk) for chunk in chunks] or [np.empty(0, np.float32)]
         arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if arr.dtype != np.float32:
-            with np.errstate(over="ignore"):  # doubles beyond float32 become inf, as in caffe_io
+            with np.errstate(over="ignore"):  # doubles beyond float32 become inf, as in the oracle
                 arr = arr.astype(np.float32)
         shape = self.shape()
         if arr.size != math.prod(shape) or min(shape, default=0) < 0:
@@ -174,40 +169,62 @@ class _Blob:
         return arr.reshape(shape)
 
 
-class _Layer:
-    """A (V1)LayerParameter's name and the (record, value start, value end) of each blob."""
+class Layer:
+    """A (V1)LayerParameter: name, its record's start, its value's span (start, end), its field
+    (`which`: NET_LAYER or NET_V1_LAYERS), and each blob's (record, value start, value end)."""
 
-    def __init__(self, buf, start: int, end: int, which: int):
+    def __init__(self, buf, record: int, start: int, end: int, which: int):
+        self.record, self.start, self.end, self.which = record, start, end, which
         self.name, self.blobs, pos = b"", [], start
         while pos < end:
-            field, wire, vs, ve = _field(buf, pos, end)
+            field, wire, vs, ve = field_at(buf, pos, end)
             if wire == LEN and field == NAME_FIELD[which]:
                 self.name = buf[vs:ve]  # the last occurrence wins, as in protobuf
             elif wire == LEN and field == BLOBS_FIELD[which]:
                 self.blobs.append((pos, vs, ve))
             pos = ve
-        try:  # a proto2 string as pycaffe gives it: str, or bytes if not valid UTF-8
-            self.name = bytes(self.name).decode("utf-8")
-        except UnicodeDecodeError:
-            self.name = bytes(self.name)
+        self.name = text(self.name)
+
+    def blob_values(self, buf) -> "list[Blob]":
+        return [Blob(buf, vs, ve) for _, vs, ve in self.blobs]
 
 
-def _layer_records(buf) -> tuple[int, list[tuple[int, int, int]]]:
-    """Which layer field the net uses (as caffe_io._layers: `layer` if it has any, else the
-    legacy `layers`) and each such record's (start, value start, value end)."""
+def text(value) -> str | bytes:
+    """A proto2 string as pycaffe gives it: str, or bytes if not valid UTF-8 (b"" for None)."""
+    try:
+        return bytes(value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes(value)
+
+
+def last_value(buf, start: int, end: int, field: int, wire_type: int):
+    """The raw value of the last `field` record between start and end (protobuf's "last one
+    wins" for a singular field), or None."""
+    found, pos = None, start
+    while pos < end:
+        f, w, vs, ve = field_at(buf, pos, end)
+        if f == field and w == wire_type:
+            found = buf[vs:ve]
+        pos = ve
+    return found
+
+
+def net_layers(buf) -> "list[Layer]":
+    """Every layer of the net in `buf`: its `layer` field, or the legacy V1 `layers` if it has
+    no `layer` (as oracle._layers)."""
     found, pos, end = {NET_LAYER: [], NET_V1_LAYERS: []}, 0, len(buf)
     while pos < end:
-        field, wire, vs, ve = _field(buf, pos, end)
+        field, wire, vs, ve = field_at(buf, pos, end)
         if field in found and wire == LEN:
             found[field].append((pos, vs, ve))
         pos = ve
     which = NET_LAYER if found[NET_LAYER] else NET_V1_LAYERS
-    return which, found[which]
+    return [Layer(buf, rec, vs, ve, which) for rec, vs, ve in found[which]]
 
 
 def _record(field: int, pieces: list) -> list:
     size = sum(len(p) for p in pieces)  # every piece is bytes or a byte-format memoryview
-    return [_encode_varint(field << 3 | LEN) + _encode_varint(size), *pieces]
+    return [varint.encode_one(field << 3 | LEN) + varint.encode_one(size), *pieces]
 
 
 def _splice(buf, start: int, end: int, replaced: list) -> list:
@@ -223,14 +240,13 @@ def _splice(buf, start: int, end: int, replaced: list) -> list:
 def _rebuild(buf, blob_pieces) -> list:
     """The net as pieces, every blob of every layer with blobs replaced by
     blob_pieces(layer) -> [pieces of each blob's new value]; length prefixes recomputed."""
-    which, records = _layer_records(buf)
     new_layers = []
-    for rec, vs, ve in records:
-        layer = _Layer(buf, vs, ve, which)
+    for layer in net_layers(buf):
         if layer.blobs:
-            new_blobs = [(brec, bve, _record(BLOBS_FIELD[which], pieces))
+            new_blobs = [(brec, bve, _record(BLOBS_FIELD[layer.which], pieces))
                          for (brec, _, bve), pieces in zip(layer.blobs, blob_pieces(layer))]
-            new_layers.append((rec, ve, _record(which, _splice(buf, vs, ve, new_blobs))))
+            new_layers.append((layer.record, layer.end,
+                               _record(layer.which, _splice(buf, layer.start, layer.end, new_blobs))))
     return _splice(buf, 0, len(buf), new_layers)
 
 
@@ -244,14 +260,14 @@ def _bytes_view(data) -> memoryview:  # any contiguous bytes-like input, as byte
 def read_blobs(data, *, arrays: bool = True) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
     """({layer name: [float32 blob arrays]}, skeleton) from a caffemodel's bytes.
 
-    Equal to (caffe_io.blobs(net), caffe_io.skeleton(net)) for the parsed net. Packed float
+    Equal to (oracle.blobs(net), oracle.skeleton(net)) for the parsed net. Packed float
     blobs are zero-copy views into `data` (writable if it is a bytearray; possibly unaligned);
     others are decoded. The skeleton is small: parse it with protobuf for names, types, etc.
     `arrays=False` skips building (and size-checking) the arrays."""
     buf, out = _bytes_view(data), OrderedDict()
 
     def strip(layer):
-        blobs = [_Blob(buf, vs, ve) for _, vs, ve in layer.blobs]
+        blobs = [Blob(buf, vs, ve) for _, vs, ve in layer.blobs]
         if arrays:
             out[layer.name] = [b.array(buf, layer.name) for b in blobs]
         return [_splice(buf, b.start, b.end, [(lo, hi, []) for lo, hi in b.strip]) for b in blobs]
@@ -262,12 +278,12 @@ def read_blobs(data, *, arrays: bool = True) -> "tuple[OrderedDict[str, list[np.
 
 def skeleton(data) -> bytes:
     """The caffemodel's bytes with every blob's data/diff/double_data/double_diff removed:
-    byte-identical to caffe_io.skeleton(net) for protobuf-written input."""
+    byte-identical to oracle.skeleton(net) for protobuf-written input."""
     return read_blobs(data, arrays=False)[1]
 
 
 def chunks(skeleton_bytes, values: "dict[str, list[np.ndarray]]") -> list:
-    """caffe_io.fill(skeleton, values).SerializeToString() as pieces: small bytes and views of
+    """oracle.fill(skeleton, values).SerializeToString() as pieces: small bytes and views of
     the float32 arrays (no copy of the model); fill's CaffeIOErrors for missing/bad values."""
     buf = _bytes_view(skeleton_bytes)
 
@@ -275,13 +291,13 @@ def chunks(skeleton_bytes, values: "dict[str, list[np.ndarray]]") -> list:
         arrays = values.get(layer.name)
         if arrays is None or len(arrays) != len(layer.blobs):
             raise CaffeIOError(f"no values for the {len(layer.blobs)} blobs of layer '{layer.name}'")
-        return [_filled(buf, _Blob(buf, vs, ve), arr, layer.name)
+        return [_filled(buf, Blob(buf, vs, ve), arr, layer.name)
                 for (_, vs, ve), arr in zip(layer.blobs, arrays)]
 
     return _rebuild(buf, fill)
 
 
-def _filled(buf, blob: _Blob, arr, layer_name) -> list:
+def _filled(buf, blob: Blob, arr, layer_name) -> list:
     """A skeleton blob's pieces with `arr` as its packed data, where protobuf puts field 5."""
     arr = np.asarray(arr)
     shape = blob.shape()
@@ -296,22 +312,11 @@ def _filled(buf, blob: _Blob, arr, layer_name) -> list:
     return [p for p in (head, *_record(DATA, [raw]), tail) if len(p)]
 
 
-def _read_file(path) -> np.ndarray:
-    """A regular file's bytes in one uint8 array (uninitialised before the read, unlike a
-    bytearray: no extra pass; the arrays viewing it are writable), with atomic.open_regular's
-    checks (no FIFO, device or directory) and Caffe's own size limit, MAX_CAFFEMODEL_BYTES."""
-    with atomic.open_regular(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
-                             " (Caffe reads no larger model)") as (f, size):
-        buf, got = np.empty(size, np.uint8), 0
-        while got < len(buf) and (n := f.readinto(memoryview(buf[got:]))):  # <= 2 GiB a call
-            got += n
-    return buf[:got]  # shorter if the file shrank while being read
-
-
 def read_caffemodel(path) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
     """read_blobs of a file, its arrays viewing the one buffer read (peak memory ~ the file
-    size); CaffeIOError, as caffe_io.read_net, for unreadable files and files without weights."""
-    buf = _read_file(path)
+    size); CaffeIOError, as oracle.read_net, for unreadable files and files without weights."""
+    buf = atomic.read_array(path, "weights", CaffeIOError, MAX_CAFFEMODEL_BYTES,
+                            " (Caffe reads no larger model)")
     try:
         blobs, skel = read_blobs(buf)
     except CaffeIOError as e:
@@ -323,7 +328,7 @@ def read_caffemodel(path) -> "tuple[OrderedDict[str, list[np.ndarray]], bytes]":
 
 def write_caffemodel(skeleton_bytes, values: "dict[str, list[np.ndarray]]", path, *,
                      fsync: bool = True) -> Path:
-    """Write caffe_io.fill(skeleton, values).SerializeToString() to `path`, byte for byte, by
+    """Write oracle.fill(skeleton, values).SerializeToString() to `path`, byte for byte, by
     streaming `chunks` (no copy of the model) into atomic.replacing's temporary file."""
     pieces = chunks(skeleton_bytes, values)  # every check before anything touches the disk
     try:

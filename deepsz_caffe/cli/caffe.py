@@ -23,17 +23,14 @@ def cmd_train(a):
 
 def cmd_prune(a):
     from ..atomic import check_output
-    from ..caffe import io as caffe_io
     from ..caffe.train import test_top1, workspace
-    from ..deepsz.prune import magnitude_masks, retrain
+    from ..deepsz.prune import prune
 
     check_output(a.output, [a.solver, a.weights], ConfigError)
     kept = parse_kept(a.kept)
-    weights = {k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(a.weights)).items()}
-    masks = magnitude_masks(weights, kept)
     with workspace(a.work_dir) as work:
-        s = retrain(a.solver, a.weights, masks, a.output, iterations=a.iterations,
-                    lr_scale=a.lr_scale, seed=a.seed, work_dir=work, sources=_sources(a))
+        _, s = prune(a.solver, a.weights, kept, a.output, iterations=a.iterations,
+                     lr_scale=a.lr_scale, seed=a.seed, work_dir=work, sources=_sources(a))
         top1 = test_top1(s["net"], a.output)
     kept_text = ", ".join(f"{k}={v:.2%}" for k, v in s["kept"].items())
     print(f"wrote {a.output}: kept {kept_text} after {s['iterations']} masked iterations "
@@ -56,16 +53,14 @@ def cmd_test(a):
 
 
 def cmd_synth_lmdb(a):
-    import time
-
     from ..caffe.synth_lmdb import write_synthetic_imagenet
+    from ..timing import best
 
-    t = time.perf_counter()
-    path = write_synthetic_imagenet(a.output, a.images, size=a.size, classes=a.classes, seed=a.seed,
-                                    overwrite=a.force)
+    path, seconds = best(1, write_synthetic_imagenet, a.output, a.images, size=a.size,
+                         classes=a.classes, seed=a.seed, overwrite=a.force)
     size = sum(f.stat().st_size for f in path.iterdir())
     print(f"wrote {path}: {a.images} images of 3x{a.size}x{a.size} (BGR uint8), {a.classes} classes, "
-          f"seed {a.seed}, {size} bytes in {time.perf_counter() - t:.1f} s")
+          f"seed {a.seed}, {size} bytes in {seconds:.1f} s")
 
 
 def _solver_flags(p) -> None:

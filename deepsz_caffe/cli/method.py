@@ -31,7 +31,7 @@ def cmd_assess(a):
 
 def cmd_optimize(a):
     from ..deepsz.assess import candidates
-    from ..deepsz.optimize import optimize_for_loss, optimize_for_ratio
+    from ..deepsz.optimize import plan as make_plan
     from ..deepsz.pipeline import check_targets, round_one
 
     check_targets(a.expected_loss, a.expected_ratio)
@@ -40,11 +40,12 @@ def cmd_optimize(a):
         cands, fc_bytes = round_one(candidates(r["points"]), a.plan)[0], sum(r["fc_bytes"].values())
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
-    plan = (optimize_for_loss(cands, a.expected_loss) if a.expected_ratio is None
-            else optimize_for_ratio(cands, int(fc_bytes / a.expected_ratio)))
+    plan = make_plan(cands, fc_bytes, expected_loss=a.expected_loss, expected_ratio=a.expected_ratio)
+    fits = a.expected_ratio is not None or plan.expected_loss <= a.expected_loss
     _print_json({"error_bounds": {k: c.error_bound for k, c in plan.choice.items()},
                  "predicted_loss": plan.expected_loss, "total_size": plan.total_size,
-                 "ratio": fc_bytes / max(1, plan.total_size), "plan": a.plan}, a.output)
+                 "ratio": fc_bytes / max(1, plan.total_size), "plan": a.plan, "fits": fits},
+                a.output)
 
 
 def _plan_flag(p):

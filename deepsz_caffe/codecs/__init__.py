@@ -1,42 +1,28 @@
 """The codecs of DeepSZ's two arrays, behind one registry: lossy backends for the data array
 (`sz2`, `sz3`, `zfp`, `quant`, all framed by `base.FramedCodec`) and lossless ones for the index
-array and the other blobs (`lossless`, `index/`). A backend's third-party package is imported
-only when it is first used, and a missing one is named with its pip requirement."""
-import importlib
+array and the other blobs (`lossless`, `index/`), each in a `registry.Registry`. A backend's
+third-party package is imported only when it is first used, and a missing one is named with its
+pip requirement."""
 import math
 
 import numpy as np
 
 from deepsz_caffe.codecs.base import FramedCodec
 from deepsz_caffe.errors import BoundViolation, CodecError, ConfigError
+from deepsz_caffe.registry import Registry
 
-LOSSY_CODECS = ("sz2", "sz3", "zfp", "quant")
-
-# codec name -> (module, class, pip requirement of its third-party package)
-_BACKENDS = {
-    "sz2": ("deepsz_caffe.codecs.sz2", "SZ2Codec", "--no-deps hdf5plugin==7.1.0"),
-    "sz3": ("deepsz_caffe.codecs.sz3", "SZ3Codec", "pysz"),
-    "zfp": ("deepsz_caffe.codecs.zfp", "ZFPCodec", "zfpy"),
-    "quant": ("deepsz_caffe.codecs.quant", "QuantCodec", "constriction"),
-}
-
-
-def import_codec(module: str, name: str, requirement: str):
-    """Import a codec's module only when it is used, naming the package to install if missing."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name is not None and e.name.startswith("deepsz_caffe"):
-            raise
-        raise CodecError(f"codec {name!r} needs a missing package: pip install {requirement}") from e
+# Lossy coders of the data array: id, FramedCodec subclass, pip requirement of its package.
+LOSSY = Registry("lossy codec", CodecError)
+LOSSY.register("sz2", "deepsz_caffe.codecs.sz2:SZ2Codec", "--no-deps hdf5plugin==7.1.0")
+LOSSY.register("sz3", "deepsz_caffe.codecs.sz3:SZ3Codec", "pysz")
+LOSSY.register("zfp", "deepsz_caffe.codecs.zfp:ZFPCodec", "zfpy")
+LOSSY.register("quant", "deepsz_caffe.codecs.quant:QuantCodec", "constriction")
+LOSSY_CODECS = LOSSY.ids()
 
 
 def get_lossy(name: str) -> FramedCodec:
     """Instantiate a backend by name, importing its package only now."""
-    if name not in _BACKENDS:
-        raise CodecError(f"unknown lossy codec {name!r}; valid: {', '.join(LOSSY_CODECS)}")
-    module, cls, requirement = _BACKENDS[name]
-    return getattr(import_codec(module, name, requirement), cls)()
+    return LOSSY.create(name)
 
 
 def check_error_bound(eb, what: str = "error bound") -> float:

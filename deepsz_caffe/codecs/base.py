@@ -106,9 +106,11 @@ class FramedCodec(ABC):
     @abstractmethod
     def _decode(self, payload: bytes, n: int) -> np.ndarray: ...
 
-    @abstractmethod
+    package = ""  # the distribution behind the backend, when its version is that package's
+
     def library_version(self) -> str:
         """Version of the library behind this backend (recorded in every .dsz header)."""
+        return f"{self.package} {package_version(self.package)}"
 
 
 def decompress_all(streams: list, *, trusted: bool = False) -> list[np.ndarray]:

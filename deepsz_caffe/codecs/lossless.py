@@ -24,93 +24,94 @@ import zlib
 import blosc
 import zstandard
 
-from deepsz_caffe.codecs import import_codec
 from deepsz_caffe.errors import CodecError
+from deepsz_caffe.registry import Registry
 
-PAPER_INDEX_CODECS = ("gzip", "zstd", "blosc")
-
-ALL_INDEX_CODECS = PAPER_INDEX_CODECS + ("ctx",)
-_CHOICES = {"best": PAPER_INDEX_CODECS, "best-all": ALL_INDEX_CODECS}
 _ZSTD_LEVEL = 19
 _LIB_ERRORS = (zlib.error, zstandard.ZstdError, blosc.blosc_extension.error, ValueError, TypeError)
 
-def _gzip_encode(raw: bytes) -> bytes:
-    return zlib.compress(raw, 9)
 
-def _gzip_decode(blob: bytes, size: int) -> bytes:
-    d = zlib.decompressobj()
-    out = d.decompress(blob, size + 1)  # max_length 0 would mean unlimited
-    if not d.eof:
-        raise CodecError("gzip: stream is truncated or decodes to more than expected")
-    if d.unused_data:
-        raise CodecError(f"gzip: {len(d.unused_data)} bytes after the end of the stream")
-    return out
+class Gzip:
+    def encode(self, raw: bytes, row_length: int = 0) -> bytes:
+        return zlib.compress(raw, 9)
 
-def _zstd_encode(raw: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(raw)
+    def decode(self, blob: bytes, size: int) -> bytes:
+        d = zlib.decompressobj()
+        out = d.decompress(blob, size + 1)  # max_length 0 would mean unlimited
+        if not d.eof:
+            raise CodecError("gzip: stream is truncated or decodes to more than expected")
+        if d.unused_data:
+            raise CodecError(f"gzip: {len(d.unused_data)} bytes after the end of the stream")
+        return out
 
-def _zstd_decode(blob: bytes, size: int) -> bytes:
-    declared = zstandard.frame_content_size(blob)
-    if declared != size:
-        raise CodecError(f"zstd: frame declares {declared} bytes, expected {size}")
-    if not zstandard.get_frame_parameters(blob).has_checksum:  # we always write one
-        raise CodecError("zstd: frame carries no checksum")
-    return zstandard.ZstdDecompressor().decompress(blob, allow_extra_data=False)
+    def library_version(self) -> str:
+        return f"zlib {zlib.ZLIB_VERSION}"
 
-def _blosc_encode(raw: bytes) -> bytes:
-    return blosc.compress(raw, typesize=1, clevel=9, shuffle=blosc.NOSHUFFLE, cname="zstd")
 
-def _blosc_decode(blob: bytes, size: int) -> bytes:
-    declared, stored, _block = blosc.get_cbuffer_sizes(blob)
-    if declared != size or stored != len(blob):
-        raise CodecError(f"blosc: buffer declares {declared} bytes in {stored}, expected {size} "
-                         f"in {len(blob)}")
-    return blosc.decompress(blob)
+class Zstd:
+    def encode(self, raw: bytes, row_length: int = 0) -> bytes:
+        return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(raw)
+
+    def decode(self, blob: bytes, size: int) -> bytes:
+        declared = zstandard.frame_content_size(blob)
+        if declared != size:
+            raise CodecError(f"zstd: frame declares {declared} bytes, expected {size}")
+        if not zstandard.get_frame_parameters(blob).has_checksum:  # we always write one
+            raise CodecError("zstd: frame carries no checksum")
+        return zstandard.ZstdDecompressor().decompress(blob, allow_extra_data=False)
+
+    def library_version(self) -> str:
+        return "zstd " + ".".join(map(str, zstandard.ZSTD_VERSION))
+
+
+class Blosc:
+    def encode(self, raw: bytes, row_length: int = 0) -> bytes:
+        return blosc.compress(raw, typesize=1, clevel=9, shuffle=blosc.NOSHUFFLE, cname="zstd")
+
+    def decode(self, blob: bytes, size: int) -> bytes:
+        declared, stored, _block = blosc.get_cbuffer_sizes(blob)
+        if declared != size or stored != len(blob):
+            raise CodecError(f"blosc: buffer declares {declared} bytes in {stored}, expected {size} "
+                             f"in {len(blob)}")
+        return blosc.decompress(blob)
+
+    def library_version(self) -> str:
+        return f"blosc {blosc.VERSION_STRING}"
+
+
+# Index coders: id, class (encode(raw, row_length), decode(blob, size), library_version()), pip
+# requirement; "paper" marks the paper's three, the candidates of "best".
+INDEX = Registry("index codec", CodecError)
+INDEX.register("gzip", "deepsz_caffe.codecs.lossless:Gzip", tags=("paper",))
+INDEX.register("zstd", "deepsz_caffe.codecs.lossless:Zstd", "zstandard", tags=("paper",))
+INDEX.register("blosc", "deepsz_caffe.codecs.lossless:Blosc", "blosc", tags=("paper",))
+INDEX.register("ctx", "deepsz_caffe.codecs.index.context:ContextIndex", "constriction pcodec")
+PAPER_INDEX_CODECS = INDEX.ids("paper")
+ALL_INDEX_CODECS = INDEX.ids()
+_CHOICES = {"best": PAPER_INDEX_CODECS, "best-all": ALL_INDEX_CODECS}
+
 
 def index_codec_version(codec: str) -> str:
     """Version of the library behind an index codec (recorded in every .dsz header)."""
-    from deepsz_caffe.codecs.base import package_version
+    return INDEX.version(codec)
 
-    zstd = ".".join(map(str, zstandard.ZSTD_VERSION))
-    return {"gzip": f"zlib {zlib.ZLIB_VERSION}", "zstd": f"zstd {zstd}",
-            "blosc": f"blosc {blosc.VERSION_STRING}",
-            "ctx": f"constriction {package_version('constriction')}, "
-                   f"pcodec {package_version('pcodec')}"}[codec]
-
-
-def _context_index():
-    """The ctx codec, imported on first use: only it needs constriction and pcodec."""
-    return import_codec("deepsz_caffe.codecs.index.context", "ctx", "constriction pcodec")
-
-def _ctx_encode(raw: bytes, row_length: int) -> bytes:
-    return _context_index().encode(raw, row_length)
-
-def _ctx_decode(blob: bytes, size: int) -> bytes:
-    return _context_index().decode(blob, size)
-
-_CODECS = {
-    "gzip": (_gzip_encode, _gzip_decode),
-    "zstd": (_zstd_encode, _zstd_decode),
-    "blosc": (_blosc_encode, _blosc_decode),
-    "ctx": (_ctx_encode, _ctx_decode),
-}
 
 def _lookup(codec: str, allowed: tuple[str, ...]) -> None:
     if codec not in allowed:
         raise CodecError(f"unknown index codec {codec!r}; valid: {', '.join(allowed)}")
 
+
 def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str, bytes]:
     """Compress with `codec`, or with each of a set for "best"/"best-all", keeping the smallest.
 
     Returns (codec actually used, stream); ties go to the earlier in ALL_INDEX_CODECS.
-    row_length is the layer's row width (prod(shape[1:])), a context for "ctx" only;
+    row_length is the layer's row width (prod(shape[1:])), a context a coder may use (ctx does);
     0 means unknown.
     """
     _lookup(codec, ALL_INDEX_CODECS + tuple(_CHOICES))
     names = _CHOICES.get(codec, (codec,))
     try:
-        blobs = [(name, _CODECS[name][0](raw, row_length) if name == "ctx" else _CODECS[name][0](raw))
-                 for name in names]
+        blobs = [(name, INDEX.create(name).encode(raw, row_length)) for name in names]
     except _LIB_ERRORS as e:
         raise CodecError(f"index compression failed: {e}") from e
     return min(blobs, key=lambda nb: len(nb[1]))
@@ -119,7 +120,7 @@ def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
     """Decode and insist on exactly `size` bytes; any library failure becomes CodecError."""
     _lookup(codec, ALL_INDEX_CODECS)
     try:
-        out = _CODECS[codec][1](bytes(blob), size)
+        out = INDEX.create(codec).decode(bytes(blob), size)
     except _LIB_ERRORS as e:
         raise CodecError(f"{codec}: corrupt stream: {e}") from e
     if len(out) != size:

@@ -35,7 +35,8 @@ import struct
 import constriction
 import numpy as np
 
-from deepsz_caffe.codecs.base import FramedCodec, package_version, unzigzag, zigzag
+from deepsz_caffe.codecs.base import FramedCodec, unzigzag, zigzag
+from deepsz_caffe import varint
 from deepsz_caffe.errors import CodecError
 
 _STEP = struct.Struct("<d")
@@ -46,11 +47,8 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 
 
 class QuantCodec(FramedCodec):
-    name = "quant"
+    name, package = "quant", "constriction"
     mode_id = 4
-
-    def library_version(self) -> str:
-        return f"constriction {package_version('constriction')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         step = 2.0 * error_bound
@@ -98,15 +96,18 @@ def _payload(step: float, lo: int, slots: int, q: np.ndarray, fits: np.ndarray, 
         enc = constriction.stream.queue.RangeEncoder()
         enc.encode(symbols, _model(counts))
         words = enc.get_compressed().astype("<u4").tobytes()
-    return _STEP.pack(step) + _leb128(table) + data[~fits].astype("<f4").tobytes() + words
+    return _STEP.pack(step) + varint.encode(table) + data[~fits].astype("<f4").tobytes() + words
 
 
 def _decode(payload: bytes, n: int) -> np.ndarray:
     (step,) = _STEP.unpack_from(payload)
     if not (np.isfinite(step) and step > 0):
         raise CodecError(f"quant: step {step} is not finite and positive")
-    (slots,), pos = _read_leb128(payload, _STEP.size, 1)
-    table, pos = _read_leb128(payload, pos, slots + 1 if slots else 0)
+    try:
+        (slots,), pos = varint.decode_many(payload, _STEP.size, 1)
+        table, pos = varint.decode_many(payload, pos, slots + 1 if slots else 0)
+    except varint.VarintError:
+        raise CodecError("quant: table runs past the stream") from None
     lo = unzigzag(table[0]) if slots else 0
     counts = table[1:] + [n - sum(table[1:])]
     if counts[-1] < 0 or lo < -_Q_MAX or lo + slots - 1 > _Q_MAX:
@@ -134,30 +135,3 @@ def _decode(payload: bytes, n: int) -> np.ndarray:
 
 def _model(counts):
     return constriction.stream.model.Categorical(np.asarray(counts, dtype=np.float64), perfect=False)
-
-
-def _leb128(values) -> bytes:
-    out = bytearray()
-    for v in values:
-        while v >= 0x80:
-            out.append(v & 0x7F | 0x80)
-            v >>= 7
-        out.append(v)
-    return bytes(out)
-
-
-def _read_leb128(buf: bytes, pos: int, count: int) -> tuple[list[int], int]:
-    values = []
-    for _ in range(count):
-        v = shift = 0
-        while True:
-            if pos >= len(buf) or shift > 63:
-                raise CodecError("quant: table runs past the stream")
-            byte = buf[pos]
-            pos += 1
-            v |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        values.append(v)
-    return values, pos

@@ -28,12 +28,9 @@ _ERRORS = (ValueError, RuntimeError, IndexError, OverflowError, MemoryError)
 
 
 class SZ3Codec(FramedCodec):
-    name = "sz3"
+    name, package = "sz3", "pysz"
     mode_id = 2
     isolated = True
-
-    def library_version(self) -> str:
-        return f"pysz {package_version('pysz')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         config = szConfig(data.shape)

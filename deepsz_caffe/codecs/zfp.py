@@ -19,7 +19,7 @@ import functools
 import numpy as np
 import zfpy
 
-from deepsz_caffe.codecs.base import FramedCodec, package_version
+from deepsz_caffe.codecs.base import FramedCodec
 from deepsz_caffe.errors import CodecError
 
 _TOLERANCE_FACTOR = 0.5
@@ -28,12 +28,9 @@ _MAX_BLOCK_BYTES = (16658 + 7) // 8 + 16  # ZFP_MAX_BITS, and a 64-bit word eith
 
 
 class ZFPCodec(FramedCodec):
-    name = "zfp"
+    name, package = "zfp", "zfpy"
     mode_id = 3
     isolated = True
-
-    def library_version(self) -> str:
-        return f"zfpy {package_version('zfpy')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         return zfpy.compress_numpy(data, tolerance=error_bound * _TOLERANCE_FACTOR)

@@ -5,7 +5,6 @@ as a full pass), restore the layer. Every point goes to a JSON cache, written at
 each test, keyed by (prototxt, weights, data, codecs, labels): a killed run resumes where it
 stopped, and a rerun builds no Caffe net for a layer whose walk is cached.
 """
-import hashlib
 import json
 import math
 import time
@@ -14,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import atomic, sparse
+from ..digest import fingerprint
 from ..log import get as get_logger
 from ..log import progress as progress_bar
-from ..caffe.io import sha256_file
 from ..codecs import get_lossy
 from ..format.layer import index_stream, round_trip
 from .optimize import Candidate
@@ -27,11 +26,8 @@ ASSESSMENT_VERSION = 4  # part of the cache key: bump when the walk's bounds, a 
 
 
 def cache_key(model, weights, data_files, settings: dict) -> str:
-    h = hashlib.sha256()
-    for path in (model, weights, *data_files):
-        h.update(sha256_file(path).encode())
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return h.hexdigest()[:20]
+    """The assessment cache's key: the files' contents and the settings."""
+    return fingerprint(*(Path(p) for p in (model, weights, *data_files)), settings)
 
 
 _logger = get_logger("assess")

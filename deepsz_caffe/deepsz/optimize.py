@@ -10,6 +10,8 @@ compressed size and the accuracy drop. The paper observes that drops add up acro
   Sizes are integers of up to ~1e7 bytes, so instead of a DP over bytes it keeps the exact
   Pareto frontier of (size, drop) over the layers seen so far.
 
+`plan` is what `compress` and `optimize` call: one of the two, with one rule when no plan fits.
+
 Drops are taken as the decimals they print as (`str(float(drop))`) and all sums and
 comparisons are exact. Accuracy drops are decimal measurements, so this makes 0.1 + 0.2 fit a
 budget of 0.3 (binary floats would say 0.30000000000000004 > 0.3) and makes the DP exactly
@@ -167,6 +169,32 @@ def optimize_for_ratio(candidates: dict[str, list[Candidate]], max_total_size: i
                 frontier.append(state)
 
     return _plan(candidates, list(frontier[-1][2]), drops, unit)
+
+
+def min_drop_plan(candidates: dict[str, list[Candidate]]) -> Plan:
+    """Each layer's smallest-drop candidate (the smaller size on a tie)."""
+    choice = {layer: min(cs, key=lambda c: (c.drop, c.size)) for layer, cs in candidates.items()}
+    return Plan(choice, sum(c.size for c in choice.values()), sum(c.drop for c in choice.values()))
+
+
+def plan(candidates: dict[str, list[Candidate]], fc_bytes: int, *,
+         expected_loss: float | None = None, expected_ratio: float | None = None) -> Plan:
+    """The one planner of `compress` (every verification round) and `optimize`: Algorithm 2 for
+    a loss budget (`optimize_for_loss`) or for a ratio of the `fc_bytes` selected weight bytes
+    (`optimize_for_ratio`, ConfigError if not even the smallest sizes fit).
+
+    When no combination keeps the summed drop within `expected_loss`, the plan is the
+    smallest-drop one (`min_drop_plan`), not an error (a budget below 0 too): drops are noisy
+    estimates, and only a measured loss decides whether the budget holds. `compress` encodes it
+    and measures (a round fails only on the measured loss); `optimize` reports it with
+    "fits": false. Either way its expected_loss above the budget says that it is over."""
+    if expected_ratio is not None:
+        return optimize_for_ratio(candidates, int(fc_bytes / expected_ratio))
+    _validated(candidates)
+    try:
+        return optimize_for_loss(candidates, expected_loss)
+    except ConfigError:  # no plan fits, or a budget below 0 (compress's tightened ones may be)
+        return min_drop_plan(candidates)
 
 
 def _validated(candidates: dict[str, list[Candidate]]) -> list[list[Candidate]]:

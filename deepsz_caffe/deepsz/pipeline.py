@@ -21,16 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic
-from ..caffe import io as caffe_io
 from ..caffe import wire
 from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
+from ..format.skeleton import layer_types, select_layers
 from ..log import get as get_logger
 from ..caffe.suffix import PrefixStore
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
-from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
+from .optimize import PLANS, min_drop_plan
+from .optimize import plan as make_plan
 from .parallel import LayerTask, run_tasks
 from .probe import reference_labels
 from .settings import Settings
@@ -49,11 +50,6 @@ def check_targets(expected_loss, expected_ratio) -> None:
         raise ConfigError(f"--expected-loss must be a finite number >= 0, got {expected_loss}")
     if expected_ratio is not None and not (math.isfinite(expected_ratio) and expected_ratio > 0):
         raise ConfigError(f"--expected-ratio must be > 0, got {expected_ratio}")
-
-
-def _min_drop_plan(cands) -> Plan:
-    choice = {layer: min(cs, key=lambda c: (c.drop, c.size)) for layer, cs in cands.items()}
-    return Plan(choice, sum(c.size for c in choice.values()), sum(c.drop for c in choice.values()))
 
 
 def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings | None = None,
@@ -108,8 +104,8 @@ def _weight_bytes(weights, requested) -> dict[str, int]:
     """{selected layer: bytes of its float32 weights}. The caffemodel is read zero-copy and let
     go here: no copy of the weights (VGG-16: 553 MB) stays alive while Caffe's nets run."""
     blobs, skeleton = wire.read_caffemodel(weights)
-    types = caffe_io.layer_types(caffe_io.parse_net(skeleton, weights))
-    return {layer: 4 * blobs[layer][0].size for layer in caffe_io.select_layers(types, requested)}
+    return {layer: 4 * blobs[layer][0].size
+            for layer in select_layers(layer_types(skeleton), requested)}
 
 
 def _prefix_pass(model, weights, iterations: int, tasks: list[LayerTask], s: Settings):
@@ -233,15 +229,6 @@ def _baseline(model, weights, work: Path, s: Settings, assessed: dict):
                      labels=labels).run()["top1"], labels
 
 
-def _plan(cands, budget, fc_bytes, expected_ratio) -> Plan:
-    if expected_ratio is not None:
-        return optimize_for_ratio(cands, int(fc_bytes / expected_ratio))
-    try:
-        return optimize_for_loss(cands, budget)
-    except ConfigError:
-        return _min_drop_plan(cands)
-
-
 def round_one(cands, plan: str = "envelope"):
     """(candidates, name of their drops) that round 1 plans on: the measured drops for "literal",
     else each curve's running maximum from 0. A negative drop on 10,000 test images is noise (a
@@ -262,7 +249,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
     try:
         for round_no in range(1, max_rounds + 1):
             t0 = time.perf_counter()
-            plan = _plan(cands, budget, fc_bytes, expected_ratio)
+            plan = make_plan(cands, fc_bytes, expected_loss=budget, expected_ratio=expected_ratio)
             bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
             coders = {layer: c.backend for layer, c in plan.choice.items()}
             dsz.encode(weights, candidate, error_bounds=bounds, layers=layers, lossy=coders,
@@ -286,7 +273,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
                          f"ratio {report['ratio']:.1f}x: {rounds[-1]['seconds']:.1f} s")
             if expected_ratio is not None or actual <= expected_loss + 1e-9:
                 return {"bytes": blob, "report": report, "rounds": rounds}
-            if budget <= _min_drop_plan(cands).expected_loss:
+            if budget <= min_drop_plan(cands).expected_loss:
                 raise ConfigError(f"even the smallest assessed bounds lose {actual:.3f} points > "
                                   f"expected loss {expected_loss}: assess smaller bounds or allow a "
                                   "larger loss")

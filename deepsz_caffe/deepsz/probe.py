@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import sparse
-from ..caffe.io import layer_types, read_net, select_layers
+from ..caffe.wire import read_caffemodel
+from ..format.skeleton import layer_types, select_layers
 from ..caffe.phase import TestPhase
 from ..caffe.suffix import PrefixStore, SuffixPhase
 from ..codecs import get_lossy
@@ -81,7 +82,7 @@ class LayerProbe:
     def __init__(self, model, weights, work_dir, layers=None, codec: str = "sz2", gpu=None,
                  agreement: bool = False):
         self.phase = TestPhase(str(model), str(weights), gpu=gpu)
-        self.layers = select_layers(layer_types(read_net(weights)), layers)
+        self.layers = select_layers(layer_types(read_caffemodel(weights)[1]), layers)
         self.weights = {n: self.phase.net.params[n][0].data.copy() for n in self.layers}
         self.sparse = {n: sparse.to_sparse(w) for n, w in self.weights.items()}
         self.codec = get_lossy(codec)

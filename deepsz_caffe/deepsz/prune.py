@@ -1,7 +1,8 @@
 """Step 1 (paper section 3.2): magnitude pruning plus masked retraining (Han et al. 2015).
 
-`magnitude_masks` is pure: per layer, keep exactly round(kept * size) weights of largest |w|.
-`retrain` runs Caffe's SGD solver with the masks re-applied after every step.
+`prune` is the whole step: read the trained weights, `magnitude_masks` (pure: per layer, keep
+exactly round(kept * size) weights of largest |w|), `retrain` (Caffe's solver with the masks
+re-applied after every step), write the pruned net.
 """
 import numpy as np
 
@@ -43,3 +44,15 @@ def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *,
         stats.setdefault("kept", {})[name] = float(np.count_nonzero(w)) / w.size
     save(solver, out_weights)
     return stats
+
+
+def prune(solver_path, weights, kept: dict[str, float], output, **retrain_options):
+    """Prune the trained `weights` to the `kept` fraction per layer and retrain with the masks;
+    write the pruned net to `output`. `retrain_options` as `retrain`'s (iterations, lr_scale,
+    seed, work_dir, sources). Returns (masks, retrain's stats)."""
+    from ..caffe.wire import read_caffemodel
+
+    blobs = read_caffemodel(weights)[0]
+    masks = magnitude_masks({name: arrays[0] for name, arrays in blobs.items()}, kept)
+    del blobs  # the file's buffer goes before Caffe loads the net
+    return masks, retrain(solver_path, weights, masks, output, **retrain_options)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic
+from ..digest import sha256_stream
 from ..errors import ContainerError
 
 MAGIC = b"DSZ\x89"
@@ -175,7 +176,7 @@ def read_file(path, expect_sha256: str | None = None, *, sha256: bool = False) -
     with atomic.open_regular(path, ".dsz file", ContainerError) as (f, size):
         if expect_sha256 is not None:
             expect = check_sha256(expect_sha256)
-            digest = _sha256(f, size)
+            digest = sha256_stream(f, size)
             if digest != expect:
                 raise ContainerError(f"{source}: sha256 is {digest}, not the expected {expect}")
             f.seek(0)
@@ -195,10 +196,3 @@ def read_file(path, expect_sha256: str | None = None, *, sha256: bool = False) -
     return DszFile(header, _sections(memoryview(body), spans, source),
                    sha.hexdigest() if sha256 else None, size)
 
-
-def _sha256(f, size: int) -> str:
-    sha, left = hashlib.sha256(), size
-    while left > 0 and (chunk := f.read(min(left, 1 << 20))):
-        sha.update(chunk)
-        left -= len(chunk)
-    return sha.hexdigest()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import sparse
+from .. import sparse, timing, varint
 from ..codecs import compress_bounded, get_lossy
 from ..codecs.lossless import compress_index, decompress_index
 from ..errors import CodecError
@@ -54,28 +54,17 @@ def _rebuild(values, gaps, shape, kept: np.ndarray) -> np.ndarray:
 
 def pack_kept(kept: np.ndarray) -> bytes:
     """The kept-at-gap-255 ordinals as LEB128 varints of their gaps (1 byte each for gaps < 128)."""
-    out = bytearray()
-    for gap in np.diff(np.asarray(kept, dtype=np.int64), prepend=-1).tolist():
-        while gap >= 0x80:
-            out.append(gap & 0x7F | 0x80)
-            gap >>= 7
-        out.append(gap)
-    return bytes(out)
+    return varint.encode(np.diff(np.asarray(kept, dtype=np.int64), prepend=-1).tolist())
 
 
 def unpack_kept(blob: bytes, count: int) -> np.ndarray:
     """Inverse of pack_kept: exactly `count` varints of at most 5 bytes, filling `blob`."""
-    b = np.frombuffer(blob, dtype=np.uint8)
-    ends = np.flatnonzero(b < 0x80)  # the last byte of each varint
-    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-    if count < 0 or len(ends) != count or (b.size and ends[-1] != b.size - 1) or \
-            np.any(ends - starts >= 5):
+    try:
+        gaps = varint.decode_array(blob, count, max_bytes=5)
+    except varint.VarintError:
         raise CodecError(f"layer lists {count} kept weights at gap 255 but its gap255_kept "
-                         f"section holds {len(ends)} in {b.size} bytes")
-    if not count:
-        return np.zeros(0, dtype=np.int64)
-    shift = 7 * (np.arange(b.size) - np.repeat(starts, ends - starts + 1))
-    gaps = np.add.reduceat((b & 0x7F).astype(np.int64) << shift, starts)
+                         f"section holds {np.count_nonzero(np.frombuffer(blob, np.uint8) < 0x80)} "
+                         f"in {len(blob)} bytes") from None
     return np.cumsum(gaps) - 1
 
 
@@ -110,6 +99,20 @@ def decode_layer(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | Non
     gaps = np.frombuffer(decompress_index(index, meta["index_codec"], n), dtype=np.uint8)
     values = get_lossy(meta["lossy_codec"]).decompress(data, n, trusted=trusted)
     return rebuild_layer(meta, values, gaps, gap255_kept)
+
+
+def decode_stages(meta: dict, data: bytes, index: bytes, gap255_kept: bytes | None = None, *,
+                  repeat: int = 1) -> tuple[np.ndarray, dict[str, float]]:
+    """decode_layer of a stream this process made, split into its three stages as the paper's
+    Figure 7b times them: (dense blob, {"lossless": index decode, "lossy": data decode (in
+    process), "rebuild": sparse rebuild}), each the fastest of `repeat` wall times."""
+    n = int(meta["n_entries"])
+    raw, t_lossless = timing.best(repeat, decompress_index, index, meta["index_codec"], n)
+    codec = get_lossy(meta["lossy_codec"])
+    values, t_lossy = timing.best(repeat, codec.decompress, data, n, trusted=True)
+    gaps = np.frombuffer(raw, dtype=np.uint8)
+    dense, t_rebuild = timing.best(repeat, rebuild_layer, meta, values, gaps, gap255_kept)
+    return dense, {"lossless": t_lossless, "lossy": t_lossy, "rebuild": t_rebuild}
 
 
 def rebuild_layer(meta: dict, values: np.ndarray, gaps: np.ndarray,

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic
+from ..digest import sha256_file
 from .._version import __version__
-from ..caffe import io as caffe_io
 from ..caffe import wire
 from ..codecs import check_error_bound, get_lossy
 from ..codecs.base import decompress_all
@@ -23,7 +23,7 @@ from ..codecs.lossless import (compress_lossless, decompress_index, decompress_l
 from ..errors import CaffeIOError, ConfigError, ContainerError
 from . import container
 from .layer import DENSE_WARNING_DENSITY, encode_layer, rebuild_layer
-from .skeleton import describe
+from .skeleton import canonical, describe, layer_types, select_layers
 from .validate import validate
 
 # Layer types whose weights DeepSZ's sparse form suits; others (BatchNorm, Scale...) are refused
@@ -37,8 +37,8 @@ def resolve_bounds(types: dict, error_bounds: dict | None, eb_all: float | None,
     layer named in `error_bounds`; each needs a bound from `error_bounds` or `eb_all`, and must
     be a Convolution or InnerProduct layer unless `force`."""
     error_bounds = dict(error_bounds or {})
-    selected = caffe_io.select_layers(types, layers)
-    caffe_io.select_layers(types, list(error_bounds))  # unknown names in --eb are errors too
+    selected = select_layers(types, layers)
+    select_layers(types, list(error_bounds))  # unknown names in --eb are errors too
     selected += [name for name in error_bounds if name not in selected]
     unusual = [name for name in selected if types[name] not in WEIGHT_LAYER_TYPES]
     if unusual and not force:
@@ -67,13 +67,12 @@ def encode(weights, output, *, error_bounds: dict | None = None, eb_all: float |
     atomic.check_output(output, [weights])
     values, skeleton = wire.read_caffemodel(weights)
     _names_unique(skeleton, weights)
-    net = caffe_io.parse_net(skeleton, weights)  # small: the net without its blob values
-    types = caffe_io.layer_types(net)
+    network, skeleton = canonical(skeleton, weights)  # small: the net without its blob values
+    types = layer_types(skeleton)
     bounds = resolve_bounds(types, error_bounds, eb_all, layers, force)
     header = {"format": "deepsz-caffe", "created_by": f"deepsz-caffe {__version__}",
-              "network": net.name, "source_sha256": caffe_io.sha256_file(weights),
+              "network": network, "source_sha256": sha256_file(weights),
               "layers": [], "blobs": []}
-    skeleton = net.SerializeToString()  # protobuf's own order, whatever the input's
     sections = {"skeleton": compress_lossless(skeleton)}
     header["skeleton_bytes"] = len(skeleton)
     dense = {}

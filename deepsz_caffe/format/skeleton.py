@@ -1,10 +1,12 @@
 """The skeleton a .dsz carries (its caffemodel with every blob's values removed), described as
 decode will write it: read with caffe.wire's record reader, the one `wire.write_caffemodel` fills,
 so what is checked is what is written, and no Caffe is imported (except to name the layer types
-of a legacy V1 net)."""
+of a legacy V1 net, and in `canonical`)."""
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..caffe import wire
+from ..errors import CaffeIOError
 
 _NET_NAME = 1                                           # NetParameter.name
 _TYPE = {wire.NET_LAYER: (2, wire.LEN), wire.NET_V1_LAYERS: (5, wire.VARINT)}  # string / V1 enum
@@ -21,15 +23,47 @@ class SkeletonLayer:
 def describe(skeleton: bytes) -> tuple[str | bytes, list[SkeletonLayer]]:
     """(network name, every layer in order); CaffeIOError if the bytes are not a Caffe net."""
     buf = memoryview(skeleton)
-    which, records = wire._layer_records(buf)
     layers = []
-    for _, start, end in records:
-        layer = wire._Layer(buf, start, end, which)
-        blobs = [wire._Blob(buf, vs, ve) for _, vs, ve in layer.blobs]
-        layers.append(SkeletonLayer(layer.name, _layer_type(buf, start, end, which),
-                                    tuple(b.shape() for b in blobs),
-                                    any(any(b.chunks.values()) for b in blobs)))
-    return _text(_last(buf, 0, len(buf), _NET_NAME, wire.LEN)), layers
+    for layer in wire.net_layers(buf):
+        blobs = layer.blob_values(buf)
+        layers.append(SkeletonLayer(layer.name, _layer_type(buf, layer),
+                                    tuple(b.shape() for b in blobs), any(b.has_values for b in blobs)))
+    return wire.text(wire.last_value(buf, 0, len(buf), _NET_NAME, wire.LEN)), layers
+
+
+def layer_types(skeleton: bytes) -> "OrderedDict[str, str]":
+    """{layer name: type} of every layer with blobs, in net order (V1 types by modern names)."""
+    return OrderedDict((layer.name, type_name(layer.type)) for layer in describe(skeleton)[1]
+                       if layer.shapes)
+
+
+def select_layers(types: "dict[str, str]", requested=None) -> list[str]:
+    """Layers whose weight blob is compressed: every InnerProduct by default, or `requested`."""
+    if requested is None:
+        chosen = [name for name, t in types.items() if t == "InnerProduct"]
+        if not chosen:
+            raise CaffeIOError("the net has no InnerProduct layers; name layers with --layers")
+        return chosen
+    unknown = [name for name in requested if name not in types]
+    if unknown:
+        raise CaffeIOError(f"layer(s) {', '.join(map(repr, unknown))} not in the net; "
+                           f"layers with weights: {', '.join(types)}")
+    return list(requested)
+
+
+def canonical(skeleton: bytes, source) -> tuple[str, bytes]:
+    """(network name, the skeleton as protobuf writes it). The .dsz stores this form: protobuf
+    has checked every nested message the record reader carries as opaque bytes (so a decoded
+    model is one Caffe can parse), and fields are in its canonical order whatever the input's.
+    Only the small skeleton is parsed, never the blob values."""
+    from ..caffe.io import caffe_pb2
+
+    net = caffe_pb2().NetParameter()
+    try:
+        net.ParseFromString(bytes(skeleton))
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise CaffeIOError(f"{source} is not a Caffe model (protobuf parse failed: {e})") from None
+    return net.name, net.SerializeToString()
 
 
 def type_name(layer_type: str | int) -> str:
@@ -45,29 +79,9 @@ def type_name(layer_type: str | int) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _layer_type(buf, start: int, end: int, which: int) -> str | int:
-    field, wire_type = _TYPE[which]
-    value = _last(buf, start, end, field, wire_type)
+def _layer_type(buf, layer: wire.Layer) -> str | int:
+    field, wire_type = _TYPE[layer.which]
+    value = wire.last_value(buf, layer.start, layer.end, field, wire_type)
     if wire_type == wire.VARINT:
-        return wire._varint(value, 0, len(value))[0] if value is not None else 0
-    return _text(value)
-
-
-def _last(buf, start: int, end: int, field: int, wire_type: int):
-    """The raw value of the last `field` record between start and end (protobuf's "last one
-    wins" for a singular field), or None."""
-    found, pos = None, start
-    while pos < end:
-        f, w, vs, ve = wire._field(buf, pos, end)
-        if f == field and w == wire_type:
-            found = buf[vs:ve]
-        pos = ve
-    return found
-
-
-def _text(value) -> str | bytes:
-    raw = bytes(value) if value is not None else b""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
+        return wire.read_varint(value, 0, len(value))[0] if value is not None else 0
+    return wire.text(value)

@@ -4,13 +4,12 @@ prune + masked retraining -> DeepSZ compress (assess, optimise, encode, verify) 
 Every stage writes JSON under results/<net>/ and is skipped when its recorded inputs (file
 hashes and settings) are unchanged, so a second run only re-reads results.
 """
-import hashlib
 import json
 import time
 from pathlib import Path
 
 from .. import atomic, presets
-from ..caffe import io as caffe_io
+from ..digest import fingerprint
 from ..caffe import lmdb
 from ..caffe.phase import accuracy
 from ..caffe.prototxt import runtime_files
@@ -18,7 +17,7 @@ from ..caffe.train import run_solver
 from ..deepsz.assess import ASSESSMENT_VERSION
 from ..deepsz.optimize import PLANS
 from ..deepsz.pipeline import COMPRESS_VERSION, compress
-from ..deepsz.prune import magnitude_masks, retrain
+from ..deepsz.prune import prune
 from ..errors import ConfigError
 from ..log import get as get_logger
 from . import mnist, values
@@ -39,16 +38,6 @@ NETS = {
     },
 }
 RETRAIN_LR_SCALE = 1.0  # measured: retraining at the full rate recovers ~0.2 point more than 0.1x
-
-
-def _fingerprint(*parts) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, Path):
-            h.update(caffe_io.sha256_file(part).encode())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:20]
 
 
 def _stage(path: Path, inputs: str, outputs: list[Path]):
@@ -134,7 +123,7 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
 def _train_stage(out: Path, solver, model, lmdbs, seed: int, iterations: int) -> dict:
     """Train from scratch (skipped when its recorded inputs are unchanged)."""
     original = out / "original.caffemodel"
-    inputs = _fingerprint(solver, model, {"seed": seed, "iterations": iterations,
+    inputs = fingerprint(solver, model, {"seed": seed, "iterations": iterations,
                                           "train": lmdbs["train"].name})
     record = _stage(out / "train.json", inputs, [original])
     if record is None:
@@ -151,14 +140,12 @@ def _train_stage(out: Path, solver, model, lmdbs, seed: int, iterations: int) ->
 def _prune_stage(out: Path, solver, model, kept: dict, seed: int, iterations: int) -> dict:
     """Magnitude pruning + masked retraining of the trained net."""
     original, pruned = out / "original.caffemodel", out / "pruned.caffemodel"
-    inputs = _fingerprint(original, solver, {"kept": kept, "iterations": iterations,
+    inputs = fingerprint(original, solver, {"kept": kept, "iterations": iterations,
                                              "seed": seed, "lr_scale": RETRAIN_LR_SCALE})
     record = _stage(out / "prune.json", inputs, [pruned])
     if record is None:
-        masks = magnitude_masks({k: v[0] for k, v in caffe_io.blobs(caffe_io.read_net(original)).items()},
-                                kept)
-        stats = retrain(solver, original, masks, pruned, iterations=iterations, seed=seed,
-                        lr_scale=RETRAIN_LR_SCALE)
+        _, stats = prune(solver, original, kept, pruned, iterations=iterations, seed=seed,
+                         lr_scale=RETRAIN_LR_SCALE)
         stats["top1"] = accuracy(model, pruned)["top1"]
         record = {"inputs": inputs, "kept_target": kept, **stats}
         atomic.write_json(out / "prune.json", record)
@@ -170,7 +157,7 @@ def _compress_stage(out: Path, net: str, tag: str, model, lmdbs, expected_loss: 
     """DeepSZ on the pruned net with the preset's codecs and `plan`."""
     codecs = presets.resolve(preset)
     pruned, dsz_path = out / "pruned.caffemodel", out / f"{net}{tag}.dsz"
-    inputs = _fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
+    inputs = fingerprint(pruned, model, {"expected_loss": expected_loss, "assess_split": assess_split,
                                           "lossy": codecs.lossy, "lossless": codecs.lossless,
                                           "assessment": ASSESSMENT_VERSION, "compress": COMPRESS_VERSION,
                                           "plan": plan})

@@ -300,3 +300,18 @@ def _get_rice(dec, k: int) -> int:
         if q == _RICE_QMAX:
             return _get_uint(dec)
     return (q << k) | _get_bits(dec, k)
+
+
+class ContextIndex:
+    """This coder as the index-codec registry (codecs/lossless.py) takes it."""
+
+    def encode(self, raw: bytes, row_length: int = 0) -> bytes:
+        return encode(raw, row_length)
+
+    def decode(self, blob: bytes, size: int) -> bytes:
+        return decode(blob, size)
+
+    def library_version(self) -> str:
+        from deepsz_caffe.codecs.base import package_version
+
+        return f"constriction {package_version('constriction')}, pcodec {package_version('pcodec')}"

@@ -1,7 +1,7 @@
 """Writing and reading an AlexNet-shaped fc6-fc8 .caffemodel (weights and biases, float32, dense:
 234 MB): the wire-format path (deepsz_caffe.caffe.wire) against protobuf's Python objects
 (fill + write_net, read_net + blobs: the route the library took before wire.py, kept as the
-tests' oracle in tests/caffe_oracle.py), beside
+tests' oracle in benchmarks/protobuf_route.py), beside
 numpy tofile/fromfile of the same bytes, measured in the same run as the reference.
 
 Shapes are the paper's (Table 1, deepsz_caffe.paper.values); the values are Gaussian float32,
@@ -112,8 +112,7 @@ def operation(mode: str, work: Path, seed: int):
         return lambda: np.fromfile(model, np.uint8) is None, None
     if mode == "wire_read":
         return lambda: wire.read_caffemodel(model) is None, None
-    sys.path.insert(0, str(ROOT / "tests"))
-    import caffe_oracle  # the protobuf route; loads pycaffe: part of the old path's cost
+    from benchmarks import protobuf_route as caffe_oracle  # loads pycaffe: part of the old path's cost
 
     if mode == "old_write":
         return lambda: caffe_oracle.write_net(caffe_oracle.fill(skel, held), out), out
@@ -138,7 +137,7 @@ def child(mode: str, work: Path, seed: int, repeat: int) -> None:
 
 
 def run_child(mode: str, work: Path, seed: int, repeat: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--dir", str(work), "--seed", str(seed),
+    cmd = [sys.executable, "-m", "benchmarks.caffemodel_io", "--child", mode, "--dir", str(work), "--seed", str(seed),
            "--repeat", str(repeat)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import caffe_oracle as caffe_io
+from benchmarks import protobuf_route as caffe_io
 from deepsz_caffe.caffe import wire
 from deepsz_caffe.varint import encode_one as varint
 from deepsz_caffe.errors import CaffeIOError

@@ -9,7 +9,7 @@ and blobs (7 / V1: 6); BlobProto num..width (1-4), data (5), diff (6), shape (7;
 1), double_data (8), double_diff (9). All else is carried as opaque bytes (protobuf checks it
 when it parses the small skeleton). Output is protobuf's byte for byte when the skeleton is
 protobuf output (known fields in number order, unknown ones after), as oracle.skeleton's is
-("oracle": protobuf's own route, tests/caffe_oracle.py, which this module is tested against).
+("oracle": protobuf's own route, benchmarks/protobuf_route.py, which this module is tested against).
 The package's one route to and from model files; its record API (`net_layers`, `Layer`, `Blob`,
 `field_at`, `last_value`, `read_varint`, `text`) serves readers of a net's bytes (skeleton.py).
 """

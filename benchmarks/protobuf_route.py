@@ -1,5 +1,6 @@
-"""The protobuf route to a .caffemodel (caffe_pb2.NetParameter), kept only as the oracle the
-library's zero-copy reader/writer (deepsz_caffe/caffe/wire.py) is tested against."""
+"""The protobuf route to a .caffemodel (caffe_pb2.NetParameter), kept only as a reference: the
+oracle tests/test_caffe_wire.py checks the library's zero-copy reader/writer (caffe/wire.py)
+against, and the baseline benchmarks/caffemodel_io.py times it against."""
 from collections import OrderedDict
 
 import numpy as np

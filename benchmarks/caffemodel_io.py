@@ -137,8 +137,8 @@ def child(mode: str, work: Path, seed: int, repeat: int) -> None:
 
 
 def run_child(mode: str, work: Path, seed: int, repeat: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.caffemodel_io", "--child", mode, "--dir", str(work), "--seed", str(seed),
-           "--repeat", str(repeat)]
+    cmd = [sys.executable, "-m", "benchmarks.caffemodel_io", "--child", mode, "--dir", str(work),
+           "--seed", str(seed), "--repeat", str(repeat)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         sys.exit(f"{mode} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")

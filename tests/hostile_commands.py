@@ -57,6 +57,8 @@ def inputs(root, manifest: dict) -> dict:
     p["held_assessment"] = p["held"] / "assessment.json"
     p["held_assessment"].write_text(p["assessment"].read_text())
     p["solver"] = PACKAGE_PROTOTXT / "lenet300" / "solver.prototxt"
+    p["misfit"] = cases / "misfit.prototxt"  # ip1 one output wider: the weights do not fit it
+    p["misfit"].write_text(p["train_test"].read_text().replace("num_output: 300", "num_output: 301", 1))
     return p
 
 
@@ -105,6 +107,10 @@ def _compress_cases(run: Path, p: dict) -> list[dict]:
              output="out.dsz", watch=[str(p["readonly"])]),
         _job(run, "compress/work-dir-held", [*base, *loss, "--work-dir", p["held"]], output="out.dsz",
              timeout=CAFFE_TIMEOUT),
+        # refused inside the work dir (Caffe cannot run the net): the dir it made is removed again
+        _job(run, "compress/weights-do-not-fit-the-net", ["compress", "--model", p["misfit"], "--weights",
+                                                          p["model"], *loss, "-o", "out.dsz"],
+             output="out.dsz", timeout=CAFFE_TIMEOUT),
         _job(run, "compress/plan-via-api-literal-missing-weights",
              ["compress", "--model", p["train_test"], "--weights", "no-such", *loss, "--plan", "literal",
               "--work-dir", "work", "-o", "out.dsz"], output="out.dsz"),
@@ -130,6 +136,9 @@ def _assess_cases(run: Path, p: dict) -> list[dict]:
     jobs += [
         _job(run, "assess/missing-lmdb", ["assess", "--model", p["train_test_missing"], "--weights", p["model"],
                                           *loss, "--work-dir", "work"], timeout=CAFFE_TIMEOUT),
+        _job(run, "assess/weights-do-not-fit-the-net-nested-work-dir",
+             ["assess", "--model", p["misfit"], "--weights", p["model"], *loss, "--work-dir", "a/b/work"],
+             timeout=CAFFE_TIMEOUT),
         _job(run, "assess/work-dir-is-a-file", ["assess", "--model", p["train_test"], "--weights", p["model"],
                                                 *loss, "--work-dir", p["file"]]),
         _job(run, "assess/work-dir-read-only", ["assess", "--model", p["train_test"], "--weights", p["model"],
@@ -226,6 +235,8 @@ def _synth_cases(run: Path, p: dict) -> list[dict]:
                                 ("in-read-only-directory", p["readonly"] / "db"), ("empty", ""),
                                 ("proc", "/proc/self/db"))]
     jobs[-3]["watch"] = [str(p["readonly"])]
+    jobs += [_job(run, f"synth-lmdb/o-{name}-force", [*small, "--force", "-o", path], timeout=10.0)
+             for name, path in (("fifo", p["fifo"]), ("dev-zero", "/dev/zero"), ("a-file", p["file"]))]
     return jobs
 
 

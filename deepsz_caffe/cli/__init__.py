@@ -94,6 +94,9 @@ def main(argv=None) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *_a, **_k: print(f"deepsz: warning: {msg}", file=sys.stderr)
         try:
+            from .validate import check
+
+            check(args)
             args.func(args)
         except DeepSZError as e:
             print(f"deepsz: error: {e}", file=sys.stderr)

@@ -13,6 +13,7 @@ uses the running maximum (not floored at 0) and later rounds lower the budget. E
 import fcntl
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ import numpy as np
 
 from .. import atomic
 from ..caffe import io as caffe_io
-from ..caffe import wire
+from ..caffe import lmdb, wire
 from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
@@ -63,16 +64,23 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     of the prototxt, weights, test data, index codec and labels; pairs run in parallel with the
     settings' `workers`, `gpus` or `scheduler`, all fed by one kept full pass (`_prefix_pass`).
     Keyword `overrides` set single fields of `settings`."""
+    check_targets(expected_loss, None)
     s = Settings.of(settings, **overrides)
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    fc_bytes = _weight_bytes(weights, s.layer_list())
+    fc_bytes = _weight_bytes(weights, s.layer_list())  # before the work dir: a refusal leaves none
+    check_model(model)
+    if s.assess_lmdb:
+        lmdb.count(s.assess_lmdb)
+    with locked(Path(work_dir)) as work:
+        return _assess(model, weights, work, expected_loss, s, fc_bytes)
+
+
+def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_bytes: dict) -> dict:
     layers = list(fc_bytes)
     t0 = time.perf_counter()
     assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
                     else model)
     info = check_model(assess_model)
-    probe(assess_model, weights)
+    probe(assess_model, weights, s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
     iterations = s.iterations or math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
                     {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION,
@@ -141,15 +149,61 @@ def stage(name: str, seconds: float, detail: str = "") -> None:
 
 @contextmanager
 def locked(work: Path):
-    """One run per work dir: a second `compress` on it would share its candidate files."""
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / ".lock", "w") as f:
+    """One run per work dir (a second `compress` or `assess` on it would share its files); yields
+    `work`. The lock is an flock on work/.lock. A run that fails in a work dir it created, before
+    anything worth resuming from was cached there (an `assess-*` file), removes the directory
+    again: a refusal leaves nothing behind."""
+    work = Path(work)
+    created = _missing_top(work)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        f = open(work / ".lock", "a")
+    except OSError as e:
+        raise ConfigError(f"cannot use work dir {work}: {e.strerror}") from None
+    ok = False
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it or "
                               "give --work-dir another directory") from None
+        try:
+            yield work
+            ok = True
+        finally:
+            if not ok and created is not None and not _worth_keeping(work):
+                shutil.rmtree(created, ignore_errors=True)
+
+
+@contextmanager
+def reading(work: Path):
+    """A shared lock on `work` while its files are read (`deepsz optimize`): refused while a run
+    holds it. Nothing is created: a directory without a .lock was never a run's work dir."""
+    try:
+        f = open(Path(work) / ".lock", "rb")
+    except OSError:
         yield
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it "
+                              "to finish") from None
+        yield
+
+
+def _missing_top(path: Path) -> Path | None:
+    """The outermost directory of `path` that does not exist yet (None if `path` exists)."""
+    top = None
+    while not os.path.lexists(path):
+        top, path = path, path.parent
+    return top
+
+
+def _worth_keeping(work: Path) -> bool:
+    """Whether a failed run cached any assessment there (resumable work)."""
+    return any(p.is_file() for d in work.glob("assess-*") for p in d.rglob("*"))
 
 
 def compress(model, weights, output, *, expected_loss: float | None = None,
@@ -168,9 +222,12 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     output = atomic.check_output(output, [model, weights], ConfigError)
     work = Path(work_dir) if work_dir else output.with_name(output.stem + ".work")
     test_info = check_model(model)  # before the work dir exists: a missing LMDB leaves none behind
+    fc_bytes = _weight_bytes(weights, s.layer_list())
+    if s.assess_lmdb:
+        lmdb.count(s.assess_lmdb)
     with locked(work):
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
-        assessed = assess(model, weights, work, expected_loss=walk, settings=s)
+        assessed = _assess(model, weights, work, walk, s, fc_bytes)
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()

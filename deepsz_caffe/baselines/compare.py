@@ -56,7 +56,7 @@ def _checked(method: Method, layers: dict, decoded) -> dict[str, np.ndarray]:
             a = a.astype(np.float32, copy=False)
         if a.shape != w.shape or not np.all(np.isfinite(a)):
             raise CodecError(f"{method.name}: layer {name!r} decoded as {a.shape} "
-                             f"(finite as float32: {bool(np.all(np.isfinite(a)))}), expected {w.shape}")
+                             f"(finite: {bool(np.all(np.isfinite(a)))} as float32), expected {w.shape}")
         out[name] = a
     return out
 

@@ -85,7 +85,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
     if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
         return
     if path.is_symlink() or not path.is_dir():
-        raise ConfigError(f"{path} exists and is not a directory (an LMDB is one); choose another path")
+        raise ConfigError(f"{path} already exists and is not an LMDB directory; choose another path")
     if not overwrite:
         raise ConfigError(f"{path} already exists and is not empty; pass --force (overwrite=True) "
                           "to replace it")

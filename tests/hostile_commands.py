@@ -8,6 +8,7 @@ shared by tests/test_hostile_commands.py and benchmarks/hostile.py."""
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 import hostile_cases
@@ -184,6 +185,18 @@ def compare_argv(p: dict, *extra, weights=None, output="out.json") -> list:
             "-o", output, "--repeat", "1", *extra]
 
 
+PLUGIN_MODULES = ("hostile_plugins.py", "hostile_plugin_broken.py")
+
+
+def plugin_job(run: Path, job_id: str, argv: list, **kw) -> dict:
+    """A compare job whose cwd holds the plug-in modules: `python -m deepsz_caffe.cli` imports
+    module:Class from the current directory (sys.path[0]), as a user's own module would be."""
+    job = _job(run, job_id, argv, keep=[*PLUGIN_MODULES, "__pycache__"], **kw)
+    for name in PLUGIN_MODULES:
+        shutil.copyfile(Path(__file__).with_name(name), Path(job["cwd"]) / name)
+    return job
+
+
 PLUGINS = ("RaiseInInit", "RaiseInSetup", "RaiseInUnavailable", "RaiseInSweep", "SweepNotIterable",
            "RaiseInEncode", "RaiseInDecode", "RaiseInDescribe", "RaiseInLayerBytes", "RaiseInOperatingPoint",
            "LayerBytesNotADict", "DescribeNotAString", "EncodeNone", "EncodeList", "DecodeObjects",
@@ -193,10 +206,10 @@ PLUGINS = ("RaiseInInit", "RaiseInSetup", "RaiseInUnavailable", "RaiseInSweep", 
 
 def _compare_cases(run: Path, p: dict) -> list[dict]:
     """Finding 10 (and compare's numbers, finding 8): every plug-in call guarded."""
-    jobs = [_job(run, f"compare/plugin-{name}", compare_argv(p, "--method", f"hostile_plugins:{name}"),
-                 output="out.json", timeout=CAFFE_TIMEOUT) for name in PLUGINS]
-    jobs += [_job(run, f"compare/plugin-{name}", compare_argv(p, "--method", spec), output="out.json",
-                  timeout=CAFFE_TIMEOUT)
+    jobs = [plugin_job(run, f"compare/plugin-{name}", compare_argv(p, "--method", f"hostile_plugins:{name}"),
+                       output="out.json", timeout=CAFFE_TIMEOUT) for name in PLUGINS]
+    jobs += [plugin_job(run, f"compare/plugin-{name}", compare_argv(p, "--method", spec), output="out.json",
+                        timeout=CAFFE_TIMEOUT)
              for name, spec in (("module-raises-on-import", "hostile_plugin_broken:X"),
                                 ("module-missing", "no_such_module_xyz:X"), ("class-missing", "hostile_plugins:Nope"),
                                 ("not-a-method", "hostile_plugins:np"), ("no-colon", "justaname"))]
@@ -212,6 +225,8 @@ def _compare_cases(run: Path, p: dict) -> list[dict]:
              _job(run, "compare/o-in-read-only-directory",
                   compare_argv(p, *good, output=p["readonly"] / "x.json"), watch=[str(p["readonly"])],
                   timeout=CAFFE_TIMEOUT),
+             _job(run, "compare/figures-in-proc", compare_argv(p, *good, "--figures", "/proc/figures"),
+                  output="out.json", timeout=CAFFE_TIMEOUT),
              _job(run, "compare/figures-is-a-file", compare_argv(p, *good, "--figures", p["file"]), output="out.json",
                   timeout=CAFFE_TIMEOUT)]
     return jobs
@@ -282,7 +297,13 @@ def _caffe_cases(run: Path, p: dict) -> list[dict]:
                                  ("expected-loss--1", ["--expected-loss=-1"]),
                                  ("expected-loss-1e400", ["--expected-loss=1e400"]),
                                  ("seed--1", ["--seed", "-1"]), ("seed-huge", ["--seed", HUGE]),
-                                 ("net-nosuch", ["--net", "nosuch"]), ("preset-nosuch", ["--preset", "nosuch"]))]
+                                 ("net-nosuch", ["--net", "nosuch"]), ("preset-nosuch", ["--preset", "nosuch"]),
+                                 ("results-is-a-file", ["--results", p["file"]]),
+                                 ("data-in-proc", ["--data", "/proc/data"]),
+                                 ("results-in-read-only-directory", ["--results", p["readonly"] / "r"]))]
+    encode = ["encode", "--weights", p["model"], "--eb-all", "0.01", "-o", "out.dsz"]
+    jobs += [_job(run, f"encode/{name}", [*encode, "--layers", value], output="out.dsz")
+             for name, value in (("layers-comma", ","), ("layers-blank", " , "))]
     return jobs
 
 
@@ -293,4 +314,7 @@ def command_jobs(root, manifest: dict) -> list[dict]:
     source = next(iter(manifest["genuine"]))
     jobs = (_compress_cases(run, p) + _assess_cases(run, p) + _optimize_cases(run, p) + _compare_cases(run, p)
             + _synth_cases(run, p) + _caffe_cases(run, p))
+    for job in jobs:  # nothing may appear in the read-only directory either
+        if str(p["readonly"]) in " ".join(job["argv"]):
+            job["watch"] = sorted({*job.get("watch", ()), str(p["readonly"])})
     return [{**job, "source": source} for job in jobs]

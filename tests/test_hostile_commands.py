@@ -60,9 +60,9 @@ def test_plugin_failures_name_the_method_and_the_call():
 
 def test_interrupt_inside_a_plugin_is_an_interrupt_not_a_success(tmp_path):
     p = hostile_commands.inputs(tmp_path / "in", MANIFEST)
-    job = hostile_commands._job(tmp_path / "run", "compare/plugin-InterruptInEncode",
-                                hostile_commands.compare_argv(p, "--method", "hostile_plugins:InterruptInEncode"),
-                                output="out.json", timeout=hostile_commands.CAFFE_TIMEOUT)
+    job = hostile_commands.plugin_job(tmp_path / "run", "compare/plugin-InterruptInEncode",
+                                      hostile_commands.compare_argv(p, "--method", "hostile_plugins:InterruptInEncode"),
+                                      output="out.json", timeout=hostile_commands.CAFFE_TIMEOUT)
     try:
         (result,) = hostile_cases.run_batch([job], tmp_path / "batch", 1)
     finally:

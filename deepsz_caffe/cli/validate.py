@@ -4,6 +4,7 @@ refused run has done no work and created no file. The rules live with what they 
 accuracy targets; atomic: input and output paths; synth_lmdb and compare: their own limits);
 this module says which flag gets which, once for every command that has the flag."""
 import os
+import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -43,7 +44,7 @@ def _values(a) -> None:
         rule.integer("--gpu", a.gpu, 0)
     if _get(a, "gpus") is not None:
         rule.gpu_ids(a.gpus)
-    if _get(a, "layers") is not None and a.command != "encode":  # encode: its own --layers rules
+    if _get(a, "layers") is not None:
         rule.layer_names(parse_layers(a.layers) or ())
     if _get(a, "scheduler") is not None:
         rule.scheduler_address(a.scheduler)
@@ -97,7 +98,8 @@ def _paths(a) -> None:
 
 def usable_dir(path, what: str) -> Path:
     """A directory that is, or can be created, and written in: refused if it (or the nearest
-    existing directory above it) is a file, or not writable."""
+    existing directory above it) is a file, or no directory can be made there (tried: a mode
+    says nothing to root, nor about /proc or a read-only mount)."""
     if not str(path).strip():
         raise ConfigError(f"{what}: the path is empty")
     path = Path(path)
@@ -106,6 +108,8 @@ def usable_dir(path, what: str) -> Path:
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"{what} {path}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {path}: directory {probe} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".deepsz-probe-", dir=probe))
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot create files in {probe} ({e.strerror})") from None
     return path

@@ -1,5 +1,6 @@
 """Misbehaving `deepsz compare` plug-ins (tests/hostile_commands.py): each breaks one promise of
 the Method interface, in one call, and the harness must refuse it in one line naming the call."""
+
 import numpy as np
 
 from deepsz_caffe.baselines.method import Method
@@ -7,6 +8,7 @@ from deepsz_caffe.baselines.method import Method
 
 class Plain(Method):
     """A correct method (weights stored raw): the base the broken ones change one call of."""
+
     name, knob = "plain", "copy"
 
     def sweep(self):
@@ -105,6 +107,7 @@ class DecodeStrings(Plain):
 
 class DecodeFloat64Huge(Plain):
     """Finite as float64, inf once cast to the float32 a Caffe blob holds."""
+
     def decode(self, blob):
         return {n: np.full(s, 1e300) for n, s in self.shapes.items()}
 
@@ -116,6 +119,7 @@ class DecodeWrongShape(Plain):
 
 class MutatesReference(Plain):
     """Zeroes the arrays it is given: the harness's max error must not then read 0."""
+
     def encode(self, layers, target):
         for w in layers.values():
             w[...] = 0

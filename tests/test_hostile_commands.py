@@ -2,6 +2,7 @@
 issue 23 findings 7-11), through the real CLI in tests/hostile_driver.py's forked children, judged
 by hostile_cases.verdict as the other careless-user cases: refused in one line, exit 1, nothing
 left behind, no traceback, crash or hang. Each case is its own test id, "cmd/<command>/<case>"."""
+
 import atexit
 import os
 import shutil
@@ -44,15 +45,25 @@ def _outcome(job_id: str) -> tuple[dict, dict]:
 def test_command_case(job_id):
     job, result = _outcome(job_id)
     outcome, ok, why = hostile_cases.verdict(job, result, {})
-    assert ok, (f"{job_id}: {outcome}: {why}\n  argv: {job['argv']}\n  exit {result['rc']}, "
-                f"{result['seconds']} s, left {result['leftovers']}\n  stderr: {result['stderr'][-1500:]}")
+    assert ok, (
+        f"{job_id}: {outcome}: {why}\n  argv: {job['argv']}\n  exit {result['rc']}, "
+        f"{result['seconds']} s, left {result['leftovers']}\n  stderr: {result['stderr'][-1500:]}"
+    )
 
 
 def test_plugin_failures_name_the_method_and_the_call():
-    expected = {"RaiseInEncode": "encode", "RaiseInDecode": "decode", "RaiseInSweep": "sweep",
-                "RaiseInInit": "__init__", "RaiseInUnavailable": "unavailable", "RaiseInSetup": "setup",
-                "RaiseInDescribe": "describe", "RaiseInLayerBytes": "layer_bytes",
-                "ExitInEncode": "encode", "module-raises-on-import": "import"}
+    expected = {
+        "RaiseInEncode": "encode",
+        "RaiseInDecode": "decode",
+        "RaiseInSweep": "sweep",
+        "RaiseInInit": "__init__",
+        "RaiseInUnavailable": "unavailable",
+        "RaiseInSetup": "setup",
+        "RaiseInDescribe": "describe",
+        "RaiseInLayerBytes": "layer_bytes",
+        "ExitInEncode": "encode",
+        "module-raises-on-import": "import",
+    }
     for name, call in expected.items():
         _, result = _outcome(f"cmd/compare/plugin-{name}")
         assert result["rc"] == 1 and f"{call}" in result["stderr"], (name, result["rc"], result["stderr"])
@@ -60,9 +71,13 @@ def test_plugin_failures_name_the_method_and_the_call():
 
 def test_interrupt_inside_a_plugin_is_an_interrupt_not_a_success(tmp_path):
     p = hostile_commands.inputs(tmp_path / "in", MANIFEST)
-    job = hostile_commands.plugin_job(tmp_path / "run", "compare/plugin-InterruptInEncode",
-                                      hostile_commands.compare_argv(p, "--method", "hostile_plugins:InterruptInEncode"),
-                                      output="out.json", timeout=hostile_commands.CAFFE_TIMEOUT)
+    job = hostile_commands.plugin_job(
+        tmp_path / "run",
+        "compare/plugin-InterruptInEncode",
+        hostile_commands.compare_argv(p, "--method", "hostile_plugins:InterruptInEncode"),
+        output="out.json",
+        timeout=hostile_commands.CAFFE_TIMEOUT,
+    )
     try:
         (result,) = hostile_cases.run_batch([job], tmp_path / "batch", 1)
     finally:

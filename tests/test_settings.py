@@ -1,9 +1,9 @@
 """The argument rules of deepsz/settings.py (shared by the API's Settings and the CLI's one
 validation pass): counts, finite numbers, layer names, GPU ids, scheduler addresses."""
+
 import pytest
 
-from deepsz_caffe.deepsz.settings import (Settings, gpu_ids, integer, layer_names, number,
-                                          scheduler_address)
+from deepsz_caffe.deepsz.settings import Settings, gpu_ids, integer, layer_names, number, scheduler_address
 from deepsz_caffe.errors import ConfigError
 
 
@@ -37,24 +37,57 @@ def test_layer_names_and_gpu_ids_name_something():
         gpu_ids([0, -1])
 
 
-@pytest.mark.parametrize("address", ["tcp://host:8786", "host:8786", "tcp://10.0.0.1:1", "tls://a.b-c:65535",
-                                     "[::1]:8786", "tcp://[fe80::1]:8786"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "tcp://host:8786",
+        "host:8786",
+        "tcp://10.0.0.1:1",
+        "tls://a.b-c:65535",
+        "[::1]:8786",
+        "tcp://[fe80::1]:8786",
+    ],
+)
 def test_scheduler_addresses_accepted(address):
     assert scheduler_address(address) == address
 
 
-@pytest.mark.parametrize("address", ["not a url", "tcp://host", "host", "host:0", "host:65536", "host:99999",
-                                     "", "ftp://host:21", "tcp://:8786", "tcp://host:8786/path", None])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "not a url",
+        "tcp://host",
+        "host",
+        "host:0",
+        "host:65536",
+        "host:99999",
+        "",
+        "ftp://host:21",
+        "tcp://:8786",
+        "tcp://host:8786/path",
+        None,
+    ],
+)
 def test_scheduler_addresses_refused(address):
     with pytest.raises(ConfigError, match="--scheduler expects host:port"):
         scheduler_address(address)
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("iterations", 0, "--iterations"), ("iterations", -1, "--iterations"), ("gpu", -1, "--gpu"),
-    ("gpus", (), "names no GPU"), ("gpus", (0, -2), "--gpus"), ("workers", 0, "--workers"),
-    ("workers", 10**6, "--workers"), ("layers", (), "names no layer"), ("layers", ("ip1", ""), "names no layer"),
-    ("scheduler", "not a url", "--scheduler")])
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("iterations", 0, "--iterations"),
+        ("iterations", -1, "--iterations"),
+        ("gpu", -1, "--gpu"),
+        ("gpus", (), "names no GPU"),
+        ("gpus", (0, -2), "--gpus"),
+        ("workers", 0, "--workers"),
+        ("workers", 10**6, "--workers"),
+        ("layers", (), "names no layer"),
+        ("layers", ("ip1", ""), "names no layer"),
+        ("scheduler", "not a url", "--scheduler"),
+    ],
+)
 def test_settings_refuse_what_the_cli_refuses(field, value, match):
     with pytest.raises(ConfigError, match=match):
         Settings(**{field: value})

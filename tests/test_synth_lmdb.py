@@ -160,7 +160,8 @@ def test_estimates_cover_what_one_image_really_takes():
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "synthetic_image(0, 0, 1536)\n"
             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) << 10)")
-    grew = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    grew = int(run.stdout)
     assert 0.5 * synth_lmdb.BYTES_PER_PIXEL * 1536**2 < grew <= synth_lmdb.BYTES_PER_PIXEL * 1536**2
 
 

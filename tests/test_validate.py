@@ -1,5 +1,6 @@
 """cli/validate.py: every command's arguments are checked once, before the command runs (the
 hostile cases in tests/hostile_commands.py run the same through the real CLI)."""
+
 import os
 
 import pytest
@@ -13,8 +14,9 @@ from deepsz_caffe.errors import CaffeIOError, ConfigError
 def test_a_refused_argument_stops_the_command_before_it_starts(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(method, "cmd_assess", lambda a: pytest.fail("the command ran"))
     work = tmp_path / "work"
-    rc = cli.main(["assess", "--model", "m", "--weights", "w", "--expected-loss", "nan",
-                   "--work-dir", str(work)])
+    rc = cli.main(
+        ["assess", "--model", "m", "--weights", "w", "--expected-loss", "nan", "--work-dir", str(work)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err == ["deepsz: error: --expected-loss must be a finite number >= 0, got nan"]
     assert not work.exists()
@@ -22,7 +24,9 @@ def test_a_refused_argument_stops_the_command_before_it_starts(monkeypatch, tmp_
 
 def test_values_are_checked_before_files(tmp_path):
     """A cheap refusal first: the missing weights are not even looked at."""
-    args = cli.build_parser().parse_args(["test", "--model", "nope", "--weights", "nope", "--iterations", "0"])
+    args = cli.build_parser().parse_args(
+        ["test", "--model", "nope", "--weights", "nope", "--iterations", "0"]
+    )
     with pytest.raises(ConfigError, match="--iterations"):
         validate.check(args)
     args = cli.build_parser().parse_args(["test", "--model", "nope", "--weights", "nope"])
@@ -33,8 +37,11 @@ def test_values_are_checked_before_files(tmp_path):
 def test_input_files_must_be_regular(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    for path, why in ((fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
-                      (tmp_path, "Is a directory")):
+    for path, why in (
+        (fifo, "not a regular file"),
+        ("/dev/zero", "not a regular file"),
+        (tmp_path, "Is a directory"),
+    ):
         args = cli.build_parser().parse_args(["optimize", str(path), "--expected-loss", "0.2"])
         with pytest.raises(ConfigError, match=why):
             validate.check(args)

@@ -11,7 +11,8 @@ INT32_MAX = 2**31 - 1      # Caffe's iteration counts, device ids and LMDB label
 SEED_MAX = 2**32 - 1       # caffe.set_random_seed takes an unsigned int
 MAX_WORKERS = 1024         # local processes: far beyond any machine's cores, short of a fork bomb
 SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")  # Dask's network protocols
-_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?"
+                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 
 
 def integer(name: str, value, lo: int = 1, hi: int = INT32_MAX) -> int:

@@ -209,15 +209,16 @@ def test_decoded_arrays_are_checked_after_the_float32_cast():
         compare._checked(m, layers, {"ip1": layers["ip1"], 3: layers["ip1"]})
 
 
-def test_methods_get_read_only_views_they_cannot_make_writable():
+def test_methods_get_read_only_copies_of_the_reference_arrays():
     reference = np.arange(6, dtype=np.float32)
-    reference.setflags(write=False)
     view = compare._frozen({"ip1": reference})["ip1"]
     with pytest.raises(ValueError):
         view[0] = 7
     with pytest.raises(ValueError):
         view.setflags(write=True)
-    assert reference[0] == 0
+    view.base.setflags(write=True)  # forcing its way in changes only its own copy
+    view.base[0] = 7
+    assert reference[0] == 0 and np.array_equal(compare._frozen({"ip1": reference})["ip1"], reference)
 
 
 def test_budget_and_repeats_are_finite_and_in_range():

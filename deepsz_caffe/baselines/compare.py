@@ -36,9 +36,14 @@ def check_budget(max_loss, repeat) -> None:
 
 
 def _frozen(layers: dict) -> dict[str, np.ndarray]:
-    """Read-only views of the reference arrays (their base is read-only, so a plug-in cannot make
-    them writable again): what every method is given, so none can change what the harness measures."""
-    return {n: w.view() for n, w in layers.items()}
+    """Read-only copies of the reference arrays, what every call into a method is given: an
+    in-place edit fails, and one that forces its way (through `.base`) changes only the copy."""
+    out = {}
+    for n, w in layers.items():
+        copy = np.array(w, copy=True)
+        copy.setflags(write=False)
+        out[n] = copy.view()  # a view of a read-only array cannot be made writable
+    return out
 
 
 def _checked(method: Method, layers: dict, decoded) -> dict[str, np.ndarray]:

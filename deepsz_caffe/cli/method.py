@@ -38,7 +38,8 @@ def cmd_optimize(a):
     from .. import atomic
     from ..deepsz.assess import candidates
     from ..deepsz.optimize import optimize_for_loss, optimize_for_ratio
-    from ..deepsz.pipeline import check_targets, reading, round_one
+    from ..deepsz.pipeline import check_targets, round_one
+    from ..deepsz.workdir import reading
 
     check_targets(a.expected_loss, a.expected_ratio)
     with reading(Path(a.assessment).parent):  # not while a run in that work dir rewrites it

@@ -10,14 +10,11 @@ bound to improve accuracy); every failed round then lowers the budget by the ove
 plan="literal" is the paper's Algorithm 2 on the measured drops in round 1; if that fails, round 2
 uses the running maximum (not floored at 0) and later rounds lower the budget. Every round is logged.
 """
-import fcntl
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +32,7 @@ from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
 from .parallel import LayerTask, run_tasks
 from .probe import reference_labels
 from .settings import Settings
+from .workdir import locked
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
 MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
@@ -145,65 +143,6 @@ def stage(name: str, seconds: float, detail: str = "") -> None:
     """One line to stderr as a stage of `compress` ends."""
     print(f"[compress] {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""),
           file=sys.stderr, flush=True)
-
-
-@contextmanager
-def locked(work: Path):
-    """One run per work dir (a second `compress` or `assess` on it would share its files); yields
-    `work`. The lock is an flock on work/.lock. A run that fails in a work dir it created, before
-    anything worth resuming from was cached there (an `assess-*` file), removes the directory
-    again: a refusal leaves nothing behind."""
-    work = Path(work)
-    created = _missing_top(work)
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        f = open(work / ".lock", "a")
-    except OSError as e:
-        raise ConfigError(f"cannot use work dir {work}: {e.strerror}") from None
-    ok = False
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it or "
-                              "give --work-dir another directory") from None
-        try:
-            yield work
-            ok = True
-        finally:
-            if not ok and created is not None and not _worth_keeping(work):
-                shutil.rmtree(created, ignore_errors=True)
-
-
-@contextmanager
-def reading(work: Path):
-    """A shared lock on `work` while its files are read (`deepsz optimize`): refused while a run
-    holds it. Nothing is created: a directory without a .lock was never a run's work dir."""
-    try:
-        f = open(Path(work) / ".lock", "rb")
-    except OSError:
-        yield
-        return
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it "
-                              "to finish") from None
-        yield
-
-
-def _missing_top(path: Path) -> Path | None:
-    """The outermost directory of `path` that does not exist yet (None if `path` exists)."""
-    top = None
-    while not os.path.lexists(path):
-        top, path = path, path.parent
-    return top
-
-
-def _worth_keeping(work: Path) -> bool:
-    """Whether a failed run cached any assessment there (resumable work)."""
-    return any(p.is_file() for d in work.glob("assess-*") for p in d.rglob("*"))
 
 
 def compress(model, weights, output, *, expected_loss: float | None = None,

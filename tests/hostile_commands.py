@@ -32,7 +32,7 @@ def _job(run: Path, job_id: str, argv: list, **kw) -> dict:
         "timeout": TIMEOUT,
         "command": argv[0],
         "expect": "reject",
-        "category": "cli",
+        "category": "commands",
         **kw,
     }
 

@@ -85,3 +85,9 @@ def test_interrupt_inside_a_plugin_is_an_interrupt_not_a_success(tmp_path):
     assert classify(result) == "unclean" and result["rc"] == 130, result
     assert result["stderr"].strip() == "deepsz: interrupted" and not result["output_exists"]
     assert not result["leftovers"], result["leftovers"]
+
+
+def test_optimize_reads_its_input_without_a_warning():
+    _, result = _outcome("cmd/optimize/genuine")
+    assert result["rc"] == 0 and result["stderr"] == "", result["stderr"]
+    assert '"error_bounds"' in result["stdout_head"]

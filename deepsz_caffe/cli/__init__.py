@@ -79,12 +79,14 @@ def _codecs(a) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import caffe, files, method, paper
+    from . import caffe, files, method, paper, validate
 
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     for group in (files, method, caffe, paper):
         group.register(sub)
+    for command in sub.choices.values():  # every command's arguments checked first, in one pass
+        command.set_defaults(func=validate.checked(command.get_default("func")))
     return p
 
 
@@ -94,9 +96,6 @@ def main(argv=None) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *_a, **_k: print(f"deepsz: warning: {msg}", file=sys.stderr)
         try:
-            from .validate import check
-
-            check(args)
             args.func(args)
         except DeepSZError as e:
             print(f"deepsz: error: {e}", file=sys.stderr)

@@ -1,8 +1,10 @@
-"""One check of every command's arguments, run by `main` before the command starts, so that a
-refused run has done no work and created no file. The rules live with what they guard
-(deepsz.settings: counts, numbers, layer names, scheduler addresses; pipeline.check_targets:
-accuracy targets; atomic: input and output paths; synth_lmdb and compare: their own limits);
-this module says which flag gets which, once for every command that has the flag."""
+"""One check of every command's arguments, run before the command starts (build_parser wraps
+each command in `checked`), so that a refused run has done no work and created no file. The
+rules live with what they guard (deepsz.settings: counts, numbers, layer names, scheduler
+addresses; pipeline.check_targets: accuracy targets; atomic: input and output paths;
+synth_lmdb and compare: their own limits); this module says which flag gets which, once for
+every command that has the flag."""
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -10,7 +12,17 @@ from pathlib import Path
 from ..errors import ConfigError
 
 INPUT_FILES = {"weights": "weights", "model": "model", "solver": "solver", "assessment": "assessment"}
-LMDB_FLAGS = {"test_lmdb": "--test-lmdb", "train_lmdb": "--train-lmdb", "assess_lmdb": "--assess-lmdb"}
+LMDB_FLAGS = ("test_lmdb", "train_lmdb", "assess_lmdb")
+
+
+def checked(command):
+    """`command` (a cmd_* function) run only once `check` has passed its arguments."""
+    @functools.wraps(command)
+    def run(a):
+        check(a)
+        return command(a)
+
+    return run
 
 
 def check(a) -> None:

@@ -154,3 +154,58 @@ def test_nncodec_is_skipped_with_its_reason(lenet300, tmp_path, monkeypatch):
     record = compare.compare(lenet300["model"], lenet300["pruned"], [FewQps()], net="lenet300",
                              results=tmp_path, repeat=1, log=lambda _m: None)
     assert record["methods"]["nncodec"]["skipped"] == builtin.NNCODEC_MISSING
+
+
+# ---- a plug-in cannot break the harness (issue 23, finding 10) --------------------------------
+
+def test_every_call_into_a_method_is_guarded():
+    from deepsz_caffe.baselines.method import Method, call
+
+    m = Method()
+    m.name = "mine"
+    with pytest.raises(CodecError, match=r"method mine: encode\(x\) raised RuntimeError: bug"):
+        call(m, "encode(x)", lambda: (_ for _ in ()).throw(RuntimeError("bug\nsecond line")))
+    with pytest.raises(CodecError, match=r"decode raised SystemExit\(0\)"):
+        call(m, "decode", lambda: (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C inside a plug-in is still an interrupt
+        call(m, "decode", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(CodecError) as info:
+        call(m, "sweep()", lambda: (_ for _ in ()).throw(ValueError("a\nb")))
+    assert "\n" not in str(info.value)
+
+
+def test_decoded_arrays_are_checked_after_the_float32_cast():
+    from deepsz_caffe.baselines.method import Method
+
+    m = Method()
+    m.name = "mine"
+    layers = {"ip1": np.ones((2, 3), np.float32)}
+    assert compare._checked(m, layers, {"ip1": np.ones((2, 3))})["ip1"].dtype == np.float32
+    for bad, why in ((np.full((2, 3), 1e300), "finite: False as float32"),  # finite only as float64
+                     (np.full((2, 3), "1.5"), "not real numbers"),
+                     (np.full((2, 3), object()), "not real numbers"),
+                     (np.ones((3, 2)), r"\(3, 2\)"),
+                     (np.full((2, 3), np.nan, np.float32), "finite: False as float32")):
+        with pytest.raises(CodecError, match=why):
+            compare._checked(m, layers, {"ip1": bad})
+    with pytest.raises(CodecError, match="expected layers"):
+        compare._checked(m, layers, {"ip1": layers["ip1"], 3: layers["ip1"]})
+
+
+def test_methods_get_read_only_copies_of_the_reference_arrays():
+    reference = np.arange(6, dtype=np.float32)
+    view = compare._frozen({"ip1": reference})["ip1"]
+    with pytest.raises(ValueError):
+        view[0] = 7
+    with pytest.raises(ValueError):
+        view.setflags(write=True)
+    view.base.setflags(write=True)  # forcing its way in changes only its own copy
+    view.base[0] = 7
+    assert reference[0] == 0 and np.array_equal(compare._frozen({"ip1": reference})["ip1"], reference)
+
+
+def test_budget_and_repeats_are_finite_and_in_range():
+    compare.check_budget(0.0, 1)
+    for loss, repeat in ((float("nan"), 1), (float("inf"), 1), (-1, 1), (0.2, 0), (0.2, 10**20)):
+        with pytest.raises(Exception, match="--max-loss|--repeat"):
+            compare.check_budget(loss, repeat)

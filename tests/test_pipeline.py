@@ -10,7 +10,7 @@ import pytest
 from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.caffe.phase import accuracy
 from deepsz_caffe.deepsz.optimize import Candidate, optimize_for_loss
-from deepsz_caffe.deepsz.pipeline import compress, round_one
+from deepsz_caffe.deepsz.pipeline import assess, compress, round_one
 from deepsz_caffe.errors import ConfigError
 
 # The issue-13 case: ip2 measured -0.49 at its larger bound (noise on 10,000 images), which let
@@ -252,3 +252,10 @@ def test_one_run_per_work_dir_and_no_candidate_left_behind(lenet300, tmp_path):
     assert not out.exists()
     compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=work)
     assert out.is_file() and not list(work.glob("candidate-*")) and not list(work.glob("decoded-*"))
+
+
+def test_assess_refuses_targets_as_compress_does(tmp_path):
+    for loss in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="--expected-loss"):
+            assess("m.prototxt", "w.caffemodel", tmp_path / "work", expected_loss=loss)
+    assert not (tmp_path / "work").exists()

@@ -132,6 +132,40 @@ def test_bad_arguments_are_one_line_config_errors(tmp_path, kw, message):
     assert "\n" not in str(e.value) and not (tmp_path / "db").exists()
 
 
+def test_sizes_no_machine_holds_are_refused_up_front(tmp_path, monkeypatch):
+    """Labels and dimensions are int32 in a Datum; one image's working memory and the whole
+    database are estimated before anything is written."""
+    path = tmp_path / "db"
+    for kw, message in (({"classes": 10**12}, "classes"), ({"n_images": 10**12}, "number of images"),
+                        ({"size": 30000}, "2 GiB message limit")):
+        with pytest.raises(ConfigError, match=message):
+            synth_lmdb.check_request(path, **{"n_images": 1, "size": 8, "classes": 10, **kw})
+    monkeypatch.setattr(synth_lmdb, "_available_memory", lambda: 1 << 30)
+    with pytest.raises(ConfigError, match=r"needs ~1.9 GiB of memory, 1.0 GiB available"):
+        synth_lmdb.check_request(path, 1, 4000, 10)
+    assert synth_lmdb.check_request(path, 1, 2000, 10) == (1, 2000, 10, 0)
+    free = 10 << 20
+    monkeypatch.setattr(synth_lmdb.shutil, "disk_usage", lambda p: type("U", (), {"free": free})())
+    with pytest.raises(ConfigError, match=r"100 images of 3x256x256 need ~0.0 GiB, 0.0 GiB free"):
+        synth_lmdb.check_request(path, 100, 256, 10)
+    assert not path.exists()
+
+
+def test_estimates_cover_what_one_image_really_takes():
+    """The peak of numpy's allocations for one image (traced: RSS depends on what ran before) is
+    within BYTES_PER_PIXEL, and the estimate is not wildly above it."""
+    import tracemalloc
+
+    synthetic_image(0, 0, 64)  # the cached frequency grids of small sizes are not the image's
+    tracemalloc.start()
+    try:
+        synthetic_image(0, 0, 1536)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.5 * synth_lmdb.BYTES_PER_PIXEL * 1536**2 < peak <= synth_lmdb.BYTES_PER_PIXEL * 1536**2
+
+
 NET = """name: "read"
 layer {{ name: "data" type: "Data" top: "data" top: "label"
   transform_param {{ crop_size: 227 mean_value: 104 mean_value: 117 mean_value: 123 }}

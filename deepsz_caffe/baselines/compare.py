@@ -18,58 +18,103 @@ from pathlib import Path
 import numpy as np
 
 from deepsz_caffe import atomic
-from deepsz_caffe.baselines.method import Context, Method, load_method
+from deepsz_caffe.baselines.method import Context, Method, call, load_method
 from deepsz_caffe.errors import CodecError, ConfigError
 from deepsz_caffe.log import get as get_logger
 from deepsz_caffe.timing import best
 
 _logger = get_logger("compare")
 MAX_LOSS = 0.2
+MAX_REPEAT = 1000   # timing runs per chosen point: more measures nothing the best of 1000 does not
 DEFAULT_METHODS = ("deepsz", "deepsz-best", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
 
 
+def check_budget(max_loss, repeat) -> None:
+    """The loss budget (finite, >= 0 points) and timing repeats (1..MAX_REPEAT)."""
+    from deepsz_caffe.deepsz.settings import integer, number
+
+    number("--max-loss", max_loss)
+    integer("--repeat", repeat, 1, MAX_REPEAT)
+
+
+def _frozen(layers: dict) -> dict[str, np.ndarray]:
+    """Read-only copies of the reference arrays, what every call into a method is given: an
+    in-place edit fails, and one that forces its way (through `.base`) changes only the copy."""
+    out = {}
+    for n, w in layers.items():
+        copy = np.array(w, copy=True)
+        copy.setflags(write=False)
+        out[n] = copy.view()  # a view of a read-only array cannot be made writable
+    return out
+
+
 def _checked(method: Method, layers: dict, decoded) -> dict[str, np.ndarray]:
-    """The decoded layers as float32, refused unless names and shapes match the input."""
-    if not isinstance(decoded, dict) or sorted(decoded) != sorted(layers):
-        got = sorted(decoded) if isinstance(decoded, dict) else type(decoded).__name__
+    """The decoded layers as float32, refused unless names, dtype (real numbers), shapes match the
+    input and every value is finite once cast to the float32 a Caffe blob holds."""
+    if not isinstance(decoded, dict) or set(decoded) != set(layers):
+        got = sorted(map(str, decoded)) if isinstance(decoded, dict) else type(decoded).__name__
         raise CodecError(f"{method.name}: decode returned {got}, expected layers {sorted(layers)}")
     out = {}
     for name, w in layers.items():
-        a = np.asarray(decoded[name])
+        a = call(method, f"decode's layer {name!r}", np.asarray, decoded[name])
+        if a.dtype.kind not in "biuf":
+            raise CodecError(f"{method.name}: layer {name!r} decoded as {a.dtype} values, not real numbers")
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
+            a = a.astype(np.float32, copy=False)
         if a.shape != w.shape or not np.all(np.isfinite(a)):
             raise CodecError(f"{method.name}: layer {name!r} decoded as {a.shape} "
-                             f"(finite: {bool(np.all(np.isfinite(a)))}), expected {w.shape}")
-        out[name] = a.astype(np.float32, copy=False)
+                             f"(finite: {bool(np.all(np.isfinite(a)))} as float32), expected {w.shape}")
+        out[name] = a
     return out
 
 
 def _target(method: Method, target):
     try:
         return json.loads(json.dumps(target))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{method.name}: target {target!r} is not a JSON value") from None
+    except (TypeError, ValueError, RecursionError):
+        raise ConfigError(f"{method.name}: target {target!r:.100} is not a JSON value") from None
+
+
+def _encode(method: Method, layers: dict, target, repeat: int = 1) -> tuple[bytes, float]:
+    blob, seconds = call(method, f"encode(layers, {target!r:.60})", best, repeat, method.encode,
+                         _frozen(layers), target)
+    if not isinstance(blob, (bytes, bytearray)):
+        raise CodecError(f"{method.name}: encode returned {type(blob).__name__}, not bytes")
+    return bytes(blob), seconds
+
+
+def _codec_seconds(method: Method) -> dict:
+    seconds = call(method, "codec_seconds", getattr, method, "codec_seconds", None) or {}
+    if not isinstance(seconds, dict):
+        raise CodecError(f"{method.name}: codec_seconds is {type(seconds).__name__}, not a dict")
+    return dict(seconds)
+
+
+def describe(method: Method, target) -> str:
+    text = call(method, f"describe({target!r:.60})", method.describe, target)
+    if not isinstance(text, str):
+        raise CodecError(f"{method.name}: describe returned {type(text).__name__}, not a string")
+    return text
 
 
 def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
     """One point of the sweep: sizes, times, errors and measured top-1; and the file's bytes."""
     target = _target(method, target)
-    blob, t_encode = best(1, method.encode, layers, target)
-    codec_seconds = dict(getattr(method, "codec_seconds", None) or {})
-    decoded, t_decode = best(1, method.decode, blob)
-    codec_seconds.update(getattr(method, "codec_seconds", None) or {})
-    if not isinstance(blob, (bytes, bytearray)):
-        raise CodecError(f"{method.name}: encode returned {type(blob).__name__}, not bytes")
+    blob, t_encode = _encode(method, layers, target)
+    codec_seconds = _codec_seconds(method)
+    decoded, t_decode = call(method, f"decode({len(blob)} bytes)", best, 1, method.decode, blob)
+    codec_seconds.update(_codec_seconds(method))
     decoded = _checked(method, layers, decoded)
     top1 = probe.top1_with(decoded)
     dense = sum(4 * w.size for w in layers.values())
     return {
-        "target": target, "setting": method.describe(target), "bytes": len(blob),
+        "target": target, "setting": describe(method, target), "bytes": len(blob),
         "ratio": dense / max(len(blob), 1), "top1": top1, "loss": probe.base_top1 - top1,
         "encode_seconds": t_encode, "decode_seconds": t_decode, "codec_seconds": codec_seconds,
         "max_abs_error": max(float(np.max(np.abs(decoded[n] - w), initial=0.0)) for n, w in layers.items()),
         "pruned_made_nonzero": int(sum(np.count_nonzero(decoded[n][w == 0]) for n, w in layers.items())),
         "kept_made_zero": int(sum(np.count_nonzero(decoded[n][w != 0] == 0) for n, w in layers.items())),
-    }, bytes(blob)
+    }, blob
 
 
 def select(points: list[dict], max_loss: float) -> int | None:
@@ -92,28 +137,49 @@ def select_stable(points: list[dict], max_loss: float) -> int | None:
 
 def _retime(method: Method, layers: dict, target, repeat: int) -> dict:
     """Best-of-`repeat` encode and decode wall seconds at one target (Figure 7's bars)."""
-    blob, enc = best(repeat, method.encode, layers, target)
-    codec = dict(getattr(method, "codec_seconds", None) or {})
-    _, dec = best(repeat, method.decode, blob)
-    codec.update(getattr(method, "codec_seconds", None) or {})
+    blob, enc = _encode(method, layers, target, repeat)
+    codec = _codec_seconds(method)
+    _, dec = call(method, f"decode({len(blob)} bytes)", best, repeat, method.decode, blob)
+    codec.update(_codec_seconds(method))
     return {"encode_seconds": enc, "decode_seconds": dec, "codec_seconds": codec, "repeat": repeat}
+
+
+def _unavailable(method: Method):
+    reason = call(method, "unavailable()", method.unavailable)
+    if reason is not None and not isinstance(reason, str):
+        raise CodecError(f"{method.name}: unavailable returned {type(reason).__name__}, not a string or None")
+    return reason
+
+
+def _layer_bytes(method: Method, layers: dict, target, blob: bytes) -> dict[str, int]:
+    sizes = call(method, f"layer_bytes(layers, {target!r:.60}, blob)", method.layer_bytes,
+                 _frozen(layers), target, blob)
+    if not (isinstance(sizes, dict) and all(isinstance(k, str) and isinstance(v, int) and v >= 0
+                                            for k, v in sizes.items())):
+        raise CodecError(f"{method.name}: layer_bytes returned {type(sizes).__name__}, "
+                         "not {layer name: bytes}")
+    return sizes
 
 
 def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LOSS,
                repeat: int = 3, log=None) -> dict:
-    """A method's sweep, selection and per-layer sizes on one net (JSON-able)."""
+    """A method's sweep, selection and per-layer sizes on one net (JSON-able). Every call into
+    the method is guarded (`call`) and given read-only views of the reference arrays."""
     log = log or _logger.info
-    entry = {"label": method.label, "knob": method.knob, "class": f"{type(method).__module__}."
+    entry = {"label": str(method.label), "knob": str(method.knob), "class": f"{type(method).__module__}."
              f"{type(method).__qualname__}"}
-    reason = method.unavailable()
+    layers = context.layers
+    reason = _unavailable(method)
     if reason is None:
-        method.setup(context)
-        reason = method.unavailable()
+        call(method, "setup(context)", method.setup,
+             Context(context.net, _frozen(layers), context.results, dict(context.extra)))
+        reason = _unavailable(method)
     if reason is not None:
         log(f"[compare] {context.net} {method.name}: skipped: {reason}")
         return {**entry, "skipped": reason}
-    layers, points, blobs = context.layers, [], []
-    for target in method.sweep():
+    points, blobs = [], []
+    targets = call(method, "sweep()", lambda: list(method.sweep()))
+    for target in targets:
         point, blob = measure(method, layers, target, probe)
         points.append(point)
         blobs.append(blob)
@@ -122,7 +188,7 @@ def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LO
     if not points:
         raise ConfigError(f"{method.name}: sweep() yielded no targets")
     selected = select(points, max_loss)
-    op = method.operating_point()
+    op = call(method, "operating_point()", method.operating_point)
     chosen = selected
     if op is not None:
         op = _target(method, op)
@@ -132,12 +198,12 @@ def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LO
             points.append(point)
             blobs.append(blob)
             chosen = len(points) - 1
-    entry.update(version=getattr(method, "version", "") or "", source=getattr(method, "source", ""),
+    entry.update(version=str(getattr(method, "version", "") or ""), source=str(getattr(method, "source", "")),
                  points=points, selected=selected, stable=select_stable(points, max_loss),
                  operating_point=chosen if op is not None else None, chosen=chosen)
     if chosen is not None:
         target = points[chosen]["target"]
-        entry["layer_bytes"] = method.layer_bytes(layers, target, blobs[chosen])
+        entry["layer_bytes"] = _layer_bytes(method, layers, target, blobs[chosen])
         entry["timing"] = _retime(method, layers, target, repeat)
     return entry
 
@@ -152,9 +218,12 @@ def compare(model, weights, methods: list[Method], *, net: str, results="results
     from deepsz_caffe.digest import sha256_file
     from deepsz_caffe.deepsz.probe import LayerProbe
 
+    check_budget(max_loss, repeat)
     with tempfile.TemporaryDirectory(prefix="deepsz-compare-") as work:
         probe = LayerProbe(model, weights, work, gpu=gpu)
-        layers = {n: np.asarray(w, np.float32) for n, w in probe.weights.items()}
+        layers = {n: np.array(w, np.float32) for n, w in probe.weights.items()}  # copies, then
+        for w in layers.values():                                               # read-only
+            w.setflags(write=False)
         context = context_for(net, layers, results)
         entries = {m.name: run_method(m, context, probe, max_loss, repeat, log) for m in methods}
         images = probe.phase.records

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsz_caffe.baselines._framing import Reader, seal
-from deepsz_caffe.errors import CodecError, ConfigError
+from deepsz_caffe.errors import CodecError, ConfigError, DeepSZError
 from deepsz_caffe.registry import Registry
 
 # Built-in methods by id, as codecs are registered (a user's is named by "module:Class").
@@ -169,6 +169,28 @@ def unpack_layers(blob: bytes) -> dict[str, bytes]:
     return out
 
 
+def call(method, what: str, fn, *args):
+    """fn(*args), a call into a method (possibly a user's plug-in): any exception it raises, and
+    SystemExit, become one CodecError naming the method and the call; KeyboardInterrupt (Ctrl-C
+    while a plug-in runs) stays an interrupt; a DeepSZError is already a message for the user."""
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, DeepSZError):
+        raise
+    except SystemExit as e:
+        raise CodecError(f"method {_name(method)}: {what} raised SystemExit({e.code!r}); a method "
+                         "must return or raise, not exit") from None
+    except BaseException as e:  # noqa: BLE001 - a plug-in's bug, whatever its class
+        text = " ".join(str(e).split())[:200]
+        raise CodecError(f"method {_name(method)}: {what} raised {type(e).__name__}"
+                         + (f": {text}" if text else "")) from None
+
+
+def _name(method) -> str:
+    name = getattr(method, "name", None)
+    return name if isinstance(name, str) and name else type(method).__name__
+
+
 def load_method(spec: str) -> Method:
     """A built-in method by id (see METHODS) or a user's class by "module:Class"."""
     if spec in METHODS:
@@ -184,11 +206,17 @@ def load_method(spec: str) -> Method:
         raise ConfigError(f"method {spec!r}: cannot import {module} ({e})") from None
     except AttributeError:
         raise ConfigError(f"method {spec!r}: {module} has no {attr}") from None
+    except (KeyboardInterrupt, DeepSZError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - the module's own code failed while importing
+        text = " ".join(str(e).split())[:200]
+        raise ConfigError(f"method {spec!r}: import {module} raised {type(e).__name__}"
+                          + (f": {text}" if text else "")) from None
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"method {spec!r}: {module}.{attr} is not a subclass of "
                           "deepsz_caffe.baselines.method.Method")
-    method = cls()
-    if not method.name:
-        raise ConfigError(f"method {spec!r}: {module}.{attr} sets no `name`")
+    method = call(cls, f"{attr}.__init__()", cls)
+    if not (isinstance(method.name, str) and method.name):
+        raise ConfigError(f"method {spec!r}: {module}.{attr} sets no `name` (a non-empty string)")
     method.label = method.label or method.name
     return method

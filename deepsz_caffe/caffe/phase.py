@@ -60,15 +60,28 @@ def use_device(gpu: int | None) -> None:
         caffe.set_mode_gpu()
 
 
-def probe(model, weights) -> None:
-    """Load (model, weights) in a child process and run one TEST forward; a Caffe abort there
-    becomes a CaffeIOError here, with Caffe's own last words."""
+def check_gpus(ids) -> None:
+    """Every id in `ids` is a GPU this Caffe can use. Caffe abort()s the process on an unknown
+    device (and a CPU-only build on any), so the devices are tried in a child process."""
+    ids = [int(g) for g in ids]
+    for g in ids:
+        if g < 0:
+            raise ConfigError(f"GPU id {g}: must be >= 0 (omit --gpu to run on the CPU)")
+    code = "import sys, caffe\nfor g in sys.argv[1:]:\n    caffe.set_device(int(g)); caffe.set_mode_gpu()"
+    caffe_child(code, ids, f"GPU id(s) {','.join(map(str, ids))} not usable here")
+
+
+def probe(model, weights, gpu: int | None = None) -> None:
+    """Load (model, weights) in a child process and run one TEST forward (on GPU `gpu`, if
+    given); a Caffe abort there becomes a CaffeIOError here, with Caffe's own last words."""
     for p in (model, weights):
         if not Path(p).is_file():
             raise CaffeIOError(f"file not found: {p}")
-    code = ("import sys, caffe; caffe.set_mode_cpu(); "
+    device = "caffe.set_mode_cpu()" if gpu is None else f"caffe.set_device({int(gpu)}); caffe.set_mode_gpu()"
+    code = (f"import sys, caffe; {device}; "
             "net = caffe.Net(sys.argv[1], sys.argv[2], caffe.TEST); net.forward()")
-    caffe_child(code, [model, weights], f"Caffe cannot run {model} with {weights}")
+    caffe_child(code, [model, weights], f"Caffe cannot run {model} with {weights}"
+                + (f" on GPU {gpu}" if gpu is not None else ""))
 
 
 _GLOG_PREFIX = re.compile(r"^([IWEF]\d{8} [\d:.]+ +\d+ [\w.]+:\d+\] |Error: )")
@@ -109,7 +122,7 @@ class TestPhase:
     def __post_init__(self):
         info = check_model(self.model)
         if not self.probed:
-            probe(self.model, self.weights)
+            probe(self.model, self.weights, self.gpu)
         import caffe
 
         use_device(self.gpu)

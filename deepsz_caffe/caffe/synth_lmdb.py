@@ -17,6 +17,7 @@ N: one image at a time is generated, and each chunk is committed in its own writ
 import functools
 import operator
 import os
+import resource
 import secrets
 import shutil
 from pathlib import Path
@@ -31,6 +32,8 @@ BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)  # Caffe's ImageNet mean_
 # Rows B, G, R from (luminance, blue-yellow, red-green): natural colour is mostly luminance.
 _MIX = np.array([[1.0, 0.35, -0.15], [1.0, -0.05, 0.25], [1.0, -0.30, -0.10]], np.float32)
 _LMDB_FILES = {"data.mdb", "lock.mdb"}
+INT32_MAX = 2**31 - 1    # Datum's label, height and width are int32; protobuf messages < 2 GiB
+BYTES_PER_PIXEL = 128    # peak memory of one image: ~110 B per pixel measured (FFT fields), + record
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,13 +69,14 @@ def synthetic_image(seed: int, index: int, size: int = 256, classes: int = 1000)
     return np.clip(np.rint(bgr), 0, 255).astype(np.uint8), label
 
 
-def _count(name: str, value, minimum: int) -> int:
+def _count(name: str, value, minimum: int, maximum: int | None = None) -> int:
     try:
         value = operator.index(value)
     except TypeError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ConfigError(f"{name} must be >= {minimum}" + (f" and <= {maximum}" if maximum else "")
+                          + f", got {value}")
     return value
 
 
@@ -80,6 +84,8 @@ def _check_target(path: Path, overwrite: bool) -> None:
     """Refuse to replace anything but an empty directory or (with overwrite) an LMDB."""
     if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
         return
+    if path.is_symlink() or not path.is_dir():
+        raise ConfigError(f"{path} already exists and is not an LMDB directory; choose another path")
     if not overwrite:
         raise ConfigError(f"{path} already exists and is not empty; pass --force (overwrite=True) "
                           "to replace it")
@@ -88,13 +94,62 @@ def _check_target(path: Path, overwrite: bool) -> None:
                           "(data.mdb/lock.mdb only)")
 
 
+def check_request(path, n_images, size, classes, seed=0, overwrite=False) -> tuple[int, int, int, int]:
+    """(n, size, classes, seed) checked before anything is written: counts in range, one record
+    within protobuf's 2 GiB, one image's working memory within what this process may allocate,
+    the database within the free disk space, and a target that may be (re)placed."""
+    n = _count("number of images", n_images, 1, INT32_MAX)
+    size = _count("image size", size, 8, INT32_MAX)
+    classes = _count("classes", classes, 1, INT32_MAX)
+    seed = _count("seed", seed, 0)
+    if 3 * size * size + 64 > INT32_MAX:
+        raise ConfigError(f"image size {size}: one 3x{size}x{size} record is over protobuf's 2 GiB "
+                          "message limit (at most 26754)")
+    memory, available = BYTES_PER_PIXEL * size * size, _available_memory()
+    if memory > available:
+        raise ConfigError(f"image size {size}: generating one image needs ~{memory / 2**30:.1f} GiB "
+                          f"of memory, {available / 2**30:.1f} GiB available")
+    if not str(path).strip():
+        raise ConfigError("the LMDB path is empty")
+    path = Path(path)
+    _check_target(path, overwrite)
+    parent = path.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create LMDB {path}: {parent} is not a writable directory")
+    need, free = _database_bytes(n, size), shutil.disk_usage(parent).free
+    if need > free:
+        raise ConfigError(f"{n} images of 3x{size}x{size} need ~{need / 2**30:.1f} GiB, "
+                          f"{free / 2**30:.1f} GiB free on the disk of {parent}")
+    return n, size, classes, seed
+
+
+def _available_memory() -> int:
+    """Bytes this process may still allocate: MemAvailable, or less under an address-space limit."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 1 << 62
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY:
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        available = min(available, limit - used)
+    return available
+
+
+def _database_bytes(n: int, size: int) -> int:
+    """What `n` records fill: whole overflow pages each, plus a page of B-tree."""
+    page = 4096
+    return n * (-(-(3 * size * size + 64) // page) + 1) * page
+
+
 def _map_size(n: int, size: int) -> int:
     """Upper bound on the database size: each record fills whole overflow pages, plus B-tree
     pages; a generous bound costs nothing (the map is virtual, the file grows as written)."""
-    page = 4096
-    record = 3 * size * size + 64
-    pages = -(-record // page) + 1
-    return int(1.5 * n * pages * page) + (64 << 20)
+    return int(1.5 * _database_bytes(n, size)) + (64 << 20)
 
 
 def _open(tmp: Path, n: int, size: int) -> lmdb.Environment:
@@ -153,13 +208,9 @@ def write_synthetic_imagenet(path, n_images: int, size: int = 256, classes: int 
     Labels are uniform over `classes`. The database is built in a hidden directory beside
     `path` and renamed into place, so an interrupted run never leaves a partial LMDB at `path`.
     """
-    n = _count("number of images", n_images, 1)
-    size = _count("image size", size, 8)
-    classes = _count("classes", classes, 1)
-    seed = _count("seed", seed, 0)
+    n, size, classes, seed = check_request(path, n_images, size, classes, seed, overwrite)
     chunk = _count("chunk", chunk, 1)
     path = Path(path)
-    _check_target(path, overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")

@@ -78,7 +78,7 @@ def _codecs(a) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import caffe, files, method, paper
+    from . import caffe, files, method, paper, validate
 
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
     _verbosity_flags(p, argparse.SUPPRESS)
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         group.register(sub)
     for command in sub.choices.values():  # before or after the command: `deepsz -q compress ...`
         _verbosity_flags(command, argparse.SUPPRESS)
+        # every command's arguments checked first, in one pass
+        command.set_defaults(func=validate.checked(command.get_default("func")))
     return p
 
 

@@ -29,18 +29,29 @@ def cmd_assess(a):
     print(f"wrote {a.work_dir}/assessment.json (base {metric} {r['base_top1']:.2f}%)")
 
 
+ASSESSMENT_LIMIT = 256 << 20  # an assessment.json holds a few points per layer: kilobytes
+
+
 def cmd_optimize(a):
+    from pathlib import Path
+
+    from .. import atomic
     from ..deepsz.assess import candidates
     from ..deepsz.optimize import plan as make_plan
     from ..deepsz.pipeline import check_targets, round_one
+    from ..deepsz.workdir import reading
 
     check_targets(a.expected_loss, a.expected_ratio)
+    with reading(Path(a.assessment).parent):  # not while a run in that work dir rewrites it
+        data = atomic.read_bytes(a.assessment, "assessment", ConfigError, ASSESSMENT_LIMIT,
+                                 " (an assessment.json is kilobytes)")
     try:
-        r = json.loads(open(a.assessment).read())
+        r = json.loads(data.decode("utf-8"))  # strict: JSON is UTF-8, and no BOM
         cands, fc_bytes = round_one(candidates(r["points"]), a.plan)[0], sum(r["fc_bytes"].values())
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` ({e})") from None
-    plan = make_plan(cands, fc_bytes, expected_loss=a.expected_loss, expected_ratio=a.expected_ratio)
+        plan = make_plan(cands, fc_bytes, expected_loss=a.expected_loss, expected_ratio=a.expected_ratio)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as e:
+        raise ConfigError(f"{a.assessment} is not an assessment.json from `deepsz assess` "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
     fits = a.expected_ratio is not None or plan.expected_loss <= a.expected_loss
     _print_json({"error_bounds": {k: c.error_bound for k, c in plan.choice.items()},
                  "predicted_loss": plan.expected_loss, "total_size": plan.total_size,

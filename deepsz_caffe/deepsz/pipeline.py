@@ -10,18 +10,16 @@ bound to improve accuracy); every failed round then lowers the budget by the ove
 plan="literal" is the paper's Algorithm 2 on the measured drops in round 1; if that fails, round 2
 uses the running maximum (not floored at 0) and later rounds lower the budget. Every round is logged.
 """
-import fcntl
 import math
 import os
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .. import atomic
-from ..caffe import wire
+from ..caffe import lmdb, wire
 from ..caffe.phase import TestPhase, check_model, probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
@@ -35,6 +33,7 @@ from .optimize import plan as make_plan
 from .parallel import LayerTask, run_tasks
 from .probe import reference_labels
 from .settings import Settings
+from .workdir import locked
 
 _logger = get_logger("compress")
 
@@ -61,16 +60,23 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     of the prototxt, weights, test data, index codec and labels; pairs run in parallel with the
     settings' `workers`, `gpus` or `scheduler`, all fed by one kept full pass (`_prefix_pass`).
     Keyword `overrides` set single fields of `settings`."""
+    check_targets(expected_loss, None)
     s = Settings.of(settings, **overrides)
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    fc_bytes = _weight_bytes(weights, s.layer_list())
+    fc_bytes = _weight_bytes(weights, s.layer_list())  # before the work dir: a refusal leaves none
+    check_model(model)
+    if s.assess_lmdb:
+        lmdb.count(s.assess_lmdb)
+    with locked(Path(work_dir)) as work:
+        return _assess(model, weights, work, expected_loss, s, fc_bytes)
+
+
+def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_bytes: dict) -> dict:
     layers = list(fc_bytes)
     t0 = time.perf_counter()
     assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
                     else model)
     info = check_model(assess_model)
-    probe(assess_model, weights)
+    probe(assess_model, weights, s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
     iterations = s.iterations or math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
                     {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION,
@@ -136,19 +142,6 @@ def stage(name: str, seconds: float, detail: str = "") -> None:
     _logger.info(f"[compress] {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""))
 
 
-@contextmanager
-def locked(work: Path):
-    """One run per work dir: a second `compress` on it would share its candidate files."""
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it or "
-                              "give --work-dir another directory") from None
-        yield
-
-
 def compress(model, weights, output, *, expected_loss: float | None = None,
              expected_ratio: float | None = None, settings: Settings | None = None, work_dir=None,
              max_rounds: int = 8, plan: str = "envelope", **overrides) -> dict:
@@ -165,9 +158,12 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     output = atomic.check_output(output, [model, weights], ConfigError)
     work = Path(work_dir) if work_dir else output.with_name(output.stem + ".work")
     test_info = check_model(model)  # before the work dir exists: a missing LMDB leaves none behind
+    fc_bytes = _weight_bytes(weights, s.layer_list())
+    if s.assess_lmdb:
+        lmdb.count(s.assess_lmdb)
     with locked(work):
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
-        assessed = assess(model, weights, work, expected_loss=walk, settings=s)
+        assessed = _assess(model, weights, work, walk, s, fc_bytes)
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()

@@ -14,6 +14,8 @@ from pathlib import Path
 import hostile_cases
 from hostile_cases import TIMEOUT, _slug
 
+from deepsz_caffe.digest import sha256_file
+
 PACKAGE_PROTOTXT = Path(__file__).resolve().parents[1] / "deepsz_caffe" / "paper" / "prototxt"
 CAFFE_TIMEOUT = 60.0  # s: cases that may load a net (compare builds its Caffe probe first)
 _HELD = []  # open, flocked .lock files: work dirs "in use by another run"
@@ -332,12 +334,14 @@ def _optimize_cases(run: Path, p: dict) -> list[dict]:
     same = jobs[-3]
     target = Path(same["cwd"]) / "in.json"
     target.write_text(p["assessment"].read_text())
-    same["inputs_sha"] = {str(target): hostile_cases._sha(target)}
+    same["inputs_sha"] = {str(target): sha256_file(target)}
     return jobs
 
 
 def compare_argv(p: dict, *extra, weights=None, output="out.json") -> list:
+    """`--quiet`: compare's progress lines go to stderr, and the verdict counts stderr's lines."""
     return [
+        "--quiet",
         "compare",
         "--net",
         "hostile",

@@ -10,7 +10,7 @@ import numpy as np
 from deepsz_caffe.codecs.base import FramedCodec
 from deepsz_caffe.errors import BoundViolation, CodecError, ConfigError
 
-LOSSY_CODECS = ("sz2", "sz3", "zfp", "quant")
+LOSSY_CODECS = ("sz2", "sz3", "zfp", "quant", "zquant")
 
 # codec name -> (module, class, pip requirement of its third-party package)
 _BACKENDS = {
@@ -18,6 +18,7 @@ _BACKENDS = {
     "sz3": ("deepsz_caffe.codecs.sz3", "SZ3Codec", "pysz"),
     "zfp": ("deepsz_caffe.codecs.zfp", "ZFPCodec", "zfpy"),
     "quant": ("deepsz_caffe.codecs.quant", "QuantCodec", "constriction"),
+    "zquant": ("deepsz_caffe.codecs.zquant", "ZeroingQuantCodec", "constriction"),
 }
 
 

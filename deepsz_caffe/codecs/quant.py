@@ -48,12 +48,13 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 class QuantCodec(FramedCodec):
     name = "quant"
     mode_id = 4
+    step_ratio = 2.0  # step / eb: 2 is the widest step that rounding keeps within the bound
 
     def library_version(self) -> str:
         return f"constriction {package_version('constriction')}"
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
-        step = 2.0 * error_bound
+        step = self.step_ratio * error_bound
         x = data.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             q = np.rint(x / step)

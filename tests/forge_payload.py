@@ -98,7 +98,7 @@ def _foreign_forgeries(g, i: int):
             _m, _c, body = unframe(_codec(other).compress(_values(n, SEED), g.layer(i)["error_bound"]))
             # quant has no magic number: another stream may parse as one (and decode to garbage)
             yield Forgery(f"{g.name}/payload/foreign-{other}", _put(g, i, frame(mode, n, body)),
-                          "safe" if g.lossy == "quant" else "reject")
+                          "safe" if g.lossy in ("quant", "zquant") else "reject")
 
 
 def _sz2_fields(g, i: int):
@@ -211,7 +211,7 @@ def _quant_fields(g, i: int):
     (step,) = struct.unpack_from("<d", payload)
 
     def put(what, body, expect="reject"):
-        return Forgery(f"{g.name}/payload/quant/{what}", _put(g, i, frame(mode, n, body)), expect)
+        return Forgery(f"{g.name}/payload/{g.lossy}/{what}", _put(g, i, frame(mode, n, body)), expect)
 
     for v in (float("nan"), 0.0, -step, float("inf")):
         yield put(f"step-{v:g}", struct.pack("<d", v) + payload[8:])
@@ -227,7 +227,8 @@ def _quant_fields(g, i: int):
     yield put("tail-odd-byte", payload + b"\0")
 
 
-_FIELDS = {"sz2": _sz2_fields, "zfp": _zfp_fields, "sz3": _sz3_fields, "quant": _quant_fields}
+_FIELDS = {"sz2": _sz2_fields, "zfp": _zfp_fields, "sz3": _sz3_fields, "quant": _quant_fields,
+           "zquant": _quant_fields}  # zquant streams are quant's (its own mode id)
 
 
 def generate(genuine: dict):

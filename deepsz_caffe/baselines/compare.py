@@ -23,7 +23,7 @@ from deepsz_caffe.errors import CodecError, ConfigError
 from deepsz_caffe.timing import best
 
 MAX_LOSS = 0.2
-DEFAULT_METHODS = ("deepsz", "deepsz-best", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
+DEFAULT_METHODS = ("deepsz", "deepsz-best", "deepsz-max", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
 
 
 def _checked(method: Method, layers: dict, decoded) -> dict[str, np.ndarray]:
@@ -60,6 +60,14 @@ def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
     decoded = _checked(method, layers, decoded)
     top1 = probe.top1_with(decoded)
     dense = sum(4 * w.size for w in layers.values())
+    bounds = method.error_bounds(target)
+    bounded = {}
+    if bounds is not None:  # in float64, as compress_bounded checks it
+        for n, w in layers.items():
+            err = float(np.max(np.abs(decoded[n].astype(np.float64) - w.astype(np.float64)), initial=0.0))
+            bounded[n] = {"error_bound": float(bounds[n]), "max_abs_error": err,
+                          "bound_held": err <= float(bounds[n])}
+        bounded = {"layer_errors": bounded, "bound_held": all(b["bound_held"] for b in bounded.values())}
     return {
         "target": target, "setting": method.describe(target), "bytes": len(blob),
         "ratio": dense / max(len(blob), 1), "top1": top1, "loss": probe.base_top1 - top1,
@@ -67,6 +75,7 @@ def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
         "max_abs_error": max(float(np.max(np.abs(decoded[n] - w), initial=0.0)) for n, w in layers.items()),
         "pruned_made_nonzero": int(sum(np.count_nonzero(decoded[n][w == 0]) for n, w in layers.items())),
         "kept_made_zero": int(sum(np.count_nonzero(decoded[n][w != 0] == 0) for n, w in layers.items())),
+        **bounded,
     }, bytes(blob)
 
 
@@ -135,6 +144,8 @@ def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LO
     if chosen is not None:
         target = points[chosen]["target"]
         entry["layer_bytes"] = method.layer_bytes(layers, target, blobs[chosen])
+        if hasattr(method, "stream_bytes"):  # positions / levels / side information per layer
+            entry["stream_bytes"] = method.stream_bytes(layers, target, blobs[chosen])
         entry["timing"] = _retime(method, layers, target, repeat)
     return entry
 

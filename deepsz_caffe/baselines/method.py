@@ -31,7 +31,7 @@ from deepsz_caffe.errors import CodecError, ConfigError
 
 # Built-in methods by name (deepsz_caffe.baselines.builtin); a user's by "module:Class".
 BUILTIN = {
-    "deepsz": "DeepSZPaper", "deepsz-best": "DeepSZBest",
+    "deepsz": "DeepSZPaper", "deepsz-best": "DeepSZBest", "deepsz-max": "DeepSZMax",
     "deep-compression": "DeepCompression", "weightless": "Weightless",
     "nncodec": "NNCodec", "nncodec-sparse": "NNCodecSparse",
 }
@@ -81,6 +81,11 @@ class Method:
         """Bytes per layer (Table 4's per-layer ratios). Default: each layer encoded alone, so
         the parts may add up to more than the joint file."""
         return {n: len(self.encode({n: w}, target)) for n, w in layers.items()}
+
+    def error_bounds(self, target) -> dict[str, float] | None:
+        """{layer: absolute error bound} an error-bounded method promises at `target`, or None:
+        the harness then records each layer's max |error| against it and `bound_held`."""
+        return None
 
     def describe(self, target) -> str:
         """A target as tables print it."""

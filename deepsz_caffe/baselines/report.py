@@ -10,7 +10,8 @@ from deepsz_caffe import atomic
 from deepsz_caffe.baselines.compare import chosen_point
 
 TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
-COLORS = {"deepsz": "#1f77b4", "deepsz-best": "#17becf", "deep-compression": "#d62728",
+COLORS = {"deepsz": "#1f77b4", "deepsz-best": "#17becf", "deepsz-max": "#000080",
+          "deep-compression": "#d62728",
           "weightless": "#7f7f7f", "nncodec": "#2ca02c", "nncodec-sparse": "#8fbf5a"}
 _OTHER = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e")
 
@@ -44,7 +45,31 @@ def _row(name: str, entry: dict, budget: float) -> list:
     stable = f"{s['setting']}: {s['ratio']:.1f}×" if s else "none"
     return [entry["label"], p["setting"], f"{p['bytes']:,}", f"{p['ratio']:.1f}×", f"{p['top1']:.2f}%",
             f"{p['loss']:+.2f}", how, stable, _seconds(t["encode_seconds"]), _seconds(t["decode_seconds"]),
-            f"{p['pruned_made_nonzero']:,}"]
+            f"{p['pruned_made_nonzero']:,}", _bound(p)]
+
+
+def _bound(p: dict) -> str:
+    """Max |error| of the point, and whether every layer kept its error bound (float64)."""
+    if "bound_held" not in p:
+        return f"{p['max_abs_error']:.3g} (no bound)"
+    return f"{p['max_abs_error']:.3g} ({'every layer within its bound' if p['bound_held'] else 'BOUND BROKEN'})"
+
+
+def stream_rows(methods: dict, layers: list[str]) -> list[list]:
+    """Per layer at the chosen point: positions / levels / side-information bytes of the methods
+    that report their streams (DeepSZ's), beside the per-layer bytes of the others (NNCodec's
+    bitstream does not separate positions from levels)."""
+    rows = []
+    for e in methods.values():
+        sb, lb = e.get("stream_bytes"), e.get("layer_bytes")
+        if chosen_point(e) is None or not (sb or lb):
+            continue
+        cells = [f"{sb[n]['positions']:,} / {sb[n]['levels']:,} / {sb[n]['side']:,} ({sb[n]['lossy']})"
+                 if sb else f"{lb[n]:,} (one stream)" for n in layers]
+        total = sum(sb[n]["positions"] + sb[n]["levels"] + sb[n]["side"] for n in layers) if sb else \
+            sum(lb[n] for n in layers)
+        rows.append([e["label"], *cells, f"{total:,}"])
+    return rows
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -61,7 +86,7 @@ def net_markdown(record: dict) -> list[str]:
            f"{record['top1_pruned']:.2f}% over {record['test_images']:,} test images; fc weights "
            f"{record['fc_weight_bytes']:,} B. Loss budget {budget:g} points."), ""]
     header = ["method", "setting", "file bytes", "ratio", "top-1", "loss", "chosen as",
-              "stable pick", "encode", "decode", "pruned zeros made nonzero"]
+              "stable pick", "encode", "decode", "pruned zeros made nonzero", "max abs error"]
     md += _table(header, [_row(n, e, budget) for n, e in ran.items()])
     layers = [r["name"] for r in record["layers"]]
     dense = {r["name"]: r["dense_bytes"] for r in record["layers"]}
@@ -74,6 +99,11 @@ def net_markdown(record: dict) -> list[str]:
     if rows:
         md += ["", "Ratio per layer (the layer's own stream) and of the whole file, at the chosen point:",
                "", *_table(["method", *layers, "file"], rows)]
+    streams = stream_rows({n: e for n, e in ran.items() if n.startswith(("deepsz", "nncodec"))}, layers)
+    if streams:
+        md += ["", "Bytes per layer at the chosen point: positions / levels / side information "
+               "(DeepSZ: index stream / data stream / its frame), beside NNCodec's per-layer bytes:",
+               "", *_table(["method", *layers, "sum"], streams)]
     md += [f"- {e['label']}: {e['source']}" for e in ran.values() if e.get("source")]
     md += [f"- {e['label']} ({n}) skipped: {e['skipped']}" for n, e in methods.items() if e.get("skipped")]
     return md + [""]

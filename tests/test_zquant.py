@@ -1,6 +1,7 @@
 """deepsz_caffe.codecs.zquant and bound-aware zeroing (format.layer.zeroed_sparse): every weight
 within its bound in float64, every pruned zero exactly zero, the zeroed weights out of positions
 and levels alike, forged streams refused with one CodecError, and the harness's bound record."""
+import json
 import struct
 import zlib
 
@@ -164,3 +165,36 @@ def test_harness_records_each_layers_bound_and_error(slack, held):
     assert point["layer_errors"]["b"] == {"error_bound": 0.25, "max_abs_error": 0.25,
                                           "bound_held": True}
     assert point["layer_errors"]["a"]["bound_held"] is held
+
+
+def test_compress_preset_max_on_a_net(lenet5, tmp_path):
+    """`deepsz compress --preset max` on a net of the user's (here a briefly trained LeNet-5):
+    zquant is assessed beside the others, the file decodes within every bound, pruned zeros
+    exact, and the zeroed weights are reported by layer."""
+    import subprocess
+    import sys
+
+    from deepsz_caffe import inspect
+    from deepsz_caffe.caffe import io as caffe_io
+    from deepsz_caffe.format import network as dsz
+
+    out = tmp_path / "m.dsz"
+    r = subprocess.run([sys.executable, "-m", "deepsz_caffe.cli", "compress", "--model",
+                        str(lenet5["model"]), "--weights", str(lenet5["pruned"]), "--preset", "max",
+                        "--expected-loss", "0.5", "-o", str(out), "--work-dir", str(tmp_path / "w")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads((tmp_path / "w" / "compress.json").read_text())
+    assert {p["backend"] for pts in record["assessment"].values() for p in pts} == \
+        {"sz2", "sz3", "quant", "zquant"}
+    zq = [p for pts in record["assessment"].values() for p in pts if p["backend"] == "zquant"]
+    assert all("zeroed" in p for p in zq) and any(p["zeroed"] > 0 for p in zq)
+    report = inspect(out)
+    dsz.decode(out, tmp_path / "d.caffemodel")
+    before = caffe_io.blobs(caffe_io.read_net(lenet5["pruned"]))
+    after = caffe_io.blobs(caffe_io.read_net(tmp_path / "d.caffemodel"))
+    for m in report["layers"]:
+        w, d = before[m["name"]][0], after[m["name"]][0]
+        assert max_error(w, d) <= m["error_bound"] and np.all(d[w == 0] == 0)
+        small = (w != 0) & (np.abs(w.astype(np.float64)) <= m["error_bound"])
+        assert m.get("zeroed", 0) == (int(small.sum()) if m["lossy_codec"] == "zquant" else 0)

@@ -109,6 +109,25 @@ def net_markdown(record: dict) -> list[str]:
     return md + [""]
 
 
+def challenge_rows(records: dict, bounded: str = "deepsz-max", rival: str = "nncodec") -> list[list]:
+    """Per net: the error-bounded method's file against the rival's chosen (smallest within
+    budget) and stable picks, with the guarantees each point keeps (docs/nncodec-challenge.md)."""
+    rows = []
+    for record in records.values():
+        m, n = record["methods"].get(bounded), record["methods"].get(rival)
+        if not m or not n or chosen_point(m) is None or chosen_point(n) is None:
+            continue
+        p, q = chosen_point(m), chosen_point(n)
+        s = n["points"][n["stable"]] if n.get("stable") is not None else None
+        rows.append([title(record["net"]), f"{p['bytes']:,} ({p['ratio']:.1f}×, {p['loss']:+.2f})",
+                     f"{q['bytes']:,} ({q['ratio']:.1f}×, {q['loss']:+.2f})",
+                     f"{s['bytes']:,} ({s['ratio']:.1f}×, {s['loss']:+.2f})" if s else "none",
+                     f"{p['bytes'] / q['bytes']:.3f}", f"{p['bytes'] / s['bytes']:.3f}" if s else "-",
+                     "yes" if p.get("bound_held") else "NO", f"{p['pruned_made_nonzero']} / {q['pruned_made_nonzero']}",
+                     f"{q['max_abs_error']:.3g}"])
+    return rows
+
+
 def markdown(records: dict) -> str:
     versions = sorted({e["version"] for r in records.values() for e in r["methods"].values()
                        if e.get("version")})
@@ -124,6 +143,15 @@ def markdown(records: dict) -> str:
            "its assessment)."), ""]
     if versions:
         md += ["Versions: " + ", ".join(versions) + ".", ""]
+    rows = challenge_rows(records)
+    if rows:
+        md += ["## Error-bounded DeepSZ (max preset) against NNCodec", "",
+               "Bytes (ratio, measured loss) at the compared points; NNCodec's chosen point is its "
+               "smallest file within budget, its stable pick the smallest from which every larger "
+               "file is within budget too (docs/nncodec-challenge.md).", "",
+               *_table(["net", "DeepSZ max", "NNCodec chosen", "NNCodec stable", "max / chosen",
+                        "max / stable", "every weight within its bound", "pruned zeros made "
+                        "nonzero (max / NNCodec)", "NNCodec max abs error"], rows), ""]
     for record in records.values():
         md += net_markdown(record)
     return "\n".join(md).rstrip("\n") + "\n"

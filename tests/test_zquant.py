@@ -198,3 +198,18 @@ def test_compress_preset_max_on_a_net(lenet5, tmp_path):
         assert max_error(w, d) <= m["error_bound"] and np.all(d[w == 0] == 0)
         small = (w != 0) & (np.abs(w.astype(np.float64)) <= m["error_bound"])
         assert m.get("zeroed", 0) == (int(small.sum()) if m["lossy_codec"] == "zquant" else 0)
+
+
+def test_fillers_cost_the_cheapest_level_and_decode_to_zero():
+    w = _layer(300, 784, 0.02, 0.05, 7)
+    w[:, :400] = 0                                      # long runs: many fillers
+    z = get_lossy("zquant")
+    sp, _ = zeroed_sparse(z, w, 0.03)
+    fillers = sparse.filler_entries(sp.index, sparse.kept_at_max_gap(sp.data, sp.index))
+    assert fillers.size > 100
+    filled = z.fill(sp.data, fillers, 0.03)
+    assert np.all(filled[fillers] != 0) and np.array_equal(np.delete(filled, fillers), np.delete(sp.data, fillers))
+    assert len(compress_bounded(z, filled, 0.03)) < len(compress_bounded(z, sp.data, 0.03))
+    enc = encode_layer(w, 0.03, "zquant", "zstd")
+    out = decode_layer(enc.meta, enc.data, enc.index, enc.gap255_kept)
+    assert np.all(out[w == 0] == 0) and max_error(w, out) <= 0.03

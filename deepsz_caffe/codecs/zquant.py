@@ -26,6 +26,28 @@ class ZeroingQuantCodec(QuantCodec):
     # (3,550 against 2,665 B; its 6,825 B of positions unchanged), which beats a smaller eb.
     step_ratio = 1.5
 
+    fills_fillers = True  # format.layer.coded_values: fillers take the most frequent level
+
+    def fill(self, data: np.ndarray, fillers: np.ndarray, error_bound: float) -> np.ndarray:
+        """`data` with its filler entries set to the most frequent level of the other values.
+
+        Decode zeroes fillers by position (they are in the index stream), so their values are
+        free; as 0.0 they would be the one level 0 of a zeroed layer (LeNet-300-100 ip1: 270
+        fillers, 5.6 bits each), as the most frequent level they cost its ~2 bits."""
+        step = self.step_ratio * error_bound
+        others = np.delete(data, fillers).astype(np.float64)
+        if not others.size:
+            return data
+        with np.errstate(invalid="ignore", over="ignore"):
+            levels = np.rint(others / step)
+        levels = levels[np.isfinite(levels) & (np.abs(levels) <= 2 ** 30)]
+        if not levels.size:
+            return data
+        values, counts = np.unique(levels, return_counts=True)
+        out = data.copy()
+        out[fillers] = np.float32(values[np.argmax(counts)] * step)
+        return out
+
     @staticmethod
     def zero_small(weights: np.ndarray, error_bound: float) -> np.ndarray:
         """Mask of the kept weights that decode to 0 within the bound: 0 < |w| <= eb."""

@@ -51,10 +51,19 @@ def zeroed_sparse(codec, weights: np.ndarray, error_bound: float) -> tuple[spars
     return sparse.to_sparse(np.where(small, np.float32(0), weights) if zeroed else weights), zeroed
 
 
+def coded_values(codec, sp: sparse.SparseLayer, error_bound: float) -> np.ndarray:
+    """The data array the codec is given. Decode writes 0.0 at every filler whatever its value
+    (`_rebuild`), so a codec that `fills_fillers` (zquant) may give them its cheapest value."""
+    if not getattr(codec, "fills_fillers", False):
+        return sp.data
+    fillers = sparse.filler_entries(sp.index, sparse.kept_at_max_gap(sp.data, sp.index))
+    return codec.fill(sp.data, fillers, error_bound) if fillers.size else sp.data
+
+
 def round_trip(codec, sp: sparse.SparseLayer, error_bound: float) -> tuple[bytes, np.ndarray]:
     """(data stream, rebuilt dense blob) of one layer's data array at `error_bound` (checked),
     rebuilt exactly as `decode_layer` rebuilds it: Algorithm 1 measures what decode delivers."""
-    blob = compress_bounded(codec, sp.data, error_bound)
+    blob = compress_bounded(codec, coded_values(codec, sp, error_bound), error_bound)
     kept = sparse.kept_at_max_gap(sp.data, sp.index)
     values = codec.decompress(blob, sp.n_entries, trusted=True)  # our stream, just made
     return blob, _rebuild(values, sp.index, sp.shape, kept)
@@ -101,7 +110,7 @@ def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[
     for name in ((lossy,) if isinstance(lossy, str) else lossy):
         codec = get_lossy(name)
         sp, zeroed = zeroed_sparse(codec, weights, error_bound)
-        data = compress_bounded(codec, sp.data, error_bound)
+        data = compress_bounded(codec, coded_values(codec, sp, error_bound), error_bound)
         key = name if zeroed else None  # the plain sparse form's index stream is shared by all
         if key not in index_of:
             index_of[key] = index_stream(sp, lossless)

@@ -10,7 +10,8 @@ Ideal code lengths are -log2 of adaptive (Krichevsky-Trofimov-like) counts, no c
     + left and right neighbours on odd columns after the even ones (row-parallel, two calls a row);
   signs: no context (1 bit each) and the signs so far in the same column and row;
   levels: rint(w / step) at step 1.5 eb (zquant) and the smallest-magnitude level within the bound
-    (greedy rate-optimal: the most probable level, as levels peak at +-1).
+    (greedy rate-optimal: the most probable level, as levels peak at +-1); and rint at steps of
+    2, 1.5 and 1.25 eb (the bound allows up to 2), each with its top-1.
 
     .venv/bin/python benchmarks/zquant_entropy.py [--net lenet300 lenet5]
 """
@@ -103,7 +104,16 @@ def bench(net: str, results: Path, work: Path) -> dict:
         rec[mask] = (levels * step).astype(np.float32)
         return probe.top1_with({layer: rec.reshape(probe.weights[layer].shape)})
 
+    steps = {}
+    for ratio in (2.0, 1.5, 1.25):  # step / eb of the survivors' rounding (zquant: 1.5)
+        levels = np.rint(v / (ratio * eb))
+        rec = np.zeros_like(w)
+        rec[mask] = (levels * ratio * eb).astype(np.float32)
+        steps[str(ratio)] = {"levels_order0_bytes": order0_bytes(levels),
+                             "top1": probe.top1_with({layer: rec.reshape(probe.weights[layer].shape)})}
+
     return {
+        "step_ratios": steps,
         "layer": layer, "shape": list(w.shape), "error_bound": eb, "step": step,
         "kept": int(np.count_nonzero(w)), "zeroed": enc.meta["zeroed"], "coded": int(mask.sum()),
         "zquant_bytes": {"positions": enc.meta["index_bytes"], "levels": enc.meta["data_bytes"],

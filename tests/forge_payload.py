@@ -205,13 +205,31 @@ def _leb128(v: int) -> bytes:
     return bytes(out + bytes([v]))
 
 
-def _quant_fields(g, i: int):
-    """quant: step (f64 = 2 eb), table (LEB128: K, zigzag lo, K counts), escapes, range-coded words."""
+def _zquant_fields(g, i: int):
+    """zquant: version byte, value count (LEB128), then quant's fields."""
     mode, n, payload = unframe(g.sections[f"{g.layer(i)['name']}/data"])
+    start = 1 + len(_leb128(n))
+
+    def put(what, body):
+        return Forgery(f"{g.name}/payload/zquant/{what}", _put(g, i, frame(mode, n, body)))
+
+    for v in (0, 2, 255):
+        yield put(f"version-{v}", bytes([v]) + payload[1:])
+    for v in (n - 1, n + 1, 2 ** 63):
+        yield put(f"count-{v}", payload[:1] + _leb128(v) + payload[start:])
+    yield put("count-unterminated", payload[:1] + b"\xff" * 10)
+    yield from _quant_fields(g, i, start)
+
+
+def _quant_fields(g, i: int, start: int = 0):
+    """quant: step (f64 = 2 eb), table (LEB128: K, zigzag lo, K counts), escapes, range-coded words."""
+    mode, n, whole = unframe(g.sections[f"{g.layer(i)['name']}/data"])
+    prefix, payload = whole[:start], whole[start:]
     (step,) = struct.unpack_from("<d", payload)
 
     def put(what, body, expect="reject"):
-        return Forgery(f"{g.name}/payload/{g.lossy}/{what}", _put(g, i, frame(mode, n, body)), expect)
+        return Forgery(f"{g.name}/payload/{g.lossy}/{what}", _put(g, i, frame(mode, n, prefix + body)),
+                       expect)
 
     for v in (float("nan"), 0.0, -step, float("inf")):
         yield put(f"step-{v:g}", struct.pack("<d", v) + payload[8:])
@@ -228,7 +246,7 @@ def _quant_fields(g, i: int):
 
 
 _FIELDS = {"sz2": _sz2_fields, "zfp": _zfp_fields, "sz3": _sz3_fields, "quant": _quant_fields,
-           "zquant": _quant_fields}  # zquant streams are quant's (its own mode id)
+           "zquant": _zquant_fields}
 
 
 def generate(genuine: dict):

@@ -16,6 +16,7 @@ from deepsz_caffe.baselines import compare
 from deepsz_caffe.baselines.method import Method
 from deepsz_caffe.codecs import LOSSY_CODECS, compress_bounded, get_lossy
 from deepsz_caffe.codecs.base import FRAME_HEADER
+from deepsz_caffe.codecs.quant import _leb128
 from deepsz_caffe.errors import CodecError, ContainerError
 from deepsz_caffe.format.layer import decode_layer, encode_layer, zeroed_sparse
 from deepsz_caffe.format.validate import _layer_fields, _layer_sizes
@@ -80,7 +81,7 @@ def test_survivors_are_rounded_at_step_one_and_a_half_bounds():
     z = get_lossy("zquant")
     x = np.linspace(0.2, 3.0, 400).astype(np.float32)
     blob = compress_bounded(z, x, 0.1)
-    (step,) = struct.unpack_from("<d", blob, FRAME_HEADER.size)
+    (step,) = struct.unpack_from("<d", blob, FRAME_HEADER.size + 1 + len(_leb128([x.size])))
     assert step == pytest.approx(0.15)
     assert max_error(x, z.decompress(blob, x.size)) <= 0.075 + 1e-7
 
@@ -97,23 +98,32 @@ def _frame(mode, n, payload):
 
 
 @pytest.mark.parametrize("forge", [
-    "truncated", "crc", "mode-quant", "mode-raw", "count", "step-nan", "step-zero", "slots-huge",
+    "truncated", "crc", "mode-quant", "mode-raw", "count", "version", "stored-count",
+    "stored-count-unterminated", "quant-payload", "step-nan", "step-zero", "slots-huge",
     "odd-tail", "empty"])
 def test_forged_streams_are_refused(stream, forge):
     x, blob = stream
     z, n = get_lossy("zquant"), x.size
     mode, _, _ = FRAME_HEADER.unpack_from(blob)
-    payload = blob[FRAME_HEADER.size:]
+    whole = blob[FRAME_HEADER.size:]
+    head = 1 + len(_leb128([n]))
+    assert whole[:head] == bytes([1]) + _leb128([n])   # version 1, then the value count
+    prefix, payload = whole[:head], whole[head:]
+    quant_stream = compress_bounded(get_lossy("quant"), x, 0.03)[FRAME_HEADER.size:]
     forged = {
+        "version": _frame(mode, n, bytes([2]) + whole[1:]),
+        "stored-count": _frame(mode, n, bytes([1]) + _leb128([n - 1]) + payload),
+        "stored-count-unterminated": _frame(mode, n, bytes([1]) + b"\xff" * 12),
+        "quant-payload": _frame(mode, n, quant_stream),
         "truncated": blob[:len(blob) // 2],
         "crc": blob[:-1] + bytes([blob[-1] ^ 1]),
-        "mode-quant": _frame(4, n, payload),           # quant's id: not this codec's stream
-        "mode-raw": _frame(0, n, payload),
-        "count": _frame(mode, n + 1, payload),
-        "step-nan": _frame(mode, n, struct.pack("<d", float("nan")) + payload[8:]),
-        "step-zero": _frame(mode, n, struct.pack("<d", 0.0) + payload[8:]),
-        "slots-huge": _frame(mode, n, payload[:8] + b"\xff" * 9 + b"\x01" + payload[9:]),
-        "odd-tail": _frame(mode, n, payload + b"\0"),
+        "mode-quant": _frame(4, n, whole),           # quant's id: not this codec's stream
+        "mode-raw": _frame(0, n, whole),
+        "count": _frame(mode, n + 1, whole),
+        "step-nan": _frame(mode, n, prefix + struct.pack("<d", float("nan")) + payload[8:]),
+        "step-zero": _frame(mode, n, prefix + struct.pack("<d", 0.0) + payload[8:]),
+        "slots-huge": _frame(mode, n, prefix + payload[:8] + b"\xff" * 9 + b"\x01" + payload[9:]),
+        "odd-tail": _frame(mode, n, whole + b"\0"),
         "empty": _frame(mode, n, b""),
     }[forge]
     with pytest.raises(CodecError):

@@ -7,14 +7,21 @@ the layer's bytes (13,428 -> 9,529 B), positions and levels alike; it is what NN
 rate-distortion search does to 24-25% of the weights, but here every zero is within the
 bound. The zeroing happens before the sparse form is built (format.layer.zeroed_sparse), so
 the data array this codec sees holds only weights with |w| > eb and the fillers; its stream
-is quant's (which stores its step), under its own mode id, and decodes with quant's decoder.
+is quant's (which stores its step) behind a version byte and the value count, under its own
+mode id, and decodes with quant's decoder. The count makes a frame that lies about n fail
+before decoding (quant derives its escape count from n, so a lie there can decode).
+
+Payload: version uint8 (1), n LEB128, then quant's payload.
 
 Which weights are zeroed is decided in float64 (|w| <= eb), never by rint(w / 2 eb) == 0, so
 that a quotient rounded onto 0.5 cannot zero a weight just above the bound.
 """
 import numpy as np
 
-from deepsz_caffe.codecs.quant import QuantCodec
+from deepsz_caffe.codecs.quant import QuantCodec, _leb128, _read_leb128
+from deepsz_caffe.errors import CodecError
+
+VERSION = 1
 
 
 class ZeroingQuantCodec(QuantCodec):
@@ -25,6 +32,29 @@ class ZeroingQuantCodec(QuantCodec):
     # step 2 eb lost 0.35 points of top-1, step 1.5 eb 0.11 for 33% more level bytes
     # (3,550 against 2,665 B; its 6,825 B of positions unchanged), which beats a smaller eb.
     step_ratio = 1.5
+
+    def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
+        return bytes([VERSION]) + _leb128([data.size]) + super()._encode(data, error_bound)
+
+    def _inner(self, payload: bytes, n: int) -> bytes:
+        """quant's payload, once the version and the stored count check out."""
+        if not payload or payload[0] != VERSION:
+            raise CodecError(f"zquant: stream version {payload[0] if payload else None}, this "
+                             f"decoder reads {VERSION}")
+        try:
+            (stored,), pos = _read_leb128(payload, 1, 1)
+        except CodecError:
+            raise CodecError("zquant: value count runs past the stream") from None
+        if stored != n:
+            raise CodecError(f"zquant: stream holds {stored} values, its frame says {n}")
+        return payload[pos:]
+
+    def _check(self, payload: bytes, n: int) -> None:
+        super()._check(payload, n)
+        self._inner(payload, n)
+
+    def _decode(self, payload: bytes, n: int) -> np.ndarray:
+        return super()._decode(self._inner(payload, n), n)
 
     fills_fillers = True  # format.layer.coded_values: fillers take the most frequent level
 

@@ -2,8 +2,8 @@
 
 A kept weight with |w| <= eb may decode to 0 and still meet the bound, and once it is 0 it
 need not be coded at all: it leaves the index array (positions) and the data array (levels)
-together. On LeNet-300-100's ip1 at eb 0.04 (step 2 eb) this drops 28% of the kept weights and 29% of
-the layer's bytes (13,428 -> 9,529 B), positions and levels alike; it is what NNCodec's
+together. On LeNet-300-100's ip1 at eb 0.04 (step 2 eb) this drops 28% of the kept weights
+and 29% of the layer's bytes (13,428 -> 9,529 B), positions and levels alike; it is what NNCodec's
 rate-distortion search does to 24-25% of the weights, but here every zero is within the
 bound. The zeroing happens before the sparse form is built (format.layer.zeroed_sparse), so
 the data array this codec sees holds only weights with |w| > eb and the fillers; its stream

@@ -55,9 +55,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for net in a.net:
             entries[net] = e = bench(net, a.results, a.repeat, Path(tmp))
-            print(f"{net}: decode paper {e['decode_seconds_best']['paper'] * 1e3:.1f} ms "
-                  f"({e['compressed_bytes']['paper']:,} B), max {e['decode_seconds_best']['max'] * 1e3:.1f} ms "
-                  f"({e['compressed_bytes']['max']:,} B): {e['max_x_paper']:.2f}x (goal <= {GOAL_X_PAPER}x)")
+            best, size = e["decode_seconds_best"], e["compressed_bytes"]
+            print(f"{net}: decode paper {best['paper'] * 1e3:.1f} ms ({size['paper']:,} B), max "
+                  f"{best['max'] * 1e3:.1f} ms ({size['max']:,} B): {e['max_x_paper']:.2f}x "
+                  f"(goal <= {GOAL_X_PAPER}x)")
     atomic.write_json(a.out, {"cpu": timing.cpu_name(), "repeat": a.repeat, "nets": entries})
     print(f"wrote {a.out}")
     return 0 if all(e["goal_met"] for e in entries.values()) else 1

@@ -23,7 +23,8 @@ from deepsz_caffe.errors import CodecError, ConfigError
 from deepsz_caffe.timing import best
 
 MAX_LOSS = 0.2
-DEFAULT_METHODS = ("deepsz", "deepsz-best", "deepsz-max", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
+DEFAULT_METHODS = ("deepsz", "deepsz-best", "deepsz-max", "deep-compression", "weightless", "nncodec",
+                   "nncodec-sparse")
 
 
 def _checked(method: Method, layers: dict, decoded) -> dict[str, np.ndarray]:

@@ -52,7 +52,8 @@ def _bound(p: dict) -> str:
     """Max |error| of the point, and whether every layer kept its error bound (float64)."""
     if "bound_held" not in p:
         return f"{p['max_abs_error']:.3g} (no bound)"
-    return f"{p['max_abs_error']:.3g} ({'every layer within its bound' if p['bound_held'] else 'BOUND BROKEN'})"
+    held = "every layer within its bound" if p["bound_held"] else "BOUND BROKEN"
+    return f"{p['max_abs_error']:.3g} ({held})"
 
 
 def stream_rows(methods: dict, layers: list[str]) -> list[list]:
@@ -123,7 +124,8 @@ def challenge_rows(records: dict, bounded: str = "deepsz-max", rival: str = "nnc
                      f"{q['bytes']:,} ({q['ratio']:.1f}×, {q['loss']:+.2f})",
                      f"{s['bytes']:,} ({s['ratio']:.1f}×, {s['loss']:+.2f})" if s else "none",
                      f"{p['bytes'] / q['bytes']:.3f}", f"{p['bytes'] / s['bytes']:.3f}" if s else "-",
-                     "yes" if p.get("bound_held") else "NO", f"{p['pruned_made_nonzero']} / {q['pruned_made_nonzero']}",
+                     "yes" if p.get("bound_held") else "NO",
+                     f"{p['pruned_made_nonzero']} / {q['pruned_made_nonzero']}",
                      f"{q['max_abs_error']:.3g}"])
     return rows
 

@@ -135,7 +135,8 @@ def _layer_sizes(meta: dict, sections: dict, source: str) -> None:
         if meta[key] != value:
             raise ContainerError(f"{source}: layer '{name}': {key} is {meta[key]}, its shape and "
                                  f"streams say {value}")
-    if not meta["nnz"] <= n <= size or meta["nnz"] + meta.get("zeroed", 0) > size or kept > meta["nnz"] or (kept > 0) != (kept_bytes > 0):
+    if not meta["nnz"] <= n <= size or meta["nnz"] + meta.get("zeroed", 0) > size or \
+            kept > meta["nnz"] or (kept > 0) != (kept_bytes > 0):
         raise ContainerError(f"{source}: layer '{name}': nnz {meta['nnz']}, entries {n} and "
                              f"{kept} kept at gap 255 do not fit its shape {meta['shape']}")
 

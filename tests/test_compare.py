@@ -171,3 +171,26 @@ def test_nncodec_is_skipped_with_its_reason(lenet300, tmp_path, monkeypatch):
     record = compare.compare(lenet300["model"], lenet300["pruned"], [FewQps()], net="lenet300",
                              results=tmp_path, repeat=1, log=lambda _m: None)
     assert record["methods"]["nncodec"]["skipped"] == builtin.NNCODEC_MISSING
+
+
+def test_report_sets_the_bounded_method_beside_nncodec():
+    from deepsz_caffe.baselines import report
+
+    def point(b, loss, **kw):
+        return {"bytes": b, "ratio": 1000 / b, "loss": loss, "top1": 98 - loss, "setting": f"s{b}",
+                "max_abs_error": 0.05, "pruned_made_nonzero": kw.pop("pz", 0), "encode_seconds": 1e-3,
+                "decode_seconds": 1e-3, **kw}
+
+    bounded = {"label": "DeepSZ (max preset)", "points": [point(120, 0.1, bound_held=True)], "chosen": 0,
+               "stable": 0, "operating_point": 0, "layer_bytes": {"a": 100},
+               "stream_bytes": {"a": {"positions": 60, "levels": 30, "side": 10, "lossy": "zquant"}}}
+    rival = {"label": "NNCodec", "points": [point(100, 0.15, pz=7), point(150, 0.05, pz=3)], "chosen": 0,
+             "stable": 1, "operating_point": None, "layer_bytes": {"a": 95}}
+    record = {"net": "lenet300", "methods": {"deepsz-max": bounded, "nncodec": rival}}
+    (row,) = report.challenge_rows({"lenet300": record})
+    assert row[4] == "1.200" and row[5] == "0.800" and row[6] == "yes" and row[7] == "0 / 7"
+    rows = report.stream_rows(record["methods"], ["a"])
+    assert rows == [["DeepSZ (max preset)", "60 / 30 / 10 (zquant)", "100"],
+                    ["NNCodec", "95 (one stream)", "95"]]
+    assert report._bound(point(1, 0)) == "0.05 (no bound)"
+    assert "BOUND BROKEN" in report._bound(point(1, 0, bound_held=False))

@@ -181,14 +181,16 @@ def test_report_sets_the_bounded_method_beside_nncodec():
                 "max_abs_error": 0.05, "pruned_made_nonzero": kw.pop("pz", 0), "encode_seconds": 1e-3,
                 "decode_seconds": 1e-3, **kw}
 
-    bounded = {"label": "DeepSZ (max preset)", "points": [point(120, 0.1, bound_held=True)], "chosen": 0,
-               "stable": 0, "operating_point": 0, "layer_bytes": {"a": 100},
+    bounded = {"label": "DeepSZ (max preset)", "points": [point(120, 0.1, bound_held=True),
+                                                        point(90, 0.2, bound_held=True)],
+               "chosen": 0, "selected": 1, "stable": 0, "operating_point": 0, "layer_bytes": {"a": 100},
                "stream_bytes": {"a": {"positions": 60, "levels": 30, "side": 10, "lossy": "zquant"}}}
     rival = {"label": "NNCodec", "points": [point(100, 0.15, pz=7), point(150, 0.05, pz=3)], "chosen": 0,
              "stable": 1, "operating_point": None, "layer_bytes": {"a": 95}}
     record = {"net": "lenet300", "methods": {"deepsz-max": bounded, "nncodec": rival}}
     (row,) = report.challenge_rows({"lenet300": record})
-    assert row[4] == "1.200" and row[5] == "0.800" and row[6] == "yes" and row[7] == "0 / 7"
+    assert row[2].startswith("90 (11.1×, +0.20; s90)") and "BROKEN" not in row[2]
+    assert row[5:10] == ["1.200", "0.900", "0.800", "yes", "0 / 7"]
     rows = report.stream_rows(record["methods"], ["a"])
     assert rows == [["DeepSZ (max preset)", "60 / 30 / 10 (zquant)", "100"],
                     ["NNCodec", "95 (one stream)", "95"]]

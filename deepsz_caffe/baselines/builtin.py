@@ -64,7 +64,9 @@ _DSZ_MAGIC = b"DSZL"
 class DeepSZPaper(LayerwiseMethod):
     name, label, knob = "deepsz", "DeepSZ (paper preset)", "error-bound scale"
     runs = ("summary.json", "compress.json")   # deepsz reproduce; deepsz compress --work-dir
-    scales = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+    # 4 scales per octave from 1/4 to 4: the density of NNCodec's qp sweep (step 2**(qp/4)), so
+    # that "smallest file within budget" has as many chances for DeepSZ as for NNCodec
+    scales = tuple(round(2 ** (k / 4), 4) for k in range(-8, 9))
 
     def setup(self, context: Context) -> None:
         from deepsz_caffe.paper import values

@@ -40,8 +40,25 @@ def bench(net: str, results: Path, repeat: int, work: Path) -> dict:
             seconds[preset].append(time.perf_counter() - t0)
     best = {p: min(s) for p, s in seconds.items()}
     return {"compressed_bytes": sizes, "decode_seconds_best": best,
+            "stages_best": {p: stages(path, repeat) for p, path in files.items()},
             "decode_seconds_all": seconds, "max_x_paper": best["max"] / best["paper"],
             "goal_x_paper": GOAL_X_PAPER, "goal_met": best["max"] / best["paper"] <= GOAL_X_PAPER}
+
+
+def stages(path: Path, repeat: int) -> dict:
+    """Per layer: best-of-`repeat` seconds of its index decode and its data decode."""
+    from deepsz_caffe.codecs import get_lossy
+    from deepsz_caffe.codecs.lossless import decompress_index
+    from deepsz_caffe.format import container
+
+    f, out = container.read_file(path), {}
+    for m in f.header["layers"]:
+        name, n = m["name"], m["n_entries"]
+        index = timing.best(repeat, decompress_index, f.sections[f"{name}/index"], m["index_codec"], n)[1]
+        data = timing.best(repeat, get_lossy(m["lossy_codec"]).decompress, f.sections[f"{name}/data"], n)[1]
+        out[name] = {"index_codec": m["index_codec"], "index_seconds": index,
+                     "lossy_codec": m["lossy_codec"], "data_seconds": data}
+    return out
 
 
 def main() -> int:

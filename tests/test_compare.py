@@ -190,7 +190,7 @@ def test_report_sets_the_bounded_method_beside_nncodec():
     record = {"net": "lenet300", "methods": {"deepsz-max": bounded, "nncodec": rival}}
     (row,) = report.challenge_rows({"lenet300": record})
     assert row[2].startswith("90 (11.1×, +0.20; s90)") and "BROKEN" not in row[2]
-    assert row[5:10] == ["1.200", "0.900", "0.800", "yes", "0 / 7"]
+    assert row[3].startswith("120 (8.3×") and row[6:11] == ["1.200", "0.900", "0.800", "yes", "0 / 7"]
     rows = report.stream_rows(record["methods"], ["a"])
     assert rows == [["DeepSZ (max preset)", "60 / 30 / 10 (zquant)", "100"],
                     ["NNCodec", "95 (one stream)", "95"]]

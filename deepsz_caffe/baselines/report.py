@@ -121,14 +121,16 @@ def challenge_rows(records: dict, bounded: str = "deepsz-max", rival: str = "nnc
         p, q = chosen_point(m), chosen_point(n)
         s = n["points"][n["stable"]] if n.get("stable") is not None else None
         sel = m["points"][m["selected"]] if m.get("selected") is not None else None
+        own = m["points"][m["stable"]] if m.get("stable") is not None else None
         rows.append([title(record["net"]), f"{p['bytes']:,} ({p['ratio']:.1f}×, {p['loss']:+.2f})",
                      f"{sel['bytes']:,} ({sel['ratio']:.1f}×, {sel['loss']:+.2f}; {sel['setting']})"
                      f"{'' if sel.get('bound_held') else ' BOUND BROKEN'}" if sel else "none",
+                     f"{own['bytes']:,} ({own['ratio']:.1f}×, {own['loss']:+.2f})" if own else "none",
                      f"{q['bytes']:,} ({q['ratio']:.1f}×, {q['loss']:+.2f})",
                      f"{s['bytes']:,} ({s['ratio']:.1f}×, {s['loss']:+.2f})" if s else "none",
                      f"{p['bytes'] / q['bytes']:.3f}",
                      f"{sel['bytes'] / q['bytes']:.3f}" if sel else "-",
-                     f"{p['bytes'] / s['bytes']:.3f}" if s else "-",
+                     f"{own['bytes'] / s['bytes']:.3f}" if s and own else "-",
                      "yes" if p.get("bound_held") else "NO",
                      f"{p['pruned_made_nonzero']} / {q['pruned_made_nonzero']}",
                      f"{q['max_abs_error']:.3g}"])
@@ -160,8 +162,9 @@ def markdown(records: dict) -> str:
                "its sweep (those bounds scaled, 4 scales per octave as NNCodec's qps; every point "
                "within its scaled bounds) (docs/nncodec-challenge.md).", "",
                *_table(["net", "DeepSZ max (operating point)", "DeepSZ max (smallest within budget)",
-                        "NNCodec chosen", "NNCodec stable", "operating / NNCodec chosen",
-                        "smallest / NNCodec chosen", "operating / NNCodec stable",
+                        "DeepSZ max (stable)", "NNCodec chosen", "NNCodec stable",
+                        "operating / NNCodec chosen", "smallest / NNCodec chosen",
+                        "stable / NNCodec stable",
                         "every weight within its bound", "pruned zeros made nonzero (max / NNCodec)",
                         "NNCodec max abs error"], rows), ""]
     for record in records.values():

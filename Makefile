@@ -44,9 +44,9 @@ reproduce-max: setup
 	$(VENV)/bin/deepsz reproduce --net lenet300 --preset max --results $(RESULTS)
 	$(VENV)/bin/deepsz reproduce --net lenet5 --preset max --results $(RESULTS)
 
-# Every method, NNCodec included, on both LeNets (docs/nncodec-challenge.md): needs the paper,
-# best and max runs (make reproduce reproduce-lenet5 reproduce-best reproduce-max) and make nncodec.
-compare: setup reproduce-max
+# Every method, NNCodec included, on both LeNets (docs/nncodec-challenge.md), after the best and
+# max runs (and the paper runs of make reproduce reproduce-lenet5, if made); NNCodec needs make nncodec.
+compare: setup reproduce-best reproduce-max
 	$(VENV)/bin/deepsz compare --net lenet300 --results $(RESULTS)
 	$(VENV)/bin/deepsz compare --net lenet5 --results $(RESULTS)
 

@@ -10,7 +10,7 @@ export GLOG_minloglevel := 2
 GPU ?= $(DEEPSZ_GPU)
 GPU_VENV ?= .venv-gpu
 
-.PHONY: setup gpu-wheel nncodec test reproduce reproduce-lenet5 reproduce-best figures experiments bench clean-results
+.PHONY: setup gpu-wheel nncodec test reproduce reproduce-lenet5 reproduce-best reproduce-max compare figures experiments bench clean-results
 
 setup:
 	@VENV=$(VENV) DEEPSZ_GPU=$(GPU) bash scripts/setup.sh
@@ -40,6 +40,17 @@ reproduce-lenet5: setup
 reproduce-best: setup
 	$(VENV)/bin/deepsz reproduce --net lenet300 --preset best --results $(RESULTS)
 	$(VENV)/bin/deepsz reproduce --net lenet5 --preset best --results $(RESULTS)
+
+# Both LeNets with the max preset (zquant: kept weights within the bound of 0 coded as pruned).
+reproduce-max: setup
+	$(VENV)/bin/deepsz reproduce --net lenet300 --preset max --results $(RESULTS)
+	$(VENV)/bin/deepsz reproduce --net lenet5 --preset max --results $(RESULTS)
+
+# Every method, NNCodec included, on both LeNets (docs/nncodec-challenge.md), after the best and
+# max runs (and the paper runs of make reproduce reproduce-lenet5, if made); NNCodec needs make nncodec.
+compare: setup reproduce-best reproduce-max
+	$(VENV)/bin/deepsz compare --net lenet300 --results $(RESULTS)
+	$(VENV)/bin/deepsz compare --net lenet5 --results $(RESULTS)
 
 # Redraw every table and figure, and every number in README.md and docs/, from the stored results.
 figures: setup

@@ -4,6 +4,8 @@
 - "best": also SZ3 and prediction-free quantisation + entropy coding for data, and the
   context-modelled index coder; Algorithm 1 assesses every (backend, bound) pair and
   Algorithm 2 picks each layer's coder.
+- "max": "best" plus "zquant", quantisation that drops the kept weights within the bound of 0
+  from positions and levels (docs/nncodec-challenge.md).
 """
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ class Preset:
 PRESETS = {
     "paper": Preset(("sz2",), "best"),
     "best": Preset(("sz2", "sz3", "quant"), "best-all"),
+    "max": Preset(("sz2", "sz3", "quant", "zquant"), "best-all"),
 }
 INDEX_CHOICES = ALL_INDEX_CODECS + ("best", "best-all")
 

@@ -8,7 +8,7 @@ TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet"
 COLORS = {
     "sz2": "#1f77b4", "sz3": "#17becf", "zfp": "#ff7f0e",
     "gzip": "#8c564b", "zstd": "#2ca02c", "blosc": "#9467bd",
-    "deepsz": "#1f77b4", "deepsz-best": "#17becf", "deep-compression": "#d62728",
+    "deepsz": "#1f77b4", "deepsz-best": "#17becf", "deepsz-max": "#000080", "deep-compression": "#d62728",
     "weightless": "#7f7f7f", "nncodec": "#2ca02c", "nncodec-sparse": "#8fbf5a",
     "csr": "#bcbd22", "paper": "#444444", "ours": "#1f77b4",
 }

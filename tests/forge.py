@@ -43,7 +43,8 @@ BOUNDS = {"ip1": 0.02, "ip2": 0.01, "ip3": 0.005}   # distinct, so swapped value
 # genuine file name -> (lossy codec, index codec): every lossy backend and every index codec;
 # "ctx" writes its grouped mode for ip1 and its bitmap mode for ip2 and ip3
 GENUINE = {"sz2-zstd": ("sz2", "zstd"), "sz3-gzip": ("sz3", "gzip"),
-           "zfp-blosc": ("zfp", "blosc"), "quant-ctx": ("quant", "ctx")}
+           "zfp-blosc": ("zfp", "blosc"), "quant-ctx": ("quant", "ctx"),
+           "zquant-zstd": ("zquant", "zstd")}
 DELETE = object()  # sentinel for `with_value`: remove the key
 
 

@@ -100,7 +100,7 @@ def _foreign_forgeries(g, i: int):
             _m, _c, body = unframe(_codec(other).compress(_values(n, SEED), g.layer(i)["error_bound"]))
             # quant has no magic number: another stream may parse as one (and decode to garbage)
             yield Forgery(f"{g.name}/payload/foreign-{other}", _put(g, i, frame(mode, n, body)),
-                          "safe" if g.lossy == "quant" else "reject")
+                          "safe" if g.lossy in ("quant", "zquant") else "reject")
 
 
 def _sz2_fields(g, i: int):
@@ -199,13 +199,31 @@ def _sz3_fields(g, i: int):
     yield put("flat-cut-half", flat=inner[:len(inner) // 2])
 
 
-def _quant_fields(g, i: int):
-    """quant: step (f64 = 2 eb), table (LEB128: K, zigzag lo, K counts), escapes, range-coded words."""
+def _zquant_fields(g, i: int):
+    """zquant: version byte, value count (LEB128), then quant's fields."""
     mode, n, payload = unframe(g.sections[f"{g.layer(i)['name']}/data"])
+    start = 1 + len(_leb128(n))
+
+    def put(what, body):
+        return Forgery(f"{g.name}/payload/zquant/{what}", _put(g, i, frame(mode, n, body)))
+
+    for v in (0, 2, 255):
+        yield put(f"version-{v}", bytes([v]) + payload[1:])
+    for v in (n - 1, n + 1, 2 ** 63):
+        yield put(f"count-{v}", payload[:1] + _leb128(v) + payload[start:])
+    yield put("count-unterminated", payload[:1] + b"\xff" * 10)
+    yield from _quant_fields(g, i, start)
+
+
+def _quant_fields(g, i: int, start: int = 0):
+    """quant: step (f64 = 2 eb), table (LEB128: K, zigzag lo, K counts), escapes, range-coded words."""
+    mode, n, whole = unframe(g.sections[f"{g.layer(i)['name']}/data"])
+    prefix, payload = whole[:start], whole[start:]
     (step,) = struct.unpack_from("<d", payload)
 
     def put(what, body, expect="reject"):
-        return Forgery(f"{g.name}/payload/quant/{what}", _put(g, i, frame(mode, n, body)), expect)
+        return Forgery(f"{g.name}/payload/{g.lossy}/{what}", _put(g, i, frame(mode, n, prefix + body)),
+                       expect)
 
     for v in (float("nan"), 0.0, -step, float("inf")):
         yield put(f"step-{v:g}", struct.pack("<d", v) + payload[8:])
@@ -221,7 +239,8 @@ def _quant_fields(g, i: int):
     yield put("tail-odd-byte", payload + b"\0")
 
 
-_FIELDS = {"sz2": _sz2_fields, "zfp": _zfp_fields, "sz3": _sz3_fields, "quant": _quant_fields}
+_FIELDS = {"sz2": _sz2_fields, "zfp": _zfp_fields, "sz3": _sz3_fields, "quant": _quant_fields,
+           "zquant": _zquant_fields}
 
 
 def generate(genuine: dict):

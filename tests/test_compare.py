@@ -209,3 +209,28 @@ def test_budget_and_repeats_are_finite_and_in_range():
     for loss, repeat in ((float("nan"), 1), (float("inf"), 1), (-1, 1), (0.2, 0), (0.2, 10**20)):
         with pytest.raises(Exception, match="--max-loss|--repeat"):
             compare.check_budget(loss, repeat)
+
+
+def test_report_sets_the_bounded_method_beside_nncodec():
+    from deepsz_caffe.baselines import report
+
+    def point(b, loss, **kw):
+        return {"bytes": b, "ratio": 1000 / b, "loss": loss, "top1": 98 - loss, "setting": f"s{b}",
+                "max_abs_error": 0.05, "pruned_made_nonzero": kw.pop("pz", 0), "encode_seconds": 1e-3,
+                "decode_seconds": 1e-3, **kw}
+
+    bounded = {"label": "DeepSZ (max preset)", "points": [point(120, 0.1, bound_held=True),
+                                                        point(90, 0.2, bound_held=True)],
+               "chosen": 0, "selected": 1, "stable": 0, "operating_point": 0, "layer_bytes": {"a": 100},
+               "stream_bytes": {"a": {"positions": 60, "levels": 30, "side": 10, "lossy": "zquant"}}}
+    rival = {"label": "NNCodec", "points": [point(100, 0.15, pz=7), point(150, 0.05, pz=3)], "chosen": 0,
+             "stable": 1, "operating_point": None, "layer_bytes": {"a": 95}}
+    record = {"net": "lenet300", "methods": {"deepsz-max": bounded, "nncodec": rival}}
+    (row,) = report.challenge_rows({"lenet300": record})
+    assert row[2].startswith("90 (11.1×, +0.20; s90)") and "BROKEN" not in row[2]
+    assert row[3].startswith("120 (8.3×") and row[6:11] == ["1.200", "0.900", "0.800", "yes", "0 / 7"]
+    rows = report.stream_rows(record["methods"], ["a"])
+    assert rows == [["DeepSZ (max preset)", "60 / 30 / 10 (zquant)", "100"],
+                    ["NNCodec", "95 (one stream)", "95"]]
+    assert report._bound(point(1, 0)) == "0.05 (no bound)"
+    assert "BOUND BROKEN" in report._bound(point(1, 0, bound_held=False))

@@ -219,3 +219,22 @@ def test_ctx_costs_little_on_masks_without_structure():
     rng = np.random.default_rng(1)
     raw = to_sparse((rng.random((300, 784)) < 0.08).astype(np.float32)).index.tobytes()
     assert len(compress_index(raw, "ctx", row_length=784)[1]) < 1.03 * len(compress_index(raw, "zstd")[1])
+
+
+def test_ctx_large_bitmap_must_save_two_percent(monkeypatch):
+    """Above 2**18 positions the bitmap (~100x slower to decode) is written only when it is at
+    least _BITMAP_GAIN of the grouped mode's size; below 2**18 the smaller mode wins as before."""
+    raw = to_sparse(structured_layer(rows=400, seed=3)).index.tobytes()   # 313,600 positions
+    mask = context_index._canonical_mask(np.frombuffer(raw, np.uint8))
+    assert mask.size > context_index._BITMAP_SLOW
+    grouped = grouped_index.encode(mask, 784)
+    bitmap = context_index._bitmap_encode(mask, 784, len(raw))
+    ratio = len(bitmap) / len(grouped)
+    assert ratio < context_index._BITMAP_GAIN           # saves more than 2% here: kept
+    assert context_index.encode(raw, 784)[0] == 1
+    monkeypatch.setattr(context_index, "_BITMAP_GAIN", ratio - 1e-3)   # as if it saved less
+    blob = context_index.encode(raw, 784)
+    assert blob[0] == 2 and len(blob) - 9 == len(grouped)
+    assert decompress_index(blob, "ctx", len(raw)) == raw
+    small = to_sparse(structured_layer(rows=100, seed=3)).index.tobytes()   # below 2**18: min
+    assert context_index.encode(small, 784)[0] == 1

@@ -1,8 +1,8 @@
 """The built-in compared methods, each through the plug-in interface of baselines/method.py.
 
-- deepsz / deepsz-best: DeepSZ's own per-layer streams (lossy data array, lossless index array,
+- deepsz / deepsz-best / deepsz-max: DeepSZ's own per-layer streams (lossy data array, lossless index array,
   the usually empty list of kept weights at gap 255; shape and codec names) at the error bounds
-  its measured run chose (results/<net>/summary.json, summary-best.json),
+  its measured run chose (results/<net>/summary.json, summary-best.json, summary-max.json),
   scaled by the target; scale 1 is that run, the method's operating point.
 - deep-compression: k-means codebook + Huffman-coded codes and relative-index gaps (our
   implementation of Han et al., no centroid fine-tuning); the target is its parameters.
@@ -64,7 +64,9 @@ _DSZ_MAGIC = b"DSZL"
 class DeepSZPaper(LayerwiseMethod):
     name, label, knob = "deepsz", "DeepSZ (paper preset)", "error-bound scale"
     runs = ("summary.json", "compress.json")   # deepsz reproduce; deepsz compress --work-dir
-    scales = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+    # 4 scales per octave from 1/4 to 4: the density of NNCodec's qp sweep (step 2**(qp/4)), so
+    # that "smallest file within budget" has as many chances for DeepSZ as for NNCodec
+    scales = tuple(round(2 ** (k / 4), 4) for k in range(-8, 9))
 
     def setup(self, context: Context) -> None:
         from deepsz_caffe.paper import values
@@ -98,6 +100,29 @@ class DeepSZPaper(LayerwiseMethod):
 
     def describe(self, target) -> str:
         return ", ".join(f"{n} {eb * target:.3g}" for n, eb in self.bounds.items())
+
+    def error_bounds(self, target) -> dict[str, float]:
+        """Each layer's absolute error bound at `target` (the harness checks it on decode)."""
+        return {n: eb * float(target) for n, eb in self.bounds.items()}
+
+    def stream_bytes(self, layers, target, blob) -> dict[str, dict]:
+        """Per layer: bytes of positions (index stream), levels (data stream) and side
+        information (its frame: shape, counts, codec names, the kept-at-gap-255 list)."""
+        from deepsz_caffe.baselines.method import unpack_layers
+
+        out = {}
+        for name, frame in unpack_layers(blob).items():
+            r = Reader(frame, _DSZ_MAGIC, self.name)
+            r.shape(r.unpack("B")[0])
+            r.unpack("Q")
+            lossy = [r.take(r.unpack("B")[0]).decode("ascii", "replace") for _ in range(2)][0]
+            _, length = r.unpack("II")
+            r.take(length)
+            data = len(r.take(r.unpack("I")[0]))
+            index = len(r.buf) - r.at
+            out[name] = {"positions": index, "levels": data, "side": len(frame) - data - index,
+                         "lossy": lossy}
+        return out
 
     def encode(self, layers, target) -> bytes:
         from deepsz_caffe.format.layer import encode_layer
@@ -134,6 +159,12 @@ class DeepSZPaper(LayerwiseMethod):
 class DeepSZBest(DeepSZPaper):
     name, label = "deepsz-best", "DeepSZ (best preset)"
     runs = ("summary-best.json", "compress-best.json")
+
+
+class DeepSZMax(DeepSZPaper):
+    """The max preset: also zquant, which codes the kept weights within the bound of 0 as pruned."""
+    name, label = "deepsz-max", "DeepSZ (max preset)"
+    runs = ("summary-max.json", "compress-max.json")
 
 
 class NNCodec(Method):

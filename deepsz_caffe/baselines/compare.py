@@ -26,7 +26,8 @@ from deepsz_caffe.timing import best
 _logger = get_logger("compare")
 MAX_LOSS = 0.2
 MAX_REPEAT = 1000   # timing runs per chosen point: more measures nothing the best of 1000 does not
-DEFAULT_METHODS = ("deepsz", "deepsz-best", "deep-compression", "weightless", "nncodec", "nncodec-sparse")
+DEFAULT_METHODS = ("deepsz", "deepsz-best", "deepsz-max", "deep-compression", "weightless", "nncodec",
+                   "nncodec-sparse")
 
 
 def check_budget(max_loss, repeat) -> None:
@@ -107,6 +108,15 @@ def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
     decoded = _checked(method, layers, decoded)
     top1 = probe.top1_with(decoded)
     dense = sum(4 * w.size for w in layers.values())
+    bounds = call(method, "error_bounds(target)", method.error_bounds, target)
+    bounded = {}
+    if bounds is not None:  # in float64, as compress_bounded checks it
+        _check_bounds(method, layers, bounds)
+        for n, w in layers.items():
+            err = float(np.max(np.abs(decoded[n].astype(np.float64) - w.astype(np.float64)), initial=0.0))
+            bounded[n] = {"error_bound": float(bounds[n]), "max_abs_error": err,
+                          "bound_held": err <= float(bounds[n])}
+        bounded = {"layer_errors": bounded, "bound_held": all(b["bound_held"] for b in bounded.values())}
     return {
         "target": target, "setting": describe(method, target), "bytes": len(blob),
         "ratio": dense / max(len(blob), 1), "top1": top1, "loss": probe.base_top1 - top1,
@@ -114,7 +124,20 @@ def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
         "max_abs_error": max(float(np.max(np.abs(decoded[n] - w), initial=0.0)) for n, w in layers.items()),
         "pruned_made_nonzero": int(sum(np.count_nonzero(decoded[n][w == 0]) for n, w in layers.items())),
         "kept_made_zero": int(sum(np.count_nonzero(decoded[n][w != 0] == 0) for n, w in layers.items())),
-    }, blob
+        **bounded,
+    }, bytes(blob)
+
+
+def _check_bounds(method: Method, layers: dict, bounds) -> None:
+    """error_bounds must name every layer with a finite bound > 0."""
+    ok = isinstance(bounds, dict) and set(bounds) == set(layers)
+    try:
+        ok = ok and all(math.isfinite(float(b)) and float(b) > 0 for b in bounds.values())
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise CodecError(f"{method.name}: error_bounds returned {str(bounds)[:80]!r}, "
+                         "not {layer name: finite bound > 0} for every layer")
 
 
 def select(points: list[dict], max_loss: float) -> int | None:
@@ -204,6 +227,9 @@ def run_method(method: Method, context: Context, probe, max_loss: float = MAX_LO
     if chosen is not None:
         target = points[chosen]["target"]
         entry["layer_bytes"] = _layer_bytes(method, layers, target, blobs[chosen])
+        if hasattr(method, "stream_bytes"):  # positions / levels / side information per layer
+            entry["stream_bytes"] = call(method, "stream_bytes(layers, target, blob)", method.stream_bytes,
+                                         _frozen(layers), target, blobs[chosen])
         entry["timing"] = _retime(method, layers, target, repeat)
     return entry
 

@@ -34,6 +34,7 @@ from deepsz_caffe.registry import Registry
 METHODS = Registry("method", ConfigError)
 METHODS.register("deepsz", "deepsz_caffe.baselines.builtin:DeepSZPaper")
 METHODS.register("deepsz-best", "deepsz_caffe.baselines.builtin:DeepSZBest")
+METHODS.register("deepsz-max", "deepsz_caffe.baselines.builtin:DeepSZMax")
 METHODS.register("deep-compression", "deepsz_caffe.baselines.builtin:DeepCompression")
 METHODS.register("weightless", "deepsz_caffe.baselines.builtin:Weightless")
 METHODS.register("nncodec", "deepsz_caffe.baselines.builtin:NNCodec", "-r requirements-nncodec.txt")
@@ -113,6 +114,11 @@ class Method:
     def library_version(self) -> str:
         """What the registry reports as its version (`version`)."""
         return self.version
+
+    def error_bounds(self, target) -> dict[str, float] | None:
+        """{layer: absolute error bound} an error-bounded method promises at `target`, or None:
+        the harness then records each layer's max |error| against it and `bound_held`."""
+        return None
 
     def describe(self, target) -> str:
         """A target as tables print it."""

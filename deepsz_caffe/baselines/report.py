@@ -31,7 +31,32 @@ def _row(name: str, entry: dict, budget: float) -> list:
     stable = f"{s['setting']}: {s['ratio']:.1f}×" if s else "none"
     return [entry["label"], p["setting"], f"{p['bytes']:,}", f"{p['ratio']:.1f}×", f"{p['top1']:.2f}%",
             f"{p['loss']:+.2f}", how, stable, _seconds(t["encode_seconds"]), _seconds(t["decode_seconds"]),
-            f"{p['pruned_made_nonzero']:,}"]
+            f"{p['pruned_made_nonzero']:,}", _bound(p)]
+
+
+def _bound(p: dict) -> str:
+    """Max |error| of the point, and whether every layer kept its error bound (float64)."""
+    if "bound_held" not in p:
+        return f"{p['max_abs_error']:.3g} (no bound)"
+    held = "every layer within its bound" if p["bound_held"] else "BOUND BROKEN"
+    return f"{p['max_abs_error']:.3g} ({held})"
+
+
+def stream_rows(methods: dict, layers: list[str]) -> list[list]:
+    """Per layer at the chosen point: positions / levels / side-information bytes of the methods
+    that report their streams (DeepSZ's), beside the per-layer bytes of the others (NNCodec's
+    bitstream does not separate positions from levels)."""
+    rows = []
+    for e in methods.values():
+        sb, lb = e.get("stream_bytes"), e.get("layer_bytes")
+        if chosen_point(e) is None or not (sb or lb):
+            continue
+        cells = [f"{sb[n]['positions']:,} / {sb[n]['levels']:,} / {sb[n]['side']:,} ({sb[n]['lossy']})"
+                 if sb else f"{lb[n]:,} (one stream)" for n in layers]
+        total = sum(sb[n]["positions"] + sb[n]["levels"] + sb[n]["side"] for n in layers) if sb else \
+            sum(lb[n] for n in layers)
+        rows.append([e["label"], *cells, f"{total:,}"])
+    return rows
 
 
 def net_markdown(record: dict) -> list[str]:
@@ -43,7 +68,7 @@ def net_markdown(record: dict) -> list[str]:
            f"{record['top1_pruned']:.2f}% over {record['test_images']:,} test images; fc weights "
            f"{record['fc_weight_bytes']:,} B. Loss budget {budget:g} points."), ""]
     header = ["method", "setting", "file bytes", "ratio", "top-1", "loss", "chosen as",
-              "stable pick", "encode", "decode", "pruned zeros made nonzero"]
+              "stable pick", "encode", "decode", "pruned zeros made nonzero", "max abs error"]
     md += markdown_lines(header, [_row(n, e, budget) for n, e in ran.items()])
     layers = [r["name"] for r in record["layers"]]
     dense = {r["name"]: r["dense_bytes"] for r in record["layers"]}
@@ -56,9 +81,41 @@ def net_markdown(record: dict) -> list[str]:
     if rows:
         md += ["", "Ratio per layer (the layer's own stream) and of the whole file, at the chosen point:",
                "", *markdown_lines(["method", *layers, "file"], rows)]
+    streams = stream_rows({n: e for n, e in ran.items() if n.startswith(("deepsz", "nncodec"))}, layers)
+    if streams:
+        md += ["", "Bytes per layer at the chosen point: positions / levels / side information "
+               "(DeepSZ: index stream / data stream / its frame), beside NNCodec's per-layer bytes:",
+               "", *markdown_lines(["method", *layers, "sum"], streams)]
     md += [f"- {e['label']}: {e['source']}" for e in ran.values() if e.get("source")]
     md += [f"- {e['label']} ({n}) skipped: {e['skipped']}" for n, e in methods.items() if e.get("skipped")]
     return md + [""]
+
+
+def challenge_rows(records: dict, bounded: str = "deepsz-max", rival: str = "nncodec") -> list[list]:
+    """Per net: the error-bounded method's file against the rival's chosen (smallest within
+    budget) and stable picks, with the guarantees each point keeps (docs/nncodec-challenge.md)."""
+    rows = []
+    for record in records.values():
+        m, n = record["methods"].get(bounded), record["methods"].get(rival)
+        if not m or not n or chosen_point(m) is None or chosen_point(n) is None:
+            continue
+        p, q = chosen_point(m), chosen_point(n)
+        s = n["points"][n["stable"]] if n.get("stable") is not None else None
+        sel = m["points"][m["selected"]] if m.get("selected") is not None else None
+        own = m["points"][m["stable"]] if m.get("stable") is not None else None
+        rows.append([title(record["net"]), f"{p['bytes']:,} ({p['ratio']:.1f}×, {p['loss']:+.2f})",
+                     f"{sel['bytes']:,} ({sel['ratio']:.1f}×, {sel['loss']:+.2f}; {sel['setting']})"
+                     f"{'' if sel.get('bound_held') else ' BOUND BROKEN'}" if sel else "none",
+                     f"{own['bytes']:,} ({own['ratio']:.1f}×, {own['loss']:+.2f})" if own else "none",
+                     f"{q['bytes']:,} ({q['ratio']:.1f}×, {q['loss']:+.2f})",
+                     f"{s['bytes']:,} ({s['ratio']:.1f}×, {s['loss']:+.2f})" if s else "none",
+                     f"{p['bytes'] / q['bytes']:.3f}",
+                     f"{sel['bytes'] / q['bytes']:.3f}" if sel else "-",
+                     f"{own['bytes'] / s['bytes']:.3f}" if s and own else "-",
+                     "yes" if p.get("bound_held") else "NO",
+                     f"{p['pruned_made_nonzero']} / {q['pruned_made_nonzero']}",
+                     f"{q['max_abs_error']:.3g}"])
+    return rows
 
 
 def markdown(records: dict) -> str:
@@ -76,6 +133,21 @@ def markdown(records: dict) -> str:
            "its assessment)."), ""]
     if versions:
         md += ["Versions: " + ", ".join(versions) + ".", ""]
+    rows = challenge_rows(records)
+    if rows:
+        md += ["## Error-bounded DeepSZ (max preset) against NNCodec", "",
+               "Bytes (ratio, measured loss) at the compared points; NNCodec's chosen point is its "
+               "smallest file within budget, its stable pick the smallest from which every larger "
+               "file is within budget too. DeepSZ max: its verified operating point (the bounds "
+               "its `compress` run chose and verified), and the smallest file within budget of "
+               "its sweep (those bounds scaled, 4 scales per octave as NNCodec's qps; every point "
+               "within its scaled bounds) (docs/nncodec-challenge.md).", "",
+               *markdown_lines(["net", "DeepSZ max (operating point)", "DeepSZ max (smallest within budget)",
+                        "DeepSZ max (stable)", "NNCodec chosen", "NNCodec stable",
+                        "operating / NNCodec chosen", "smallest / NNCodec chosen",
+                        "stable / NNCodec stable",
+                        "every weight within its bound", "pruned zeros made nonzero (max / NNCodec)",
+                        "NNCodec max abs error"], rows), ""]
     for record in records.values():
         md += net_markdown(record)
     return "\n".join(md).rstrip("\n") + "\n"

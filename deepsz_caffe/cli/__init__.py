@@ -65,8 +65,10 @@ def _print_json(obj, path=None):
 
 def _codec_flags(p):
     p.add_argument("--preset", help="paper (default: SZ2 + best of gzip/zstd/blosc, as published) | "
-                                    "best (also SZ3, quant, ctx; each layer gets its best coder)")
-    p.add_argument("--lossy", help="lossy codec(s), comma-separated: sz2 | sz3 | zfp | quant")
+                                    "best (also SZ3, quant, ctx; each layer gets its best coder) | "
+                                    "max (best + zquant: kept weights within the bound of 0 coded "
+                                    "as pruned)")
+    p.add_argument("--lossy", help="lossy codec(s), comma-separated: sz2 | sz3 | zfp | quant | zquant")
     p.add_argument("--lossless", help="index codec: best | best-all | zstd | gzip | blosc | ctx")
 
 

@@ -25,13 +25,14 @@ def cmd_decode(a):
     print(f"wrote {dsz.decode(a.input, a.output, expect_sha256=a.expect_sha256)}")
 
 
-_COLUMNS = [("shape", ">", 12), ("nnz", ">", 9), ("density", ">", 8), ("eb", ">", 9),
+_COLUMNS = [("shape", ">", 12), ("nnz", ">", 9), ("zeroed", ">", 6), ("density", ">", 8), ("eb", ">", 9),
             ("CSR B", ">", 10), ("data B", ">", 9), ("lossy", ">", 6), ("index B", ">", 9),
             ("codec", ">", 6), ("ratio", ">", 7)]
 
 
 def _cells(m: dict) -> list[str]:
-    return ["x".join(map(str, m["shape"])), str(m["nnz"]), f"{m['density']:.2%}",
+    # zeroed: kept weights within eb of 0 that a zeroing codec (zquant) stored as pruned
+    return ["x".join(map(str, m["shape"])), str(m["nnz"]), str(m.get("zeroed", 0)), f"{m['density']:.2%}",
             f"{m['error_bound']:.2g}", str(m["csr_bytes"]), str(m["data_bytes"]), m["lossy_codec"],
             str(m["index_bytes"]), m["index_codec"], f"{m['ratio']:.1f}x"]
 

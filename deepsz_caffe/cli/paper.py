@@ -46,7 +46,7 @@ def register(sub) -> None:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--assess-split", action="store_true",
                    help="train on 50000 images, assess on the held-out 10000, verify on the test set")
-    r.add_argument("--preset", default="paper", help="paper (default) | best")
+    r.add_argument("--preset", default="paper", help="paper (default) | best | max")
     r.add_argument("--plan", choices=PLANS,
                    help="compress's planner (default: literal for the paper preset, as Algorithm 2; "
                         "envelope otherwise); a non-default plan adds its name to the output files")

@@ -17,6 +17,7 @@ LOSSY.register("sz2", "deepsz_caffe.codecs.sz2:SZ2Codec", "--no-deps hdf5plugin=
 LOSSY.register("sz3", "deepsz_caffe.codecs.sz3:SZ3Codec", "pysz")
 LOSSY.register("zfp", "deepsz_caffe.codecs.zfp:ZFPCodec", "zfpy")
 LOSSY.register("quant", "deepsz_caffe.codecs.quant:QuantCodec", "constriction")
+LOSSY.register("zquant", "deepsz_caffe.codecs.zquant:ZeroingQuantCodec", "constriction")
 LOSSY_CODECS = LOSSY.ids()
 
 

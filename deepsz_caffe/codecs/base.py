@@ -2,7 +2,7 @@
 sees it: the SZ 2 library calls exit(0) on corrupt or truncated input, and pysz decodes many
 corrupted streams into garbage without complaint (both measured). Frame layout, little-endian:
 
-    mode: uint8   RAW (0) or the backend's own id (1 sz2, 2 sz3, 3 zfp, 4 quant)
+    mode: uint8   RAW (0) or the backend's own id (1 sz2, 2 sz3, 3 zfp, 4 quant, 5 zquant)
     n:    uint64  number of float32 values
     crc:  uint32  CRC-32 of the payload
     payload       RAW: n float32 values; otherwise the backend's stream

@@ -49,9 +49,10 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 class QuantCodec(FramedCodec):
     name, package = "quant", "constriction"
     mode_id = 4
+    step_ratio = 2.0  # step / eb: 2 is the widest step that rounding keeps within the bound
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
-        step = 2.0 * error_bound
+        step = self.step_ratio * error_bound
         x = data.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             q = np.rint(x / step)

@@ -17,7 +17,7 @@ from ..digest import fingerprint
 from ..log import get as get_logger
 from ..log import progress as progress_bar
 from ..codecs import get_lossy
-from ..format.layer import index_stream, round_trip
+from ..format.layer import index_stream, round_trip, zeroed_sparse
 from .optimize import Candidate
 from .probe import run_with
 from .walk import bound_walk
@@ -91,23 +91,30 @@ class Assessment:
         t0, reused = time.perf_counter(), len(points)
         runner, base = self.runner_for(layer)
         self.cache.setdefault("base_top1", base)
-        sp = sparse.to_sparse(runner.net.params[layer][0].data.copy())
+        weights = runner.net.params[layer][0].data.copy()
+        sp = sparse.to_sparse(weights)
         if layer not in self.cache["index_bytes"]:
             self.cache["index_bytes"][layer] = len(index_stream(sp, self.lossless)[1])
-        index_bytes = self.cache["index_bytes"][layer]
+        plain_index_bytes = self.cache["index_bytes"][layer]
+        zeroing = getattr(self.codec, "zeroes_within_bound", False)
         bar = progress_bar(desc=f"assess {name}", unit="test", dynamic_ncols=True, disable=not progress)
 
         def measure(eb: float) -> float:
             key = repr(eb)
             if key not in points:
                 t = time.perf_counter()
-                blob, dense = round_trip(self.codec, sp, eb)
+                coded, zeroed, index_bytes = sp, 0, plain_index_bytes
+                if zeroing:  # the sparse form without the weights within eb of 0: its own index
+                    coded, zeroed = zeroed_sparse(self.codec, weights, eb)
+                    index_bytes = len(index_stream(coded, self.lossless)[1])
+                blob, dense = round_trip(self.codec, coded, eb)
                 top1 = run_with(runner, {layer: dense})["top1"]
                 points[key] = {"eb": eb, "backend": self.codec.name,
                                "size": len(blob) + index_bytes, "data_bytes": len(blob),
                                "index_bytes": index_bytes, "top1": top1,
                                "drop": self.base_top1 - top1,
-                               "seconds": time.perf_counter() - t}
+                               "seconds": time.perf_counter() - t,
+                               **({"zeroed": zeroed} if zeroing else {})}
                 self._save()
                 bar.update()
                 _logger.debug(f"[assess] {name} eb={eb:g}: {self.metric} {top1:.2f}%, "

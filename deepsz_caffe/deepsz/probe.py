@@ -17,7 +17,7 @@ from ..caffe.phase import TestPhase
 from ..caffe.suffix import PrefixStore, SuffixPhase
 from ..codecs import get_lossy
 from ..errors import ConfigError
-from ..format.layer import round_trip
+from ..format.layer import round_trip, zeroed_sparse
 
 
 def _correct(top1: float, store: PrefixStore) -> int:
@@ -102,6 +102,8 @@ class LayerProbe:
         return self._runners[layer]
 
     def reconstruct(self, layer: str, eb: float):
+        if getattr(self.codec, "zeroes_within_bound", False):
+            return round_trip(self.codec, zeroed_sparse(self.codec, self.weights[layer], eb)[0], eb)[1]
         return round_trip(self.codec, self.sparse[layer], eb)[1]
 
     def top1_with(self, weights: dict) -> float:

@@ -39,10 +39,31 @@ def index_stream(sp: sparse.SparseLayer, lossless: str) -> tuple[str, bytes]:
     return compress_index(sp.index.tobytes(), lossless, row_length=row_length)
 
 
+def zeroed_sparse(codec, weights: np.ndarray, error_bound: float) -> tuple[sparse.SparseLayer, int]:
+    """(sparse form the codec codes, how many kept weights it zeroed): a codec that
+    `zeroes_within_bound` (zquant) codes the weights with 0 < |w| <= eb as pruned, in the
+    positions and in the values alike; every other codec codes all kept weights."""
+    weights = np.asarray(weights, dtype=np.float32)
+    if not getattr(codec, "zeroes_within_bound", False):
+        return sparse.to_sparse(weights), 0
+    small = codec.zero_small(weights, error_bound)
+    zeroed = int(np.count_nonzero(small))
+    return sparse.to_sparse(np.where(small, np.float32(0), weights) if zeroed else weights), zeroed
+
+
+def coded_values(codec, sp: sparse.SparseLayer, error_bound: float) -> np.ndarray:
+    """The data array the codec is given. Decode writes 0.0 at every filler whatever its value
+    (`_rebuild`), so a codec that `fills_fillers` (zquant) may give them its cheapest value."""
+    if not getattr(codec, "fills_fillers", False):
+        return sp.data
+    fillers = sparse.filler_entries(sp.index, sparse.kept_at_max_gap(sp.data, sp.index))
+    return codec.fill(sp.data, fillers, error_bound) if fillers.size else sp.data
+
+
 def round_trip(codec, sp: sparse.SparseLayer, error_bound: float) -> tuple[bytes, np.ndarray]:
     """(data stream, rebuilt dense blob) of one layer's data array at `error_bound` (checked),
     rebuilt exactly as `decode_layer` rebuilds it: Algorithm 1 measures what decode delivers."""
-    blob = compress_bounded(codec, sp.data, error_bound)
+    blob = compress_bounded(codec, coded_values(codec, sp, error_bound), error_bound)
     kept = sparse.kept_at_max_gap(sp.data, sp.index)
     values = codec.decompress(blob, sp.n_entries, trusted=True)  # our stream, just made
     return blob, _rebuild(values, sp.index, sp.shape, kept)
@@ -70,13 +91,21 @@ def unpack_kept(blob: bytes, count: int) -> np.ndarray:
 
 def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[str] = "sz2",
                  lossless: str = "best") -> EncodedLayer:
-    """Encode one blob; with several lossy codecs the smallest stream wins (all meet the bound)."""
-    sp = sparse.to_sparse(np.asarray(weights, dtype=np.float32))
-    streams = {name: compress_bounded(get_lossy(name), sp.data, error_bound)
-               for name in ((lossy,) if isinstance(lossy, str) else lossy)}
-    lossy = min(streams, key=lambda name: len(streams[name]))
-    data = streams[lossy]
-    index_codec, index = index_stream(sp, lossless)
+    """Encode one blob; with several lossy codecs the smallest layer (data + index) wins, all
+    meeting the bound. A zeroing codec (zquant) codes a sparse form without the kept weights
+    within eb of 0, so its index stream is its own."""
+    weights = np.asarray(weights, dtype=np.float32)
+    options, index_of = {}, {}
+    for name in ((lossy,) if isinstance(lossy, str) else lossy):
+        codec = get_lossy(name)
+        sp, zeroed = zeroed_sparse(codec, weights, error_bound)
+        data = compress_bounded(codec, coded_values(codec, sp, error_bound), error_bound)
+        key = name if zeroed else None  # the plain sparse form's index stream is shared by all
+        if key not in index_of:
+            index_of[key] = index_stream(sp, lossless)
+        options[name] = (sp, zeroed, data, *index_of[key])
+    lossy = min(options, key=lambda name: len(options[name][2]) + len(options[name][4]))
+    sp, zeroed, data, index_codec, index = options[lossy]
     kept = sparse.kept_at_max_gap(sp.data, sp.index)
     gap255_kept = pack_kept(kept)
     meta = {
@@ -87,6 +116,8 @@ def encode_layer(weights: np.ndarray, error_bound: float, lossy: str | Sequence[
         "data_bytes": len(data), "index_bytes": len(index),
         "gap255_kept": len(kept), "gap255_kept_bytes": len(gap255_kept),
     }
+    if zeroed:
+        meta["zeroed"] = zeroed  # kept weights within eb of 0, stored as pruned: nnz + zeroed kept
     return EncodedLayer(meta, data, index, gap255_kept)
 
 

@@ -118,6 +118,8 @@ def _layer_fields(meta, i: int, source: str) -> None:
     if present and present != set(KEPT):
         raise ContainerError(f"{source}: layer '{meta['name']}' has only one of {' and '.join(KEPT)}")
     _fields(meta, {k: v for k, v in KEPT.items() if k in meta}, f"layer '{meta['name']}'", source)
+    if "zeroed" in meta:  # kept weights within the bound of 0, stored as pruned (zquant)
+        _fields(meta, {"zeroed": lambda v: _count(v) and v > 0}, f"layer '{meta['name']}'", source)
 
 
 def _layer_sizes(meta: dict, sections: dict, source: str) -> None:
@@ -133,7 +135,8 @@ def _layer_sizes(meta: dict, sections: dict, source: str) -> None:
         if meta[key] != value:
             raise ContainerError(f"{source}: layer '{name}': {key} is {meta[key]}, its shape and "
                                  f"streams say {value}")
-    if not meta["nnz"] <= n <= size or kept > meta["nnz"] or (kept > 0) != (kept_bytes > 0):
+    if not meta["nnz"] <= n <= size or meta["nnz"] + meta.get("zeroed", 0) > size or \
+            kept > meta["nnz"] or (kept > 0) != (kept_bytes > 0):
         raise ContainerError(f"{source}: layer '{name}': nnz {meta['nnz']}, entries {n} and "
                              f"{kept} kept at gap 255 do not fit its shape {meta['shape']}")
 

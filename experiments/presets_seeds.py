@@ -70,7 +70,8 @@ def compute(args) -> dict:
 
 
 def _large_table(nets: dict) -> list[str]:
-    header = ["net", "layer", "eb"] + [f"`{p}`: {col}" for p in CODEC_PRESETS
+    measured = list(next(iter(nets.values()))["presets"])  # the presets these results hold
+    header = ["net", "layer", "eb"] + [f"`{p}`: {col}" for p in measured
                                        for col in ("coders", "data + index bits/nnz", "ratio")]
     rows = []
     for net, entry in nets.items():

@@ -16,7 +16,7 @@ from deepsz_caffe.baselines import compare
 from deepsz_caffe.baselines.method import Method
 from deepsz_caffe.codecs import LOSSY_CODECS, compress_bounded, get_lossy
 from deepsz_caffe.codecs.base import FRAME_HEADER
-from deepsz_caffe.codecs.quant import _leb128
+from deepsz_caffe.varint import encode as _leb128
 from deepsz_caffe.errors import CodecError, ContainerError
 from deepsz_caffe.format.layer import decode_layer, encode_layer, zeroed_sparse
 from deepsz_caffe.format.validate import _layer_fields, _layer_sizes
@@ -185,7 +185,7 @@ def test_compress_preset_max_on_a_net(lenet5, tmp_path):
     import sys
 
     from deepsz_caffe import inspect
-    from deepsz_caffe.caffe import io as caffe_io
+    from deepsz_caffe.caffe.wire import read_caffemodel
     from deepsz_caffe.format import network as dsz
 
     out = tmp_path / "m.dsz"
@@ -201,8 +201,8 @@ def test_compress_preset_max_on_a_net(lenet5, tmp_path):
     assert all("zeroed" in p for p in zq) and any(p["zeroed"] > 0 for p in zq)
     report = inspect(out)
     dsz.decode(out, tmp_path / "d.caffemodel")
-    before = caffe_io.blobs(caffe_io.read_net(lenet5["pruned"]))
-    after = caffe_io.blobs(caffe_io.read_net(tmp_path / "d.caffemodel"))
+    before = read_caffemodel(lenet5["pruned"])[0]
+    after = read_caffemodel(tmp_path / "d.caffemodel")[0]
     for m in report["layers"]:
         w, d = before[m["name"]][0], after[m["name"]][0]
         assert max_error(w, d) <= m["error_bound"] and np.all(d[w == 0] == 0)

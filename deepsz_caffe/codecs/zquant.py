@@ -18,7 +18,8 @@ that a quotient rounded onto 0.5 cannot zero a weight just above the bound.
 """
 import numpy as np
 
-from deepsz_caffe.codecs.quant import QuantCodec, _leb128, _read_leb128
+from deepsz_caffe import varint
+from deepsz_caffe.codecs.quant import QuantCodec
 from deepsz_caffe.errors import CodecError
 
 VERSION = 1
@@ -34,7 +35,7 @@ class ZeroingQuantCodec(QuantCodec):
     step_ratio = 1.5
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
-        return bytes([VERSION]) + _leb128([data.size]) + super()._encode(data, error_bound)
+        return bytes([VERSION]) + varint.encode([data.size]) + super()._encode(data, error_bound)
 
     def _inner(self, payload: bytes, n: int) -> bytes:
         """quant's payload, once the version and the stored count check out."""
@@ -42,8 +43,8 @@ class ZeroingQuantCodec(QuantCodec):
             raise CodecError(f"zquant: stream version {payload[0] if payload else None}, this "
                              f"decoder reads {VERSION}")
         try:
-            (stored,), pos = _read_leb128(payload, 1, 1)
-        except CodecError:
+            (stored,), pos = varint.decode_many(payload, 1, 1)
+        except varint.VarintError:
             raise CodecError("zquant: value count runs past the stream") from None
         if stored != n:
             raise CodecError(f"zquant: stream holds {stored} values, its frame says {n}")

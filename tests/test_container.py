@@ -78,10 +78,21 @@ def _table(sections: dict) -> str:
     ('{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "sections": TABLE}', "nested too deeply"),
     ('[TABLE]', "a JSON list, not an object"),
     ('{"a": 1}', "no section table"),
-    ('{"a": "@", "sections": TABLE}', "not valid JSON"),  # @: bytes that are not UTF-8
+    ('{"a": "@", "sections": TABLE}', "not UTF-8"),  # @: bytes that are not UTF-8
 ])
 def test_header_must_be_strict_json(body, message):
     head = body.replace("TABLE", _table(SECTIONS)).encode().replace(b"@", b"\xff\xfe")
+    with pytest.raises(ContainerError, match=message):
+        container.unpack(_image(head, SECTIONS))
+
+
+@pytest.mark.parametrize("encoding, message", [("utf-8-sig", "byte-order mark"), ("utf-16", "not UTF-8"),
+                                               ("utf-16-le", "not valid JSON"), ("utf-32", "not UTF-8"),
+                                               ("utf-32-be", "not valid JSON")])
+def test_header_is_utf8_without_bom(encoding, message):
+    """json.loads would take each of these (it detects UTF-16/32 and skips a BOM): a .dsz
+    header is UTF-8 JSON and nothing else."""
+    head = ('{"a": 1, "sections": TABLE}'.replace("TABLE", _table(SECTIONS))).encode(encoding)
     with pytest.raises(ContainerError, match=message):
         container.unpack(_image(head, SECTIONS))
 

@@ -16,12 +16,18 @@ Choices, measured on gap arrays of 4096x4096 layers with random positions:
 Decoders check the declared size before allocating, so a corrupt header
 cannot request a huge buffer (the caller's `size` comes from the skeleton's
 shapes), and refuse a stream with bytes after its end: every byte of a
-section must be accounted for.
+section must be accounted for. An index stream of an untrusted file is
+decoded in the same sandboxed child as the lossy streams (`index_job`,
+codecs/isolate.py: memory cap and deadline), since blosc's C code and ctx's
+coders parse bytes no up-front check can vouch for; zstd alone, with its
+exact declared size, decodes the skeleton and other blobs in-process.
 """
 
+import functools
 import zlib
 
 import blosc
+import numpy as np
 import zstandard
 
 from deepsz_caffe.codecs import import_codec
@@ -85,8 +91,8 @@ def _context_index():
 def _ctx_encode(raw: bytes, row_length: int) -> bytes:
     return _context_index().encode(raw, row_length)
 
-def _ctx_decode(blob: bytes, size: int) -> bytes:
-    return _context_index().decode(blob, size)
+def _ctx_decode(blob: bytes, size: int, positions: int | None = None) -> bytes:
+    return _context_index().decode(blob, size, positions)
 
 _CODECS = {
     "gzip": (_gzip_encode, _gzip_decode),
@@ -115,16 +121,32 @@ def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str,
         raise CodecError(f"index compression failed: {e}") from e
     return min(blobs, key=lambda nb: len(nb[1]))
 
-def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
-    """Decode and insist on exactly `size` bytes; any library failure becomes CodecError."""
+def decompress_index(blob: bytes, codec: str, size: int, positions: int | None = None) -> bytes:
+    """Decode and insist on exactly `size` bytes; any library failure becomes CodecError.
+    `positions`: the layer's weight count, which bounds the mask a ctx stream may claim."""
     _lookup(codec, ALL_INDEX_CODECS)
     try:
-        out = _CODECS[codec][1](bytes(blob), size)
+        if codec == "ctx":
+            out = _ctx_decode(bytes(blob), size, positions)
+        else:
+            out = _CODECS[codec][1](bytes(blob), size)
     except _LIB_ERRORS as e:
         raise CodecError(f"{codec}: corrupt stream: {e}") from e
     if len(out) != size:
         raise CodecError(f"{codec}: decoded {len(out)} bytes, expected {size}")
     return out
+
+
+def index_job(blob: bytes, codec: str, size: int, positions: int) -> tuple:
+    """A job for codecs.isolate.decode_all (or base.decompress_all's `extra`): decode an
+    untrusted index stream in the sandboxed child, to `size` uint8 gaps."""
+    _lookup(codec, ALL_INDEX_CODECS)
+    return (f"{codec} index", functools.partial(_gaps, codec, positions), bytes(blob), size, np.uint8)
+
+
+def _gaps(codec: str, positions: int, payload: bytes, n: int) -> np.ndarray:
+    return np.frombuffer(decompress_index(payload, codec, n, positions), np.uint8)
+
 
 def compress_lossless(raw: bytes) -> bytes:
     """zstd for the network's other blobs (biases, unpruned layers, ...)."""

@@ -41,6 +41,10 @@ from deepsz_caffe.errors import CodecError
 _STEP = struct.Struct("<d")
 _Q_MAX = 2 ** 30
 _ESCAPE_BYTES = 4  # what an escaped value costs, against about a byte per table slot
+# _table_range spans at most _ESCAPE_BYTES slots per escaped-instead value on each side of the
+# mode, so a table never has more than 4n slots: a longer one is forged, and refused before the
+# table is read (a 40-million-slot table once cost 1 GB to decode 40 MB).
+_MAX_SLOTS_PER_VALUE = _ESCAPE_BYTES
 # constriction raises AssertionError on data invalid for the model
 _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, TypeError, AssertionError)
 
@@ -48,6 +52,7 @@ _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, Ty
 class QuantCodec(FramedCodec):
     name = "quant"
     mode_id = 4
+    isolated = True  # constriction's coder parses untrusted words: decoded in the sandbox
 
     def library_version(self) -> str:
         return f"constriction {package_version('constriction')}"
@@ -106,6 +111,8 @@ def _decode(payload: bytes, n: int) -> np.ndarray:
     if not (np.isfinite(step) and step > 0):
         raise CodecError(f"quant: step {step} is not finite and positive")
     (slots,), pos = _read_leb128(payload, _STEP.size, 1)
+    if slots > _MAX_SLOTS_PER_VALUE * n:  # never written (see _table_range): a forged table
+        raise CodecError(f"quant: table of {slots} slots for {n} values")
     table, pos = _read_leb128(payload, pos, slots + 1 if slots else 0)
     lo = unzigzag(table[0]) if slots else 0
     counts = table[1:] + [n - sum(table[1:])]

@@ -5,6 +5,7 @@ of a legacy V1 net)."""
 from dataclasses import dataclass
 
 from ..caffe import wire
+from ..errors import CaffeIOError
 
 _NET_NAME = 1                                           # NetParameter.name
 _TYPE = {wire.NET_LAYER: (2, wire.LEN), wire.NET_V1_LAYERS: (5, wire.VARINT)}  # string / V1 enum
@@ -30,6 +31,20 @@ def describe(skeleton: bytes) -> tuple[str | bytes, list[SkeletonLayer]]:
                                     tuple(b.shape() for b in blobs),
                                     any(any(b.chunks.values()) for b in blobs)))
     return _text(_last(buf, 0, len(buf), _NET_NAME, wire.LEN)), layers
+
+
+def check_parses(skeleton: bytes) -> None:
+    """CaffeIOError unless protobuf parses the skeleton as Caffe's NetParameter: decode writes it
+    with blob values added, and Caffe must then load it (a forged layer parameter of the wrong
+    wire type passes the record reader above but not protobuf)."""
+    from google.protobuf.message import DecodeError
+
+    from ..caffe.io import net_parameter_class
+
+    try:
+        net_parameter_class().FromString(bytes(skeleton))
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise CaffeIOError(f"protobuf cannot parse it as a NetParameter: {e}") from None
 
 
 def type_name(layer_type: str | int) -> str:

@@ -44,7 +44,8 @@ def _layer(net, name: str):
 
 def _with_skeleton(g, raw: bytes) -> bytes:
     header = with_value(g.header, ("skeleton_bytes",), len(raw))
-    return g.image(header, skeleton=zstandard.ZstdCompressor(level=3).compress(raw))
+    # with the checksum the encoder writes: without one the file is refused for that alone
+    return g.image(header, skeleton=zstandard.ZstdCompressor(level=3, write_checksum=True).compress(raw))
 
 
 def _edits(g, model_bytes: bytes) -> dict:
@@ -71,7 +72,42 @@ def _edits(g, model_bytes: bytes) -> dict:
     edit("blob-removed", lambda net: _layer(net, "scale").ClearField("blobs"))
     edit("network-renamed", lambda net: setattr(net, "name", "LeNet-5"))
     edit("huge-bias", lambda net: _set_dims(_layer(net, "ip1").blobs[1], [2 ** 31, 2 ** 31]))
+    # layer parameters the record reader skips but protobuf (and so Caffe) cannot parse: decode
+    # must refuse them, not write a caffemodel Caffe refuses (issue 23)
+    genuine = _net(g).SerializeToString()
+    for what, param in (("truncated-varint", b"\x08\xff"), ("field-zero", b"\x00\x01"),
+                        ("overrunning-length", b"\x1a\x7f\x00"), ("stray-end-group", b"\x0c")):
+        out[f"unparseable-layer-param-{what}"] = _with_layer_param(genuine, param)
     return out
+
+
+def _with_layer_param(skeleton: bytes, param: bytes) -> bytes:
+    """The skeleton with an inner_product_param (LayerParameter field 117) holding `param`
+    appended to its first layer (a LEN record, which the record reader does not descend into)."""
+    from deepsz_caffe.caffe import wire
+
+    buf = memoryview(skeleton)
+    _, records = wire._layer_records(buf)
+    _, start, end = records[0]
+    record = _varint(117 << 3 | 2) + _varint(len(param)) + param
+    body = bytes(buf[start:end]) + record
+    # the layer record's own tag and length precede `start`: rebuild them with the new length
+    tag_at = _record_start(skeleton, start)
+    return skeleton[:tag_at] + _varint(100 << 3 | 2) + _varint(len(body)) + body + skeleton[end:]
+
+
+def _record_start(buf: bytes, start: int) -> int:
+    """Where the tag of the LEN record whose value starts at `start` begins (its tag and length
+    are two varints just before)."""
+    for tag_at in range(start - 2, max(-1, start - 12), -1):
+        pos, ok = tag_at, True
+        for _ in range(2):
+            while pos < start and buf[pos] & 0x80:
+                pos += 1
+            pos += 1
+        if pos == start and buf[tag_at:tag_at + 2] == _varint(100 << 3 | 2):
+            return tag_at
+    raise ValueError("no layer record before this offset")
 
 
 def _varint(v: int) -> bytes:

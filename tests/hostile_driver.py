@@ -39,7 +39,7 @@ HEADROOM = 2 << 30  # address space a child may add to the driver's before alloc
 EXEC_AS_LIMIT = 6 << 30  # a fresh command's address space (decode of LeNet: ~1.2 GiB, mostly libraries)
 STDERR_KEEP = 4000
 OUTCOMES = ("clean", "crash", "traceback", "hang", "exit0-no-output", "wrong-output", "accepted",
-            "clobbered", "unclean")
+            "clobbered", "unclean", "interrupted", "before-start")
 
 
 def warm_up() -> None:

@@ -15,7 +15,8 @@ them (forge.py: reject / safe). The RSS ratio is a command's peak RSS over a gen
 the same net, measured in the same run. Distinct failure modes (exception class and innermost
 frame, signal, ...) are listed with an example each. Writes results/bench/hostile.json.
 
-    .venv/bin/python benchmarks/hostile.py [--parallel 2] [--keep DIR] [--out PATH]
+    .venv/bin/python benchmarks/hostile.py [--parallel 2] [--mode exec|fork] [--only CATS]
+                                           [--keep DIR] [--out PATH]
 """
 import argparse
 import platform
@@ -41,10 +42,12 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 _SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV"}
 
 
-def run(workdir: Path, parallel: int, mode: str = "exec") -> tuple[list, list, float]:
+def run(workdir: Path, parallel: int, mode: str = "exec", only=None) -> tuple[list, list, float]:
     manifest = forge.write_corpus(workdir / "corpus")
     jobs = hostile_cases.corpus_jobs(manifest, workdir / "corpus")
     jobs += hostile_cases.cli_jobs(workdir, manifest)
+    if only:
+        jobs = [job for job in jobs if job.get("genuine") or job["category"] in only]
     start = time.perf_counter()
     try:
         results = hostile_cases.run_batch(jobs, workdir / "batch", parallel, mode)
@@ -134,10 +137,12 @@ def main(argv=None) -> int:
     p.add_argument("--mode", choices=("exec", "fork"), default="exec",
                    help="exec (default): a fresh process per command, peak RSS from exec; fork: "
                         "forks of a warmed driver, ~10x faster, RSS ratios meaningless")
+    p.add_argument("--only", help="comma-separated categories to run (default: all), e.g. bomb,cli")
     a = p.parse_args(argv)
     workdir = a.keep or Path(tempfile.mkdtemp(prefix="deepsz-hostile-bench-"))
+    only = set(a.only.split(",")) if a.only else None
     try:
-        jobs, results, seconds = run(workdir, a.parallel, a.mode)
+        jobs, results, seconds = run(workdir, a.parallel, a.mode, only)
     finally:
         if a.keep is None:
             hostile_cases.release(workdir)
@@ -148,7 +153,8 @@ def main(argv=None) -> int:
     write_json(a.out, {
         "benchmark": "hostile", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.platform(), "python": platform.python_version(), "git": _git(),
-        "parallel": a.parallel, "mode": a.mode, "seconds": round(seconds, 1),
+        "parallel": a.parallel, "mode": a.mode, "only": sorted(only) if only else None,
+        "seconds": round(seconds, 1),
         "forged_files": sum(j["category"] not in ("cli", "genuine", "signal", "commands") for j in jobs) // 2,
         "reference_rss_bytes": {k: v[1] for k, v in refs.items()}, "table": rows,
         "failure_modes": failure_modes, "jobs": records,

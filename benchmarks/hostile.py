@@ -19,6 +19,7 @@ frame, signal, ...) are listed with an example each. Writes results/bench/hostil
                                            [--keep DIR] [--out PATH]
 """
 import argparse
+import json
 import platform
 import re
 import shutil
@@ -109,7 +110,8 @@ def summarise(jobs: list, results: list) -> tuple[list, list, list]:
 
 def print_table(rows: list, failure_modes: list, seconds: float, refs: dict) -> None:
     cols = ["tries", "ok", *OUTCOMES, "max_rss_ratio"]
-    names = {"exit0-no-output": "exit0-noout", "wrong-output": "wrong-out", "max_rss_ratio": "RSS x"}
+    names = {"exit0-no-output": "exit0-noout", "wrong-output": "wrong-out", "max_rss_ratio": "RSS x",
+             "before-start": "pre-start"}
     print(f"{'category':<10}{'cmd':<9}" + "".join(f"{names.get(c, c):>12}" for c in cols))
     for r in rows:
         print(f"{r['category']:<10}{r['command']:<9}" + "".join(f"{r[c]:>12}" for c in cols))
@@ -138,15 +140,21 @@ def main(argv=None) -> int:
                    help="exec (default): a fresh process per command, peak RSS from exec; fork: "
                         "forks of a warmed driver, ~10x faster, RSS ratios meaningless")
     p.add_argument("--only", help="comma-separated categories to run (default: all), e.g. bomb,cli")
+    p.add_argument("--summarise", nargs=3, metavar=("JOBS", "RESULTS", "SECONDS"),
+                   help="judge the driver's jobs.json and results.json of an earlier run instead")
     a = p.parse_args(argv)
-    workdir = a.keep or Path(tempfile.mkdtemp(prefix="deepsz-hostile-bench-"))
     only = set(a.only.split(",")) if a.only else None
-    try:
-        jobs, results, seconds = run(workdir, a.parallel, a.mode, only)
-    finally:
-        if a.keep is None:
-            hostile_cases.release(workdir)
-            shutil.rmtree(workdir, ignore_errors=True)
+    if a.summarise:
+        jobs, results = (json.loads(Path(f).read_text()) for f in a.summarise[:2])
+        seconds = float(a.summarise[2])
+    else:
+        workdir = a.keep or Path(tempfile.mkdtemp(prefix="deepsz-hostile-bench-"))
+        try:
+            jobs, results, seconds = run(workdir, a.parallel, a.mode, only)
+        finally:
+            if a.keep is None:
+                hostile_cases.release(workdir)
+                shutil.rmtree(workdir, ignore_errors=True)
     rows, failure_modes, records = summarise(jobs, results)
     refs = hostile_cases.references(jobs, results)
     print_table(rows, failure_modes, seconds, refs)

@@ -24,6 +24,7 @@ DRIVER = Path(__file__).with_name("hostile_driver.py")
 
 TIMEOUT = 20.0      # s per command: a genuine LeNet-300-100 decode takes ~0.3 s
 RSS_FACTOR = 2.0    # a refused file may peak at most this many times a genuine decode's RSS
+RSS_COMMANDS = ("decode", "inspect", "encode")  # the file commands; others load Caffe by design
 
 
 def _slug(text: str) -> str:
@@ -90,7 +91,8 @@ def verdict(job: dict, result: dict, refs: dict) -> tuple[str, bool, str]:
                                 "accept-or-reject": "must decode the genuine file or be refused cleanly",
                                 "interrupt": "must end with one line 'interrupted', exit 128 + signal, "
                                              "nothing left behind (or finish first)"}[expect]
-    if rss and result["maxrss"] and result["maxrss"] > RSS_FACTOR * rss and not job.get("genuine"):
+    if rss and result["maxrss"] and result["maxrss"] > RSS_FACTOR * rss and not job.get("genuine") \
+            and job["command"] in RSS_COMMANDS:
         return outcome, False, f"peak RSS {result['maxrss'] / rss:.1f}x a genuine decode's"
     if not special_intact(job):
         return "clobbered", False, f"a special file at -o was replaced: {sorted(job['special'])}"

@@ -7,22 +7,14 @@ reproduce).
 Every DeepSZError (bad input, corrupt file, unknown layer...) becomes one line on stderr and
 exit status 1; argparse usage errors exit 2. No traceback reaches the user for expected errors.
 """
-import os
+import argparse
+import json
 import sys
+import warnings
 
+from .. import atomic
+from ..errors import ConfigError, DeepSZError
 from . import interrupt
-
-# Run as the program (the `deepsz` script, or `python -m deepsz_caffe.cli` while runpy imports
-# this package): a signal during the imports below (~0.1 s) is recorded, and main ends at once.
-if os.path.basename(sys.argv[0]) == "deepsz" or sys.argv[0] == "-m":
-    interrupt.defer()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import warnings  # noqa: E402
-
-from .. import atomic  # noqa: E402
-from ..errors import ConfigError, DeepSZError  # noqa: E402
 
 
 def parse_assignments(text: str, usage: str) -> dict[str, str]:

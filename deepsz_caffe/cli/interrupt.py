@@ -5,8 +5,10 @@ sandboxed decoder (its child killed) to cli.main. Once one signal has arrived, f
 ignored, so that the cleanup cannot itself be interrupted."""
 import signal
 
+from .. import _defer_signals
+from .. import received_signals as received  # also those recorded before main (deepsz_caffe/__init__)
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-received: list[int] = []  # a C extension that imports may turn the exception into another one
 
 
 class Interrupted(KeyboardInterrupt):
@@ -34,15 +36,16 @@ def install() -> dict:
 
 
 def defer() -> None:
-    """Record SIGINT or SIGTERM without raising (during the imports that precede cli.main, where
-    nothing could catch an exception); cli.main then ends at once."""
-    for sig in SIGNALS:
-        signal.signal(sig, _record)
+    """Record SIGINT or SIGTERM without raising (deepsz_caffe/__init__ does this first thing when
+    run as the program, for the imports that precede cli.main, where nothing could catch an
+    exception); cli.main then ends at once."""
+    _defer_signals()
 
 
-def _record(signum, _frame):
-    ignore()
-    received.append(signum)
+def check() -> None:
+    """Raise Interrupted if a signal arrived (its exception may have been replaced by another)."""
+    if received:
+        raise Interrupted(received[0])
 
 
 def restore(previous: dict) -> None:
@@ -53,9 +56,3 @@ def restore(previous: dict) -> None:
 def ignore() -> None:
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-
-
-def check() -> None:
-    """Raise Interrupted if a signal arrived (its exception may have been replaced by another)."""
-    if received:
-        raise Interrupted(received[0])

@@ -18,7 +18,8 @@ A job: {"id", "argv", "cwd", "output" (where a decoded model would appear, or nu
 "inputs_sha" ({path: sha256} of inputs that must come out unchanged), "signal" ({"signum",
 "after" (s), "group" (to the process group, as a terminal's Ctrl-C)}: sent while it runs),
 "rewrite" ({"path", "data_from", "after" (s)}: the file's bytes overwritten in place with
-another file's while the command runs, as a racing attacker would).
+another file's while the command runs, as a racing attacker would), "special" ({path:
+file_kind}: files at -o that must keep their kind, a FIFO staying a FIFO).
 """
 import argparse
 import hashlib
@@ -107,6 +108,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_kind(path: Path) -> str | None:
+    """"link:TARGET", "fifo", "socket", "regular", another mode, or None if missing: what a
+    "special" file of a job was, and must still be after it."""
+    import stat
+
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "link:" + os.readlink(path)
+    return {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFREG: "regular"}.get(
+        stat.S_IFMT(mode), oct(stat.S_IFMT(mode)))
+
+
 def _leftovers(job: dict) -> list[str]:
     """Files the job left in its working directory or in its "watch" directories, its output and
     the names in "keep" excepted (a temp file of an interrupted write, a partial output)."""
@@ -136,7 +152,8 @@ def _collect(job: dict, logs: Path, status: int | None, usage, seconds: float) -
         "leftovers": _leftovers(job), "maxrss": usage.ru_maxrss << 10 if usage else None,
         "output_mode": output.stat().st_mode & 0o777 if exists else None,
         "clobbered": [p for p, sha in job.get("inputs_sha", {}).items()
-                      if not Path(p).is_file() or _sha256(Path(p)) != sha],
+                      if not Path(p).is_file() or _sha256(Path(p)) != sha]
+                     + [p for p, was in job.get("special", {}).items() if file_kind(Path(p)) != was],
     }
     result["signal"] = -result["rc"] if result["rc"] is not None and result["rc"] < 0 else None
     if exists and not job.get("keep_output"):

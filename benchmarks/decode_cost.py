@@ -1,8 +1,8 @@
 """What checking untrusted files costs a genuine decode (issue 12): `deepsz decode` of the same
 .dsz files by this checkout and by an older one (--before, a git revision's package extracted
 with `git archive` into a temporary directory), cold, as users run it: a fresh process per decode,
-the two checkouts interleaved round by round (their order alternating) so that load on a shared machine reaches
-both alike.
+the two checkouts interleaved round by round (their order alternating) so that load on a shared
+machine reaches both alike.
 
 Files: LeNet-300-100 with random weights pruned to the paper's densities (tests/forge.py), and
 AlexNet-shaped fc6-fc8 (deepsz_caffe.paper.synthetic.pruned_net: the paper's shapes and kept

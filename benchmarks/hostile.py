@@ -6,14 +6,17 @@ that are not files or are huge, bad bounds, names, LMDBs, the --expect-sha256 ra
 SIGTERM at random moments) and, if present, tests/hostile_commands.py (every command's arguments).
 
 Commands run through tests/hostile_driver.py (a fresh `python -m deepsz_caffe.cli` each:
-timeout, address-space limit, signal and peak-RSS capture from exec). Per category and command, the table counts the tries and how they
-ended: clean (exit 1, one stderr line, nothing left), crash (killed by a signal), traceback, hang
-(past the timeout), exit 0 without output, wrong output (exit 0 with a model unlike the genuine
-decode), accepted (exit 0 with the genuine model, or an inspect report), clobbered (an input
-overwritten), unclean (any other exit); "ok" counts those that meet what the corpus requires of
-them (forge.py: reject / safe). The RSS ratio is a command's peak RSS over a genuine decode's of
-the same net, measured in the same run. Distinct failure modes (exception class and innermost
-frame, signal, ...) are listed with an example each. Writes results/bench/hostile.json.
+timeout, address-space limit, signal and peak-RSS capture from exec). Per category and command,
+the table counts the tries and how they ended: clean (exit 1, one stderr line, nothing left),
+crash (killed by a signal), traceback, hang (past the timeout), exit 0 without output, wrong
+output (exit 0 with a model unlike the genuine decode), accepted (exit 0 with the genuine model,
+or an inspect report), clobbered (an input overwritten, a special file at -o replaced), unclean
+(any other exit), interrupted (a signal case: exit 128 + signal, one line, nothing left),
+pre-start (the signal came during Python's own start-up, before deepsz ran); "ok" counts those
+that meet what each case requires (forge.py: reject / safe; hostile_cases.ADMITS). The RSS ratio is a
+command's peak RSS over a genuine decode's of the same net, measured in the same run. Distinct
+failure modes (exception class and innermost frame, signal, ...) are listed with an example
+each. Writes results/bench/hostile.json.
 
     .venv/bin/python benchmarks/hostile.py [--parallel 2] [--mode exec|fork] [--only CATS]
                                            [--keep DIR] [--out PATH]
@@ -61,7 +64,8 @@ def signature(job: dict, outcome: str, result: dict, why: str) -> str:
     """What a failure looks like: exception class and innermost frame, signal, exit status; for
     a forgery that was accepted, which part of the file it forged."""
     err = result["stderr"]
-    if outcome in ("accepted", "wrong-output", "clean") and job["category"] not in ("cli", "signal", "commands"):
+    if outcome in ("accepted", "wrong-output", "clean") and \
+            job["category"] not in ("cli", "signal", "commands"):
         part = "/".join(job["id"].split("/")[1:3])
         return f"{outcome}: {part}" + (f" ({why})" if outcome == "clean" else "")
     if outcome == "traceback":

@@ -72,7 +72,8 @@ def _oversized(g):
     yield Forgery(f"{where}/{meta['name']}-data-8MiB",
                   g.image(**{f"{meta['name']}__data": frame(mode, n, payload + bytes(PAD))}))
     index = g.sections[f"{meta['name']}/index"]
-    yield Forgery(f"{where}/{meta['name']}-index-8MiB", g.image(**{f"{meta['name']}__index": index + bytes(PAD)}))
+    yield Forgery(f"{where}/{meta['name']}-index-8MiB",
+                  g.image(**{f"{meta['name']}__index": index + bytes(PAD)}))
     blob = g.header["blobs"][0]
     yield Forgery(f"{where}/{blob['name']}-8MiB",
                   g.image(**{blob["name"].replace("/", "__"): g.sections[blob["name"]] + bytes(PAD)}))

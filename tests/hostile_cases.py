@@ -111,7 +111,8 @@ def signal_outcome(job: dict, result: dict, reference_sha: str | None) -> str:
     else what classify says."""
     signum = job["signal"]["signum"]
     err = result["stderr"]
-    complete = not result["output_exists"] or job.get("any_output") or result["output_sha256"] == reference_sha
+    complete = not result["output_exists"] or job.get("any_output") \
+        or result["output_sha256"] == reference_sha
     if job.get("any_output") and result["rc"] == 0 and result["output_exists"] and not result["leftovers"]:
         return "accepted"
     if result["timed_out"]:
@@ -432,4 +433,5 @@ def cli_jobs(root, manifest: dict) -> list[dict]:
             + _oversized_cases(run, p) + _sha_race_cases(run, manifest))
     jobs = [{"source": source, **job} for job in jobs]
     jobs += [{"source": source, **job, "category": "signal"} for job in _signal_cases(run, p, manifest)]
-    return jobs + [{"source": source, "category": "commands", **job} for job in _other_command_jobs(root, manifest)]
+    others = _other_command_jobs(root, manifest)
+    return jobs + [{"source": source, "category": "commands", **job} for job in others]

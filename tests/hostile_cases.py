@@ -131,7 +131,10 @@ def _read_only_dir(path: Path) -> Path:
     """A directory nobody may create files in: mode 0555, and immutable when we are root (root
     ignores the mode). Returns the directory to write into (/sys if neither works)."""
     path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o555)
+    try:
+        path.chmod(0o555)
+    except PermissionError:  # immutable already: made by an earlier call on the same root
+        return path
     if os.geteuid() == 0:
         done = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)],
                                                          capture_output=True).returncode == 0

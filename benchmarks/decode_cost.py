@@ -1,8 +1,8 @@
 """What checking untrusted files costs a genuine decode (issue 12): `deepsz decode` of the same
-.dsz files by this checkout and by an older one (--before, a git revision checked out in a
-temporary worktree), cold, as users run it: a fresh process per decode, the two checkouts
-interleaved round by round (their order alternating) so that load on a shared machine reaches
-both alike.
+.dsz files by this checkout and by an older one (--before, a git revision's package extracted
+with `git archive` into a temporary directory), cold, as users run it: a fresh process per decode,
+the two checkouts interleaved round by round (their order alternating) so that load on a shared
+machine reaches both alike.
 
 Files: LeNet-300-100 with random weights pruned to the paper's densities, and
 AlexNet-shaped fc6-fc8 (deepsz_caffe.paper.synthetic.pruned_net: the paper's shapes and kept
@@ -105,20 +105,18 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="deepsz-decode-cost-") as tmp:
         tmp = Path(tmp)
-        subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "before"), a.before], cwd=ROOT,
-                       check=True, capture_output=True)
-        try:
-            trees = {"before": tmp / "before", "after": ROOT}
-            files = make_inputs(tmp)
-            runs = {f: {t: [] for t in trees} for f in files}
-            for rnd in range(a.rounds):
-                for name, dsz in files.items():
-                    for tree in (list(trees) if rnd % 2 == 0 else list(reversed(trees))):
-                        runs[name][tree].append(run_once(trees[tree], dsz, tmp / f"{name}.{tree}.caffemodel"))
-            wire = wire_vs_tofile(files["alexnet"], tmp)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before")], cwd=ROOT,
-                           capture_output=True)
+        (tmp / "before").mkdir()  # the package as of --before (an archive: no worktree to clean up)
+        archive = subprocess.run(["git", "archive", a.before, "deepsz_caffe"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp / "before")], input=archive, check=True)
+        trees = {"before": tmp / "before", "after": ROOT}
+        files = make_inputs(tmp)
+        runs = {f: {t: [] for t in trees} for f in files}
+        for rnd in range(a.rounds):
+            for name, dsz in files.items():
+                for tree in (list(trees) if rnd % 2 == 0 else list(reversed(trees))):
+                    runs[name][tree].append(run_once(trees[tree], dsz, tmp / f"{name}.{tree}.caffemodel"))
+        wire = wire_vs_tofile(files["alexnet"], tmp)
     summary = {}
     for name, by_tree in runs.items():
         med = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in by_tree.items()}

@@ -4,6 +4,7 @@ file of sane size, so a FIFO or /dev/zero given as input cannot block or exhaust
 import errno
 import json
 import os
+import signal
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ def check_output(path, inputs=(), error=DeepSZError) -> Path:
     path = Path(path)
     if path.is_dir():
         raise error(f"cannot write {path}: it is a directory")
+    _refuse_special(path, error)
     parent = path.parent
     if not parent.is_dir():
         raise error(f"cannot write {path}: directory {parent} does not exist")
@@ -32,6 +34,19 @@ def check_output(path, inputs=(), error=DeepSZError) -> Path:
     return path
 
 
+def _refuse_special(path: Path, error=DeepSZError) -> None:
+    """An output must be a regular file or not exist: the rename would replace a FIFO, a device
+    node (as root, /dev/null itself) or a socket with a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing (or a dangling link: the rename replaces the link, not a target)
+        return
+    if stat.S_ISDIR(mode):
+        raise error(f"cannot write {path}: it is a directory")
+    if not stat.S_ISREG(mode):
+        raise error(f"cannot write {path}: it is not a regular file (a device, FIFO or socket)")
+
+
 @contextmanager
 def replacing(path):
     """Yield a temporary path beside `path`; on success it is renamed over `path`, on failure
@@ -40,14 +55,20 @@ def replacing(path):
     if not path.parent.is_dir():
         raise DeepSZError(f"cannot write {path}: directory {path.parent} does not exist")
     _remove_stale_temps(path)
+    # Signals wait while the temp file is made, so that the handler's exception (cli.interrupt)
+    # is raised inside the block that removes it, never between its creation and that block.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{os.getpid()}.tmp", dir=path.parent)
+        os.close(fd)
     except OSError as e:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise DeepSZError(f"cannot write {path}: {e.strerror}") from None
-    os.close(fd)
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
+        _refuse_special(path)  # again: it may have appeared since check_output
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -55,6 +76,9 @@ def replacing(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _umask() -> int:

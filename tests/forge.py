@@ -228,6 +228,7 @@ class Forgery:
 def forgeries(genuine: dict[str, Genuine], model):
     """Every forgery of every genuine file; duplicates (by content) and no-ops dropped, ids made
     unique in generation order (so they are stable)."""
+    import forge_bombs
     import forge_header
     import forge_index
     import forge_payload
@@ -235,7 +236,7 @@ def forgeries(genuine: dict[str, Genuine], model):
 
     seen = {hashlib.sha256(g.path.read_bytes()).digest() for g in genuine.values()}
     ids: dict[str, int] = {}
-    generators = [m.generate(genuine) for m in (forge_header, forge_payload, forge_index)]
+    generators = [m.generate(genuine) for m in (forge_header, forge_payload, forge_index, forge_bombs)]
     generators.append(forge_skeleton.generate(genuine, Path(model).read_bytes()))
     for generator in generators:
         for f in generator:

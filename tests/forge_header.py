@@ -135,6 +135,9 @@ def _structure_forgeries(g):
     text = header_text(h, g.sections).decode()
     dupkey = text.replace('"blobs": ', '"layers": [], "blobs": ', 1)
     yield Forgery(f"{g.name}/header/dupkey", serialize(dupkey.encode(), g.sections), inspect="reject")
+    for encoding in ("utf-8-sig", "utf-16", "utf-16-le", "utf-32", "utf-32-be"):  # json.loads takes all
+        yield Forgery(f"{g.name}/header/encoding-{encoding}", serialize(text.encode(encoding), g.sections),
+                      inspect="reject")
     for kind, body in (("array", b"[]"), ("null", b"null"), ("number", b"1"), ("string", b'"x"')):
         yield Forgery(f"{g.name}/header/not-object-{kind}", serialize(body, g.sections), inspect="reject")
 

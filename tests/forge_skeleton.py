@@ -46,7 +46,8 @@ def _layer(net, name: str):
 
 def _with_skeleton(g, raw: bytes) -> bytes:
     header = with_value(g.header, ("skeleton_bytes",), len(raw))
-    return g.image(header, skeleton=zstandard.ZstdCompressor(level=3).compress(raw))
+    # with the checksum the encoder writes: without one the file is refused for that alone
+    return g.image(header, skeleton=zstandard.ZstdCompressor(level=3, write_checksum=True).compress(raw))
 
 
 def _edits(g, model_bytes: bytes) -> dict:
@@ -73,9 +74,25 @@ def _edits(g, model_bytes: bytes) -> dict:
     edit("blob-removed", lambda net: _layer(net, "scale").ClearField("blobs"))
     edit("network-renamed", lambda net: setattr(net, "name", "LeNet-5"))
     edit("huge-bias", lambda net: _set_dims(_layer(net, "ip1").blobs[1], [2 ** 31, 2 ** 31]))
+    # layer parameters the record reader skips but protobuf (and so Caffe) cannot parse: decode
+    # must refuse them, not write a caffemodel Caffe refuses (issue 23)
+    genuine = _net(g).SerializeToString()
+    for what, param in (("truncated-varint", b"\x08\xff"), ("field-zero", b"\x00\x01"),
+                        ("overrunning-length", b"\x1a\x7f\x00"), ("stray-end-group", b"\x0c")):
+        out[f"unparseable-layer-param-{what}"] = _with_layer_param(genuine, param)
     return out
 
 
+def _with_layer_param(skeleton: bytes, param: bytes) -> bytes:
+    """The skeleton with an inner_product_param (LayerParameter field 117) holding `param`
+    appended to its first layer (a LEN record, which the record reader does not descend into)."""
+    from deepsz_caffe.caffe import wire
+
+    layer = wire.net_layers(memoryview(skeleton))[0]
+    body = skeleton[layer.start:layer.end] + _varint(117 << 3 | 2) + _varint(len(param)) + param
+    # the layer record's tag and length are rebuilt with the new length
+    return (skeleton[:layer.record] + _varint(layer.which << 3 | 2) + _varint(len(body)) + body
+            + skeleton[layer.end:])
 
 
 def _set_dims(blob, dims):

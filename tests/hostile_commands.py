@@ -4,7 +4,7 @@ layer lists, malformed scheduler addresses, GPU ids that do not exist, special f
 directories where files go, work dirs held by another run, `compare` plug-ins that break each
 call of the Method interface, and synth-lmdb sizes no machine holds. Each must be refused before
 any work: exit 1, one stderr line, nothing left behind. Same job format as hostile_cases.py;
-shared by tests/test_hostile_commands.py and benchmarks/hostile.py."""
+shared by tests/test_hostile_commands.py and tests/hostile_report.py."""
 
 import fcntl
 import json

@@ -1,21 +1,25 @@
-"""Run `deepsz` CLI commands on hostile input, one forked child per command, and record how each
+"""Run `deepsz` CLI commands on hostile input, one process per command, and record how each
 ended: exit status or killing signal, stderr, files left behind, peak RSS, wall time.
 
-One process imports the CLI (and loads every codec library) once; each job is a fork of it that
-calls `deepsz_caffe.cli.main(argv)` exactly as `python -m deepsz_caffe.cli` would (an uncaught
-exception prints its traceback and exits 1), in its own process group, working directory and
-resource limits (address space: the driver's own plus a headroom, so a runaway allocation fails
-instead of swapping). A child that outlives its timeout is killed with its group and counted as
-a hang; one killed by a signal (SIGSEGV inside a native decoder) is a crash. Forking saves the
-interpreter start and imports (~1 s) per command, which is what lets a corpus of ~1,000 files
-run in a few minutes on two cores.
+Each job is a fresh `python -m deepsz_caffe.cli ARGV` (fork, then exec), in its own process
+group, working directory and resource limits (an address-space cap, so a runaway allocation fails
+instead of swapping). Its peak RSS is wait4's ru_maxrss: the largest of the exec'd process and its
+reaped children (the sandboxed decoder); VmHWM starts afresh at exec, and the forked copy of this
+driver, which imports nothing heavy, stays far below any command's (issue 21: a fork of a warmed
+driver started at the driver's own memory). A child that outlives its timeout is killed with its
+group and counted as a hang; one killed by a signal (SIGSEGV inside a native decoder) is a crash.
+`--mode fork` runs cli.main in a fork of a warmed driver instead (~10x faster, RSS meaningless).
 
-    python tests/hostile_driver.py JOBS.json RESULTS.json [--parallel N]
+    python tests/hostile_driver.py JOBS.json RESULTS.json [--parallel N] [--mode exec|fork]
 
 A job: {"id", "argv", "cwd", "output" (where a decoded model would appear, or null),
 "timeout" (s)}, optionally "fsize" (RLIMIT_FSIZE bytes: a full disk), "stdin" (a path), "umask",
 "watch" (more directories to check for leftovers), "keep" (names there that are not leftovers),
-"inputs_sha" ({path: sha256} of inputs that must come out unchanged).
+"inputs_sha" ({path: sha256} of inputs that must come out unchanged), "signal" ({"signum",
+"after" (s), "group" (to the process group, as a terminal's Ctrl-C)}: sent while it runs),
+"rewrite" ({"path", "data_from", "after" (s)}: the file's bytes overwritten in place with
+another file's while the command runs, as a racing attacker would), "special" ({path:
+file_kind}: files at -o that must keep their kind, a FIFO staying a FIFO).
 """
 import argparse
 import json
@@ -34,9 +38,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 HEADROOM = 2 << 30  # address space a child may add to the driver's before allocations fail
+EXEC_AS_LIMIT = 6 << 30  # a fresh command's address space (decode of LeNet: ~1.2 GiB, mostly libraries)
 STDERR_KEEP = 4000
 OUTCOMES = ("clean", "crash", "traceback", "hang", "exit0-no-output", "wrong-output", "accepted",
-            "clobbered", "unclean")
+            "clobbered", "unclean", "interrupted", "before-start")
 
 
 def warm_up() -> None:
@@ -57,12 +62,14 @@ def _vm_bytes() -> int:
     return kb << 10
 
 
-def _child(job: dict, logs: Path, as_limit: int) -> None:
-    """In the forked child: isolate, limit, run the CLI, exit with its status. Never returns."""
+def _child(job: dict, logs: Path, as_limit: int, mode: str) -> None:
+    """In the forked child: isolate, limit, then exec the CLI (or, `mode` fork, run it here, in
+    this warmed copy) and exit with its status. Never returns."""
     code = 1
     try:
         os.setpgid(0, 0)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         os.chdir(job["cwd"])
         stdin = os.open(job.get("stdin") or os.devnull, os.O_RDONLY | os.O_NONBLOCK)
         os.dup2(stdin, 0)
@@ -73,6 +80,8 @@ def _child(job: dict, logs: Path, as_limit: int) -> None:
         if job.get("fsize") is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
         os.umask(job.get("umask", 0o022))
+        if mode == "exec":
+            os.execv(sys.executable, [sys.executable, "-m", "deepsz_caffe.cli", *job["argv"]])
         from deepsz_caffe import cli
 
         code = cli.main(job["argv"])
@@ -90,6 +99,21 @@ def _child(job: dict, logs: Path, as_limit: int) -> None:
             except Exception:
                 pass
         os._exit(code if isinstance(code, int) else 1)
+
+
+def file_kind(path: Path) -> str | None:
+    """"link:TARGET", "fifo", "socket", "regular", another mode, or None if missing: what a
+    "special" file of a job was, and must still be after it."""
+    import stat
+
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "link:" + os.readlink(path)
+    return {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFREG: "regular"}.get(
+        stat.S_IFMT(mode), oct(stat.S_IFMT(mode)))
 
 
 def _leftovers(job: dict) -> list[str]:
@@ -121,7 +145,8 @@ def _collect(job: dict, logs: Path, status: int | None, usage, seconds: float) -
         "leftovers": _leftovers(job), "maxrss": usage.ru_maxrss << 10 if usage else None,
         "output_mode": output.stat().st_mode & 0o777 if exists else None,
         "clobbered": [p for p, sha in job.get("inputs_sha", {}).items()
-                      if not Path(p).is_file() or sha256_file(Path(p)) != sha],
+                      if not Path(p).is_file() or sha256_file(Path(p)) != sha]
+                     + [p for p, was in job.get("special", {}).items() if file_kind(Path(p)) != was],
     }
     result["signal"] = -result["rc"] if result["rc"] is not None and result["rc"] < 0 else None
     if exists and not job.get("keep_output"):
@@ -129,10 +154,10 @@ def _collect(job: dict, logs: Path, status: int | None, usage, seconds: float) -
     return result
 
 
-def run_jobs(jobs: list[dict], workdir, parallel: int = 2) -> list[dict]:
+def run_jobs(jobs: list[dict], workdir, parallel: int = 2, mode: str = "exec") -> list[dict]:
     """Run every job (at most `parallel` at a time) and return one result per job, in order."""
     workdir = Path(workdir)
-    as_limit = _vm_bytes() + HEADROOM
+    as_limit = EXEC_AS_LIMIT if mode == "exec" else _vm_bytes() + HEADROOM
     pending, running, results = list(enumerate(jobs)), {}, {}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -144,22 +169,48 @@ def run_jobs(jobs: list[dict], workdir, parallel: int = 2) -> list[dict]:
             Path(job["cwd"]).mkdir(parents=True, exist_ok=True)
             pid = os.fork()
             if pid == 0:
-                _child(job, logs, as_limit)
-            running[pid] = (k, job, logs, time.monotonic())
+                _child(job, logs, as_limit, mode)
+            running[pid] = (k, job, logs, time.monotonic(), _events(job))
         pid, status, usage = os.wait4(-1, os.WNOHANG)
         if pid:
-            k, job, logs, start = running.pop(pid)
+            k, job, logs, start, _ = running.pop(pid)
             results[k] = _collect(job, logs, status, usage, time.monotonic() - start)
             continue
         now = time.monotonic()
-        for pid, (k, job, logs, start) in list(running.items()):
+        for pid, (k, job, logs, start, events) in list(running.items()):
+            while events and now - start >= events[0][0]:
+                events.pop(0)[1](pid)
             if now - start > job["timeout"]:
                 _kill_group(pid)
                 _, _, usage = os.wait4(pid, 0)
                 running.pop(pid)
                 results[k] = _collect(job, logs, None, usage, now - start)
-        time.sleep(0.002)
+        time.sleep(0.001)
     return [results[k] for k in range(len(jobs))]
+
+
+def _events(job: dict) -> list:
+    """[(seconds after start, action(pid))] of the job's signal and rewrite, in time order."""
+    events = []
+    if job.get("signal"):
+        sig = job["signal"]
+
+        def send(pid, sig=sig):
+            try:
+                os.kill(-pid if sig.get("group") else pid, sig["signum"])
+            except ProcessLookupError:
+                pass
+        events.append((sig["after"], send))
+    if job.get("rewrite"):
+        rw = job["rewrite"]
+
+        def rewrite(_pid, rw=rw):
+            data = Path(rw["data_from"]).read_bytes()
+            with open(rw["path"], "r+b") as f:  # in place: same inode, as a racing writer does
+                f.write(data)
+                f.truncate()
+        events.append((rw["after"], rewrite))
+    return sorted(events, key=lambda e: e[0])
 
 
 def _kill_group(pid: int) -> None:
@@ -198,10 +249,12 @@ def main(argv=None) -> int:
     p.add_argument("jobs")
     p.add_argument("results")
     p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--mode", choices=("exec", "fork"), default="exec")
     a = p.parse_args(argv)
     jobs = json.loads(Path(a.jobs).read_text())
-    warm_up()
-    results = run_jobs(jobs, Path(a.results).parent / (Path(a.results).name + ".logs"), a.parallel)
+    if a.mode == "fork":
+        warm_up()
+    results = run_jobs(jobs, Path(a.results).parent / (Path(a.results).name + ".logs"), a.parallel, a.mode)
     tmp = Path(a.results).with_name(f".{Path(a.results).name}.tmp")
     tmp.write_text(json.dumps(results))
     os.replace(tmp, a.results)

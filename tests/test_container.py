@@ -78,10 +78,21 @@ def _table(sections: dict) -> str:
     ('{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "sections": TABLE}', "nested too deeply"),
     ('[TABLE]', "a JSON list, not an object"),
     ('{"a": 1}', "no section table"),
-    ('{"a": "@", "sections": TABLE}', "not valid JSON"),  # @: bytes that are not UTF-8
+    ('{"a": "@", "sections": TABLE}', "not UTF-8"),  # @: bytes that are not UTF-8
 ])
 def test_header_must_be_strict_json(body, message):
     head = body.replace("TABLE", _table(SECTIONS)).encode().replace(b"@", b"\xff\xfe")
+    with pytest.raises(ContainerError, match=message):
+        container.unpack(_image(head, SECTIONS))
+
+
+@pytest.mark.parametrize("encoding, message", [("utf-8-sig", "byte-order mark"), ("utf-16", "not UTF-8"),
+                                               ("utf-16-le", "not valid JSON"), ("utf-32", "not UTF-8"),
+                                               ("utf-32-be", "not valid JSON")])
+def test_header_is_utf8_without_bom(encoding, message):
+    """json.loads would take each of these (it detects UTF-16/32 and skips a BOM): a .dsz
+    header is UTF-8 JSON and nothing else."""
+    head = ('{"a": 1, "sections": TABLE}'.replace("TABLE", _table(SECTIONS))).encode(encoding)
     with pytest.raises(ContainerError, match=message):
         container.unpack(_image(head, SECTIONS))
 
@@ -159,3 +170,61 @@ def test_inputs_that_are_not_files(tmp_path, kind):
         os.mkfifo(path)
     with pytest.raises(ContainerError, match="not a regular file|Is a directory"):
         container.read(path)
+
+
+def test_sections_are_read_only_after_the_check(tmp_path, monkeypatch):
+    """A refused file costs O(header): `check` sees the header and the table's lengths before a
+    single section byte is read (issue 23: a 2.2 GB file was read twice over first)."""
+    path = tmp_path / "huge.dsz"
+    image = container.pack({"network": "n"}, SECTIONS)
+    header, _ = container.unpack(image)
+    table = [{"name": n, "length": len(b), "crc32": __import__("zlib").crc32(b)} for n, b in SECTIONS.items()]
+    table.append({"name": "unreferenced", "length": 1 << 30, "crc32": 0})
+    head = __import__("json").dumps({"network": "n", "sections": table}).encode()
+    with open(path, "wb") as f:
+        f.write(_image(head, SECTIONS))
+        f.truncate(f.tell() + (1 << 30))  # a hole: no disk used
+    reads = []
+    real = container._read
+    monkeypatch.setattr(container, "_read", lambda f, n, src: reads.append(n) or real(f, n, src))
+    seen = {}
+
+    def check(header, lengths):
+        seen.update(lengths)
+        if "unreferenced" in lengths:
+            raise ContainerError("not referred to")
+
+    with pytest.raises(ContainerError, match="not referred to"):
+        container.read_file(path, check=check)
+    assert seen["unreferenced"] == 1 << 30
+    assert max(reads) < 4096  # the header only
+
+
+def test_the_bytes_hashed_are_the_bytes_parsed(tmp_path):
+    """--expect-sha256 against a file rewritten while it is read (here: between its header and
+    its sections, by the check callback): refused, never the other file's sections."""
+    path = tmp_path / "m.dsz"
+    genuine = container.pack({"network": "n"}, SECTIONS)
+    other = container.pack({"network": "n"}, {**SECTIONS, "ip1/data": bytes(256)})
+    path.write_bytes(genuine)
+    expect = __import__("hashlib").sha256(genuine).hexdigest()
+    assert container.read_file(path, expect).sections == SECTIONS
+
+    def rewrite(header, lengths):
+        with open(path, "r+b") as f:
+            f.write(other)
+
+    with pytest.raises(ContainerError, match="changed while|not the expected"):
+        container.read_file(path, expect, check=rewrite)
+
+
+def test_a_file_that_grows_while_read_is_refused(tmp_path):
+    path = tmp_path / "m.dsz"
+    path.write_bytes(container.pack({"network": "n"}, SECTIONS))
+
+    def grow(header, lengths):
+        with open(path, "ab") as f:
+            f.write(b"more")
+
+    with pytest.raises(ContainerError, match="changed while"):
+        container.read_file(path, check=grow)

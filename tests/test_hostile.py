@@ -1,7 +1,11 @@
-"""Hostile and careless input (issue 12): a forged corpus of >= 300 .dsz files with valid CRCs
-(tests/forge*.py) and the careless-user CLI cases (tests/hostile_cases.py) go through the real
-`deepsz` CLI (tests/hostile_driver.py: one forked child per command, with a timeout and an
-address-space limit). Every file and case is its own test id, "<file>/<decode|inspect>".
+"""Hostile and careless input (issues 12 and 23): a forged corpus of >= 300 .dsz files with valid
+CRCs (tests/forge*.py) and the careless-user CLI cases (tests/hostile_cases.py, and
+tests/hostile_commands.py where it exists) go through the real `deepsz` CLI
+(tests/hostile_driver.py: a fresh process per command, with a timeout and an address-space
+limit, peak RSS measured from exec). Every file and case is its own test id,
+"<file>/<decode|inspect>". The two largest batches (header and payload forgeries, ~1,800
+commands, each refused or decoded before it allocates anything sizeable) run as forks of a warmed
+driver, ~10x faster; DEEPSZ_HOSTILE_MODE=exec runs them fresh too (tests/hostile_report.py does).
 
 A forged file must be refused by decode (exit 1, exactly one stderr line, no traceback, no output
 or temp file left, no hang, no signal death, peak RSS at most 2x a genuine decode's), unless
@@ -26,11 +30,12 @@ import hostile_cases
 from hostile_driver import classify
 
 PARALLEL = int(os.environ.get("DEEPSZ_HOSTILE_PARALLEL", min(2, os.cpu_count() or 1)))
+FORKED = set() if os.environ.get("DEEPSZ_HOSTILE_MODE") == "exec" else {"header", "payload"}
 ROOT = Path(tempfile.mkdtemp(prefix="deepsz-hostile-"))
 
 
 def _cleanup():
-    hostile_cases.release(ROOT)
+    hostile_cases.release(ROOT)  # and whatever hostile_commands.py set up
     shutil.rmtree(ROOT, ignore_errors=True)
 
 
@@ -56,7 +61,8 @@ def _outcome(job_id: str):
     if name not in _RESULTS:
         jobs = BATCHES[name]
         try:
-            results = hostile_cases.run_batch(jobs, ROOT / "batches" / name, PARALLEL)
+            results = hostile_cases.run_batch(jobs, ROOT / "batches" / name, PARALLEL,
+                                              "fork" if name in FORKED else "exec")
         finally:
             if name == "cli":
                 hostile_cases.release(ROOT)
@@ -98,6 +104,20 @@ def test_corpus_covers_every_codec_and_field():
     forged = {i.split("/")[2] for i in ids if "/header/" in i}
     assert not fields - forged, f"header fields never forged: {sorted(fields - forged)}"
     assert {"skeleton", "bomb", "table"} <= {f["category"] for f in MANIFEST["files"]}
+    # issue 23: index-coder and quant-table bombs, oversized sections, unparseable layer
+    # parameters, header encodings other than UTF-8
+    for part in ("/bomb/ctx-", "/bomb/quant-table-", "/bomb/oversized/", "/skeleton/unparseable-",
+                 "/header/encoding-"):
+        assert sum(part in i for i in ids) >= 2, f"no forgeries {part}"
+
+
+def test_cli_cases_cover_issue_23():
+    ids = [job["id"] for job in CLI]
+    for part in ("/o-is-fifo", "/o-is-socket", "/o-is-link-to-dev-null", "2GiB-unreferenced-section",
+                 "expect-sha256-rewritten", "SIGINT-after", "SIGINT-group-after", "SIGTERM-after"):
+        assert any(part in i for i in ids), part
+    early = [job for job in CLI if job.get("signal") and job["signal"]["after"] < 0.25]
+    assert len(early) >= 10
 
 
 def test_forgeries_pass_the_crc_checks():

@@ -238,3 +238,21 @@ def test_ctx_large_bitmap_must_save_two_percent(monkeypatch):
     assert decompress_index(blob, "ctx", len(raw)) == raw
     small = to_sparse(structured_layer(rows=100, seed=3)).index.tobytes()   # below 2**18: min
     assert context_index.encode(small, 784)[0] == 1
+
+
+@pytest.mark.parametrize("mode", ["bitmap", "grouped"])
+def test_ctx_mask_is_bounded_by_the_layer(mode):
+    """A consistent stream of n entries 255 positions apart claims 255 x n positions: refused
+    when the layer has fewer (issue 23: sized from 255 x entries, a 929-byte stream decoded for
+    153 s and 2.2 GB), decoded when it has as many."""
+    n = 400
+    mask = np.zeros(255 * n, np.uint8)
+    mask[254::255] = 1
+    gaps = np.full(n, 255, np.uint8)
+    payload = (context_index._bitmap_encode(mask, mask.size, n) if mode == "bitmap"
+               else grouped_index.encode(mask, mask.size))
+    version = 1 if mode == "bitmap" else 2
+    blob = struct.pack("<BII", version, zlib.crc32(payload), zlib.crc32(gaps.tobytes())) + payload
+    assert decompress_index(blob, "ctx", n, positions=mask.size) == gaps.tobytes()
+    with pytest.raises(CodecError, match="impossible"):
+        decompress_index(blob, "ctx", n, positions=mask.size - 1)

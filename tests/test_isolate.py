@@ -93,3 +93,24 @@ def test_the_parent_keeps_its_own_limits():
     with pytest.raises(CodecError):
         isolate.decode("t", _allocate, bytes(400), 100)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
+
+
+def _pid_bytes(payload, n):
+    return np.frombuffer(os.getpid().to_bytes(8, "little"), np.uint8)[:n].copy()
+
+
+def test_jobs_of_other_dtypes_run_in_the_child():
+    """Index decoders (uint8 gaps) share the lossy decoders' child (issue 23)."""
+    out = isolate.decode_all([("t", _ok, np.arange(100, dtype=np.float32).tobytes(), 100),
+                              ("gaps", _pid_bytes, b"x", 8, np.uint8)])
+    assert out[0].dtype == np.float32 and out[1].dtype == np.uint8
+    assert int.from_bytes(out[1].tobytes(), "little") != os.getpid()
+
+
+def test_index_streams_of_a_file_are_decoded_in_the_child(monkeypatch):
+    """network.decode hands every index stream to the sandbox with the layer's size."""
+    from deepsz_caffe.codecs import lossless
+
+    job = lossless.index_job(lossless.compress_index(bytes([1, 2, 3]), "zstd")[1], "zstd", 3, 10)
+    assert job[0] == "zstd index" and job[3] == 3 and job[4] == np.uint8
+    assert isolate.decode_all([job])[0].tolist() == [1, 2, 3]

@@ -1,6 +1,7 @@
 """deepsz_caffe.codecs.quant: quantisation + entropy coding, no prediction: bounds, edges, refusal
 of bad streams, size against SZ2."""
 
+import struct
 import zlib
 
 import numpy as np
@@ -113,3 +114,33 @@ def test_quant_beats_sz2_on_pruned_data(quant):
     # SZ 2's Lorenzo prediction widens the residuals of unrelated neighbours. Bound: -20%.
     x = pruned(20_000, sigma=0.02)
     assert len(compress_bounded(quant, x, 0.02)) < 0.8 * len(compress_bounded(get_lossy("sz2"), x, 0.02))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, width=32), min_size=RAW_MAX + 1, max_size=300),
+       st.sampled_from([1e-3, 1e-2, 0.1, 1.0]))
+def test_quant_tables_never_exceed_four_slots_per_value(quant, values, eb):
+    """The bound the decoder enforces before reading a table (issue 23: a forged table of 40
+    million slots decoded at 1 GB), proven on what the encoder writes."""
+    from deepsz_caffe.codecs import quant as quant_module
+
+    data = np.array(values, np.float32)
+    payload = compress_bounded(quant, data, eb)[FRAME_HEADER.size:]
+    (slots,), _ = quant_module._read_leb128(payload, 8, 1)
+    assert slots <= quant_module._MAX_SLOTS_PER_VALUE * data.size
+
+
+def test_quant_refuses_a_table_longer_than_four_slots_per_value(quant):
+    from deepsz_caffe.codecs import quant as quant_module
+    from deepsz_caffe.codecs.base import FRAME_HEADER as FH
+
+    n = 100
+    for slots, ok in ((4 * n, True), (4 * n + 1, False)):
+        table = quant_module._leb128([slots, 0, n] + [0] * (slots - 1))
+        payload = struct.pack("<d", 0.02) + table
+        blob = FH.pack(quant.mode_id, n, zlib.crc32(payload)) + payload
+        if ok:
+            assert np.all(quant.decompress(blob, n) == 0.0)
+        else:
+            with pytest.raises(CodecError, match="slots"):
+                quant.decompress(blob, n)

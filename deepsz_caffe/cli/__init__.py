@@ -13,6 +13,7 @@ import warnings
 
 from .. import atomic
 from ..errors import ConfigError, DeepSZError
+from . import interrupt
 
 
 def parse_assignments(text: str, usage: str) -> dict[str, str]:
@@ -113,6 +114,27 @@ def _log_level(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run one command; exit status 0, 1 (refused, one line), 2 (usage), 130/143 (interrupted).
+    As the program (argv None: sys.argv), signals are ignored once it is done, so that a late
+    one cannot become a traceback on the way out; called with argv, the caller's handlers are
+    restored."""
+    try:
+        previous = interrupt.install()  # first: a signal during the imports below ends in one line
+        try:
+            return _main(argv)
+        finally:
+            interrupt.ignore() if argv is None else interrupt.restore(previous)
+    except interrupt.Interrupted as e:
+        print("deepsz: interrupted", file=sys.stderr)
+        return e.exit_status
+    except BaseException:
+        if interrupt.received:  # the signal's exception, turned into another by a C extension
+            print("deepsz: interrupted", file=sys.stderr)
+            return 128 + interrupt.received[0]
+        raise
+
+
+def _main(argv) -> int:
     from .. import log
 
     args = build_parser().parse_args(argv)
@@ -123,18 +145,20 @@ def main(argv=None) -> int:
             log.configure(_log_level(args))
             args.func(args)
         except DeepSZError as e:
+            interrupt.check()  # a library may have turned the signal's exception into its own
             print(f"deepsz: error: {e}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print("deepsz: interrupted", file=sys.stderr)
-            return 130
+            raise interrupt.Interrupted(interrupt.received[0] if interrupt.received else 2) from None
         except BrokenPipeError:  # output piped into `head`: not an error of ours
             sys.stderr.close()
             return 141
         except (MemoryError, RecursionError, OSError) as e:  # the last line of defence: the
+            interrupt.check()
             print(f"deepsz: error: {_unexpected(e)}", file=sys.stderr)  # causes are checked
             return 1  # first, and a traceback would help nobody who fed us a bad file
         except Exception as e:  # noqa: BLE001 - a library's own parse error, by class name
+            interrupt.check()
             if type(e).__name__ not in _LIBRARY_ERRORS:
                 raise
             print(f"deepsz: error: {_unexpected(e)}", file=sys.stderr)

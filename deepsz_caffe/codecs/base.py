@@ -113,9 +113,11 @@ class FramedCodec(ABC):
         return f"{self.package} {package_version(self.package)}"
 
 
-def decompress_all(streams: list, *, trusted: bool = False) -> list[np.ndarray]:
+def decompress_all(streams: list, *, trusted: bool = False, extra: list = ()) -> list[np.ndarray]:
     """[(codec, blob, n)] -> n float32 values each, every blob checked as `decompress` checks it;
-    the untrusted streams of `isolated` backends are decoded together in one child process."""
+    the untrusted streams of `isolated` backends are decoded together in one child process, with
+    the `extra` jobs (codecs.isolate.decode_all's, e.g. lossless.index_job), whose results follow
+    the streams' in the list returned."""
     out, queued = [None] * len(streams), []
     for k, (codec, blob, n) in enumerate(streams):
         mode, payload = codec._frame(blob, n)
@@ -129,14 +131,15 @@ def decompress_all(streams: list, *, trusted: bool = False) -> list[np.ndarray]:
                 queued.append((k, codec, *codec._isolated_job(payload, n), n))
             else:
                 out[k] = codec._decode(payload, n)
-    if queued:
+    values = []
+    if queued or extra:
         with contextlib.ExitStack() as locks:
             for lock in {id(c._fork_lock()): c._fork_lock() for _, c, *_ in queued}.values():
                 locks.enter_context(lock)
-            values = decode_isolated_all([(c.name, fn, p, n) for _, c, fn, p, n in queued])
+            values = decode_isolated_all([(c.name, fn, p, n) for _, c, fn, p, n in queued] + list(extra))
         for (k, *_), v in zip(queued, values):
             out[k] = v
-    return [codec._result(v, n) for (codec, _, n), v in zip(streams, out)]
+    return [codec._result(v, n) for (codec, _, n), v in zip(streams, out)] + values[len(queued):]
 
 
 def _describe(a) -> str:

@@ -1,5 +1,7 @@
-"""Native decoders run on untrusted streams in a forked child, so that a stream which crashes one,
-makes it call exit() or allocate without end costs one CodecError, not the process.
+"""Decoders run on untrusted streams in a forked child, so that a stream which crashes one, makes
+it call exit() or allocate or loop without end costs one CodecError, not the process: the native
+lossy ones, quant's range coder and every index decoder (blosc's C code, ctx's coders; issue 23:
+a 929-byte ctx stream once decoded in-process for 153 s and 2.2 GB).
 
 A .dsz is a file people exchange and a CRC is no authentication: a forged stream reaches the
 decoder with every checksum right. The backends check what a stream declares (versions, counts,
@@ -8,7 +10,8 @@ vouch for (a bit flipped in SZ 2's Huffman tree segfaults it; SZ 2 calls exit(0)
 does not know). The child writes the decoded float32 values into a shared anonymous mapping that
 the parent then views without a copy; it runs with stdout and stderr on /dev/null (SZ prints its
 complaints there), under an address-space limit and a deadline. All the streams of a file go to
-one child (`decode_all`), forked before the file's layers are rebuilt, while the parent is small.
+one child (`decode_all`), forked before the file's layers are rebuilt, while the parent is small;
+a job may decode to another dtype than float32 (an index stream's uint8 gaps).
 """
 import atexit
 import faulthandler
@@ -36,20 +39,24 @@ SECONDS_BASE = 10.0             # a child gets this long, plus
 SECONDS_PER_VALUE = 1e-6        # this per value (SZ 2 decodes ~10**8 values a second)
 
 
-def decode(name: str, decoder, payload: bytes, n: int) -> np.ndarray:
-    """decoder(payload, n) -> n float32 values, run in a child; CodecError if it fails or dies."""
-    return decode_all([(name, decoder, payload, n)])[0]
+def decode(name: str, decoder, payload: bytes, n: int, dtype=np.float32) -> np.ndarray:
+    """decoder(payload, n) -> n values of `dtype`, run in a child; CodecError if it fails or dies."""
+    return decode_all([(name, decoder, payload, n, dtype)])[0]
 
 
 def decode_all(jobs: list) -> list[np.ndarray]:
-    """[(codec name, decoder, payload, n)] -> each decoder(payload, n), n float32 values, all run
-    in one child, in order; CodecError naming the codec of the first job that fails or kills it."""
+    """[(codec name, decoder, payload, n[, dtype])] -> each decoder(payload, n), n values of dtype
+    (default float32), all run in one child, in order; CodecError naming the codec of the first
+    job that fails or kills it. Every job is budgeted as if its n values were 4 bytes each (an
+    index decoder's work arrays are per entry, like a lossy one's)."""
     _reap()
     if not jobs:
         return []
-    offsets = np.cumsum([_STATE.size + _MESSAGE] + [4 * n for *_, n in jobs]).tolist()
+    jobs = [(*job, np.float32) if len(job) == 4 else tuple(job) for job in jobs]
+    sizes = [-(-n * np.dtype(dtype).itemsize // 8) * 8 for _, _, _, n, dtype in jobs]  # 8-aligned
+    offsets = np.cumsum([_STATE.size + _MESSAGE] + sizes).tolist()
     shared = mmap.mmap(-1, offsets[-1])  # MAP_SHARED | MAP_ANONYMOUS: the child's writes show
-    budget = MEMORY_BASE + MEMORY_PER_BYTE * sum(len(p) + 4 * n for _, _, p, n in jobs)
+    budget = MEMORY_BASE + MEMORY_PER_BYTE * sum(len(p) + 4 * n for _, _, p, n, _ in jobs)
     ready, done = os.pipe()
     try:
         pid = os.fork()
@@ -59,13 +66,13 @@ def decode_all(jobs: list) -> list[np.ndarray]:
     finally:
         os.close(done)
     try:
-        finished = _ready(ready, pid, SECONDS_BASE + SECONDS_PER_VALUE * sum(n for *_, n in jobs))
+        finished = _ready(ready, pid, SECONDS_BASE + SECONDS_PER_VALUE * sum(job[3] for job in jobs))
     finally:
         os.close(ready)
     state, length, current = _STATE.unpack_from(shared)
     if state == _DONE:
         _ZOMBIES.append(pid)  # reaped later: its exit (unmapping a copy of us) takes milliseconds
-        return [np.frombuffer(shared, np.float32, n, offset) for (*_, n), offset in zip(jobs, offsets)]
+        return [np.frombuffer(shared, dtype, n, offset) for (*_, n, dtype), offset in zip(jobs, offsets)]
     status = os.waitpid(pid, 0)[1]
     name = jobs[min(current, len(jobs) - 1)][0]
     if not finished:
@@ -89,15 +96,16 @@ def _child(shared, offsets: list[int], jobs: list, budget: int, done: int) -> No
         os.dup2(null, 1)
         os.dup2(null, 2)
         faulthandler.disable()  # a crash here is reported by the parent, in one line
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the parent reports an interruption, not us
+            signal.signal(sig, signal.SIG_DFL)
         _limit_memory(budget)
-        for current, ((name, decoder, payload, n), offset) in enumerate(zip(jobs, offsets)):
+        for current, ((name, decoder, payload, n, dtype), offset) in enumerate(zip(jobs, offsets)):
             _STATE.pack_into(shared, 0, 0, 0, current)  # if this job kills us, the parent knows which
             out = decoder(payload, n)
-            if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n,):
+            if not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != (n,):
                 raise CodecError(f"{name}: decoder returned {getattr(out, 'shape', type(out).__name__)}, "
-                                 f"expected {n} float32 values")
-            np.frombuffer(shared, np.float32, n, offset)[...] = out
+                                 f"expected {n} {np.dtype(dtype).name} values")
+            np.frombuffer(shared, dtype, n, offset)[...] = out
             del out
         state = _DONE
     except CodecError as e:

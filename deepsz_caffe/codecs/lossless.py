@@ -16,12 +16,18 @@ Choices, measured on gap arrays of 4096x4096 layers with random positions:
 Decoders check the declared size before allocating, so a corrupt header
 cannot request a huge buffer (the caller's `size` comes from the skeleton's
 shapes), and refuse a stream with bytes after its end: every byte of a
-section must be accounted for.
+section must be accounted for. An index stream of an untrusted file is
+decoded in the same sandboxed child as the lossy streams (`index_job`,
+codecs/isolate.py: memory cap and deadline), since blosc's C code and ctx's
+coders parse bytes no up-front check can vouch for; zstd alone, with its
+exact declared size, decodes the skeleton and other blobs in-process.
 """
 
+import functools
 import zlib
 
 import blosc
+import numpy as np
 import zstandard
 
 from deepsz_caffe.errors import CodecError
@@ -35,7 +41,7 @@ class Gzip:
     def encode(self, raw: bytes, row_length: int = 0) -> bytes:
         return zlib.compress(raw, 9)
 
-    def decode(self, blob: bytes, size: int) -> bytes:
+    def decode(self, blob: bytes, size: int, positions: int | None = None) -> bytes:
         d = zlib.decompressobj()
         out = d.decompress(blob, size + 1)  # max_length 0 would mean unlimited
         if not d.eof:
@@ -52,7 +58,7 @@ class Zstd:
     def encode(self, raw: bytes, row_length: int = 0) -> bytes:
         return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(raw)
 
-    def decode(self, blob: bytes, size: int) -> bytes:
+    def decode(self, blob: bytes, size: int, positions: int | None = None) -> bytes:
         declared = zstandard.frame_content_size(blob)
         if declared != size:
             raise CodecError(f"zstd: frame declares {declared} bytes, expected {size}")
@@ -68,7 +74,7 @@ class Blosc:
     def encode(self, raw: bytes, row_length: int = 0) -> bytes:
         return blosc.compress(raw, typesize=1, clevel=9, shuffle=blosc.NOSHUFFLE, cname="zstd")
 
-    def decode(self, blob: bytes, size: int) -> bytes:
+    def decode(self, blob: bytes, size: int, positions: int | None = None) -> bytes:
         declared, stored, _block = blosc.get_cbuffer_sizes(blob)
         if declared != size or stored != len(blob):
             raise CodecError(f"blosc: buffer declares {declared} bytes in {stored}, expected {size} "
@@ -79,8 +85,9 @@ class Blosc:
         return f"blosc {blosc.VERSION_STRING}"
 
 
-# Index coders: id, class (encode(raw, row_length), decode(blob, size), library_version()), pip
-# requirement; "paper" marks the paper's three, the candidates of "best".
+# Index coders: id, class (encode(raw, row_length), decode(blob, size, positions): `positions`, the
+# layer's weight count, bounds the mask a stream may claim; library_version()), pip requirement;
+# "paper" marks the paper's three, the candidates of "best".
 INDEX = Registry("index codec", CodecError)
 INDEX.register("gzip", "deepsz_caffe.codecs.lossless:Gzip", tags=("paper",))
 INDEX.register("zstd", "deepsz_caffe.codecs.lossless:Zstd", "zstandard", tags=("paper",))
@@ -116,16 +123,29 @@ def compress_index(raw: bytes, codec: str, *, row_length: int = 0) -> tuple[str,
         raise CodecError(f"index compression failed: {e}") from e
     return min(blobs, key=lambda nb: len(nb[1]))
 
-def decompress_index(blob: bytes, codec: str, size: int) -> bytes:
-    """Decode and insist on exactly `size` bytes; any library failure becomes CodecError."""
+def decompress_index(blob: bytes, codec: str, size: int, positions: int | None = None) -> bytes:
+    """Decode and insist on exactly `size` bytes; any library failure becomes CodecError.
+    `positions`: the layer's weight count, which bounds the mask a ctx stream may claim."""
     _lookup(codec, ALL_INDEX_CODECS)
     try:
-        out = INDEX.create(codec).decode(bytes(blob), size)
+        out = INDEX.create(codec).decode(bytes(blob), size, positions)
     except _LIB_ERRORS as e:
         raise CodecError(f"{codec}: corrupt stream: {e}") from e
     if len(out) != size:
         raise CodecError(f"{codec}: decoded {len(out)} bytes, expected {size}")
     return out
+
+
+def index_job(blob: bytes, codec: str, size: int, positions: int) -> tuple:
+    """A job for codecs.isolate.decode_all (or base.decompress_all's `extra`): decode an
+    untrusted index stream in the sandboxed child, to `size` uint8 gaps."""
+    _lookup(codec, ALL_INDEX_CODECS)
+    return (f"{codec} index", functools.partial(_gaps, codec, positions), bytes(blob), size, np.uint8)
+
+
+def _gaps(codec: str, positions: int, payload: bytes, n: int) -> np.ndarray:
+    return np.frombuffer(decompress_index(payload, codec, n, positions), np.uint8)
+
 
 def compress_lossless(raw: bytes) -> bytes:
     """zstd for the network's other blobs (biases, unpruned layers, ...)."""

@@ -42,6 +42,10 @@ from deepsz_caffe.errors import CodecError
 _STEP = struct.Struct("<d")
 _Q_MAX = 2 ** 30
 _ESCAPE_BYTES = 4  # what an escaped value costs, against about a byte per table slot
+# _table_range spans at most _ESCAPE_BYTES slots per escaped-instead value on each side of the
+# mode, so a table never has more than 4n slots: a longer one is forged, and refused before the
+# table is read (a 40-million-slot table once cost 1 GB to decode 40 MB).
+_MAX_SLOTS_PER_VALUE = _ESCAPE_BYTES
 # constriction raises AssertionError on data invalid for the model
 _ERRORS = (struct.error, ValueError, RuntimeError, IndexError, OverflowError, TypeError, AssertionError)
 
@@ -50,6 +54,7 @@ class QuantCodec(FramedCodec):
     name, package = "quant", "constriction"
     mode_id = 4
     step_ratio = 2.0  # step / eb: 2 is the widest step that rounding keeps within the bound
+    isolated = True  # constriction's coder parses untrusted words: decoded in the sandbox
 
     def _encode(self, data: np.ndarray, error_bound: float) -> bytes:
         step = self.step_ratio * error_bound
@@ -106,6 +111,8 @@ def _decode(payload: bytes, n: int) -> np.ndarray:
         raise CodecError(f"quant: step {step} is not finite and positive")
     try:
         (slots,), pos = varint.decode_many(payload, _STEP.size, 1)
+        if slots > _MAX_SLOTS_PER_VALUE * n:  # never written (see _table_range): a forged table
+            raise CodecError(f"quant: table of {slots} slots for {n} values")
         table, pos = varint.decode_many(payload, pos, slots + 1 if slots else 0)
     except varint.VarintError:
         raise CodecError("quant: table runs past the stream") from None

@@ -5,13 +5,18 @@ Layout (little endian):
     | u32 header CRC32 | header (UTF-8 JSON) | section payloads, in the order the header lists them
 
 The header's "sections" list gives each section's name, length and CRC32. Reading checks the
-magic, version, header (strict JSON: an object, no duplicate keys, no NaN/Infinity, bounded size
-and nesting), the section table (types, unique names), that the file is exactly as long as the
-table says (before reading the sections, so a huge file costs nothing) and every CRC. A CRC
-catches accidents, not forgeries: what the header declares is checked by format/validate.py.
+magic, version, header (strict JSON in UTF-8 without a BOM: an object, no duplicate keys, no
+NaN/Infinity, bounded size and nesting), the section table (types, unique names), that the file
+is exactly as long as the table says, what the caller's `check` says of the header and table
+(format/validate.check_table: every section referred to and bounded by what it decodes to), and
+only then reads the sections, one by one, and checks every CRC: a refused file costs O(header)
+memory whatever its size. The file is read once: the bytes hashed for `expect_sha256` are the
+bytes parsed, and a file changed while being read is refused. A CRC catches accidents, not
+forgeries: what the header declares is checked by format/validate.py.
 """
 import hashlib
 import json
+import os
 import re
 import struct
 import zlib
@@ -19,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic
-from ..digest import sha256_stream
 from ..errors import ContainerError
 
 MAGIC = b"DSZ\x89"
@@ -105,7 +109,8 @@ def _header(head: bytes, head_crc: int, source: str) -> tuple[dict, list[tuple[s
 
 
 def _loads(head: bytes, source: str):
-    """Strict JSON: duplicate keys and NaN/Infinity are errors, as is nesting Python cannot hold."""
+    """Strict JSON in UTF-8 (json.loads would also take UTF-16/32 and a BOM): duplicate keys and
+    NaN/Infinity are errors, as is nesting Python cannot hold."""
     def pairs(items):
         keys = [k for k, _ in items]
         if len(set(keys)) != len(keys):
@@ -115,8 +120,15 @@ def _loads(head: bytes, source: str):
     def constant(name):
         raise ValueError(f"{name} is not a JSON number")
 
+    if head.startswith(b"\xef\xbb\xbf"):
+        raise ContainerError(f"{source}: header starts with a byte-order mark (the header is UTF-8 "
+                             "JSON without one; corrupt or forged)")
     try:
-        return json.loads(head, object_pairs_hook=pairs, parse_constant=constant)
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ContainerError(f"{source}: header is not UTF-8 ({_clip(e)})") from None
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except RecursionError:
         raise ContainerError(f"{source}: header is nested too deeply (corrupt or forged)") from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError among them
@@ -163,36 +175,77 @@ def write(path, header: dict, sections: dict[str, bytes]) -> Path:
     return atomic.write_bytes(path, pack(header, sections))
 
 
-def read(path, expect_sha256: str | None = None) -> tuple[dict, dict[str, bytes]]:
-    f = read_file(path, expect_sha256)
+def read(path, expect_sha256: str | None = None, check=None) -> tuple[dict, dict[str, bytes]]:
+    f = read_file(path, expect_sha256, check=check)
     return f.header, f.sections
 
 
-def read_file(path, expect_sha256: str | None = None, *, sha256: bool = False) -> DszFile:
-    """Read and check a .dsz. With `expect_sha256`, the file's sha256 must match before any of
-    it is parsed; `sha256`: report it (DszFile.sha256). The sections are read only once the
-    table accounts for every byte."""
+def read_file(path, expect_sha256: str | None = None, *, sha256: bool = False, check=None) -> DszFile:
+    """Read and check a .dsz, once. `check(header, {section: length})`, called before any
+    section is read, may refuse the file (ContainerError). With `expect_sha256`, the sha256 of
+    the bytes read (those returned) must match, and a file that does not is refused as such
+    even if it fails another check first; `sha256`: report it (DszFile.sha256). A file that
+    changes while it is read is refused."""
     source = str(path)
+    expect = check_sha256(expect_sha256) if expect_sha256 is not None else None
     with atomic.open_regular(path, ".dsz file", ContainerError) as (f, size):
-        if expect_sha256 is not None:
-            expect = check_sha256(expect_sha256)
-            digest = sha256_stream(f, size)
-            if digest != expect:
-                raise ContainerError(f"{source}: sha256 is {digest}, not the expected {expect}")
-            f.seek(0)
-        sha = hashlib.sha256()
-        pre = atomic.read_exactly(f, _PREAMBLE.size)
-        head_len, head_crc = _preamble(pre, size, source)
-        head = atomic.read_exactly(f, head_len)
-        header, spans = _header(head, head_crc, source)
-        end = _PREAMBLE.size + head_len
-        _check_length(end, spans, size, source)
-        body = atomic.read_exactly(f, size - end)
-        if len(body) != size - end:
-            raise ContainerError(f"{source}: file shrank while being read")
-        if sha256:
-            for part in (pre, head, body):
-                sha.update(part)
-    return DszFile(header, _sections(memoryview(body), spans, source),
-                   sha.hexdigest() if sha256 else None, size)
+        before, sha = _identity(f), hashlib.sha256()
+        try:
+            header, spans, body = _read_checked(f, size, sha, check, source)
+        except ContainerError:
+            if expect is not None:  # hashed on without keeping it: O(1) memory
+                _hash_rest(f, size, sha)
+                _expect(sha.hexdigest(), expect, source)
+            raise
+        if f.read(1) or _identity(f) != before:
+            raise ContainerError(f"{source}: the file changed while it was being read")
+    digest = sha.hexdigest()
+    if expect is not None:
+        _expect(digest, expect, source)
+    for name, _, crc in spans:
+        if zlib.crc32(body[name]) != crc:
+            raise ContainerError(f"{source}: section '{name}' is corrupted (CRC mismatch)")
+    return DszFile(header, body, digest if sha256 else None, size)
 
+
+def _read_checked(f, size: int, sha, check, source: str):
+    """(header, spans, {name: bytes}) read from the start of `f`, every byte fed to `sha`;
+    `check(header, lengths)` runs before any section is read."""
+    pre = atomic.read_exactly(f, _PREAMBLE.size)
+    sha.update(pre)
+    head_len, head_crc = _preamble(pre, size if len(pre) == _PREAMBLE.size else len(pre), source)
+    head = _read(f, head_len, source)
+    sha.update(head)
+    header, spans = _header(head, head_crc, source)
+    _check_length(_PREAMBLE.size + head_len, spans, size, source)
+    if check is not None:
+        check(dict(header), {name: length for name, length, _ in spans})
+    body = {}
+    for name, length, _ in spans:
+        body[name] = _read(f, length, source)
+        sha.update(body[name])
+    return header, spans, body
+
+
+def _hash_rest(f, size: int, sha) -> None:
+    left = size - f.tell()
+    while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+        sha.update(chunk)
+        left -= len(chunk)
+
+
+def _expect(digest: str, expect: str, source: str) -> None:
+    if digest != expect:
+        raise ContainerError(f"{source}: sha256 is {digest}, not the expected {expect}")
+
+
+def _read(f, length: int, source: str) -> bytes:
+    data = atomic.read_exactly(f, length)
+    if len(data) != length:
+        raise ContainerError(f"{source}: the file shrank while it was being read")
+    return data
+
+
+def _identity(f) -> tuple:
+    info = os.fstat(f.fileno())
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns

@@ -7,6 +7,7 @@ losslessly, so `decode` rebuilds a complete caffemodel from the `.dsz` alone.
 A `.dsz` may come from anyone: decode and inspect check everything it declares first, with one
 function (format/validate.py), and decode checks each layer's nonzeros against its header.
 """
+import math
 import warnings
 from pathlib import Path
 
@@ -18,13 +19,13 @@ from .._version import __version__
 from ..caffe import wire
 from ..codecs import check_error_bound, get_lossy
 from ..codecs.base import decompress_all
-from ..codecs.lossless import (compress_lossless, decompress_index, decompress_lossless,
-                               index_codec_version)
+from ..codecs.lossless import (compress_lossless, decompress_lossless, index_codec_version,
+                               index_job)
 from ..errors import CaffeIOError, ConfigError, ContainerError
 from . import container
 from .layer import DENSE_WARNING_DENSITY, encode_layer, rebuild_layer
 from .skeleton import canonical, describe, layer_types, select_layers
-from .validate import validate
+from .validate import check_table, validate
 
 # Layer types whose weights DeepSZ's sparse form suits; others (BatchNorm, Scale...) are refused
 # unless forced: their few, dense values come out larger (0.8x measured on a Scale layer).
@@ -129,9 +130,9 @@ def codec_versions(layers: list[dict]) -> dict[str, str]:
 
 def decode(dsz, output, *, expect_sha256: str | None = None) -> Path:
     """Rebuild a complete `.caffemodel` from a `.dsz`. `expect_sha256`: the .dsz file's sha256
-    (as `inspect` prints it), checked before anything in the file is parsed."""
+    (as `inspect` prints it); the file is read once, and the bytes hashed are those decoded."""
     atomic.check_output(output, [dsz])
-    f = container.read_file(dsz, expect_sha256)
+    f = container.read_file(dsz, expect_sha256, check=_table_check(dsz))
     skeleton, header, sections = validate(f.header, f.sections, str(dsz)), f.header, f.sections
     try:
         values: dict[str, dict] = {}
@@ -139,16 +140,17 @@ def decode(dsz, output, *, expect_sha256: str | None = None) -> Path:
             raw = decompress_lossless(sections[blob["name"]], blob["raw_bytes"])
             arr = np.frombuffer(raw, dtype=np.float32).reshape(blob["shape"])
             values.setdefault(blob["layer"], {})[blob["index"]] = arr
-        layers = header["layers"]  # every data stream at once: one child process for the file
-        data = decompress_all([(get_lossy(m["lossy_codec"]), sections[f"{m['name']}/data"],
-                                m["n_entries"]) for m in layers])
-        for meta, entries in zip(layers, data):
+        # every data and index stream at once: one sandboxed child process for the file
+        layers = header["layers"]
+        decoded = decompress_all([(get_lossy(m["lossy_codec"]), sections[f"{m['name']}/data"],
+                                   m["n_entries"]) for m in layers],
+                                 extra=[index_job(sections[f"{m['name']}/index"], m["index_codec"],
+                                                  m["n_entries"], math.prod(m["shape"])) for m in layers])
+        for meta, entries, gaps in zip(layers, decoded[:len(layers)], decoded[len(layers):]):
             name = meta["name"]
             if entries.size and not (np.isfinite(entries.min()) and np.isfinite(entries.max())):
                 raise ContainerError(f"{dsz}: layer '{name}' decodes to NaN or infinite weights, which "
                                      "encode never stores (corrupt or forged)")
-            gaps = np.frombuffer(decompress_index(sections[f"{name}/index"], meta["index_codec"],
-                                                  meta["n_entries"]), dtype=np.uint8)
             _check_nonzeros(meta, gaps, dsz)
             values.setdefault(name, {})[0] = rebuild_layer(meta, entries, gaps,
                                                            sections.get(f"{name}/gap255_kept"))
@@ -156,6 +158,12 @@ def decode(dsz, output, *, expect_sha256: str | None = None) -> Path:
         raise ContainerError(f"{dsz}: header and sections do not agree ({e!r})") from None
     ordered = {layer: [blobs[i] for i in sorted(blobs)] for layer, blobs in values.items()}
     return wire.write_caffemodel(skeleton, ordered, output)
+
+
+def _table_check(dsz):
+    """validate.check_table for container.read_file: the header and section table are checked
+    before any section is read."""
+    return lambda header, lengths: check_table(header, lengths, str(dsz))
 
 
 def _check_nonzeros(meta: dict, gaps: np.ndarray, dsz) -> None:
@@ -180,7 +188,7 @@ def inspect(dsz) -> dict:
 
     "selected_*" keys cover the compressed layers whatever their type; the "fc_*" keys are the
     same numbers under their older names (the paper compresses fc layers only)."""
-    f = container.read_file(dsz, sha256=True)
+    f = container.read_file(dsz, sha256=True, check=_table_check(dsz))
     validate(f.header, f.sections, str(dsz))
     header = f.header
     rows, compressed = [], {m["name"] for m in header["layers"]}

@@ -66,6 +66,20 @@ def canonical(skeleton: bytes, source) -> tuple[str, bytes]:
     return net.name, net.SerializeToString()
 
 
+def check_parses(skeleton: bytes) -> None:
+    """CaffeIOError unless protobuf parses the skeleton as Caffe's NetParameter: decode writes it
+    with blob values added, and Caffe must then load it (a forged layer parameter of the wrong
+    wire type passes the record reader above but not protobuf)."""
+    from google.protobuf.message import DecodeError
+
+    from ..caffe.io import net_parameter_class
+
+    try:
+        net_parameter_class().FromString(bytes(skeleton))
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise CaffeIOError(f"protobuf cannot parse it as a NetParameter: {e}") from None
+
+
 def type_name(layer_type: str | int) -> str:
     """A layer type as format.network's header records it (V1 enums by their modern names)."""
     if isinstance(layer_type, str):

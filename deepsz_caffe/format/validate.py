@@ -58,6 +58,23 @@ BLOB = {"name": _name, "layer": _name, "type": _name, "index": _count, "shape": 
 def validate(header: dict, sections: dict[str, bytes], source: str = "<dsz>") -> bytes:
     """The skeleton's bytes once header, sections and skeleton agree; ContainerError naming the
     first disagreement otherwise. `header` is the container's (without its section table)."""
+    check_table(header, {name: len(data) for name, data in sections.items()}, source)
+    try:
+        skeleton = decompress_lossless(sections["skeleton"], header["skeleton_bytes"])
+    except DeepSZError as e:
+        raise ContainerError(f"{source}: skeleton section: {e}") from None
+    _agree(header, skeleton, source)
+    try:
+        skel.check_parses(skeleton)
+    except CaffeIOError as e:
+        raise ContainerError(f"{source}: skeleton is not a Caffe net ({e})") from None
+    return skeleton
+
+
+def check_table(header: dict, lengths: dict[str, int], source: str = "<dsz>") -> None:
+    """Everything the header and the section table ({name: length}) declare, checked before any
+    section is read (container.read_file calls it): a refused file costs O(header) memory,
+    whatever its size, and every section is bounded by the size it decodes to."""
     _fields(header, TOP, "header", source)
     for i, meta in enumerate(header["layers"]):
         _layer_fields(meta, i, source)
@@ -68,11 +85,11 @@ def validate(header: dict, sections: dict[str, bytes], source: str = "<dsz>") ->
         if len(set(names)) != len(names):
             raise ContainerError(f"{source}: header lists {what} '{_twice(names)}' twice")
     _codec_versions(header, source)
-    _section_table(header, sections, source)
+    _section_table(header, lengths, source)
     for meta in header["layers"]:
-        _layer_sizes(meta, sections, source)
+        _layer_sizes(meta, lengths, source)
     for blob in header["blobs"]:
-        _blob_sizes(blob, sections, source)
+        _blob_sizes(blob, lengths, source)
     total = sum(m["dense_bytes"] for m in header["layers"]) + sum(b["raw_bytes"] for b in header["blobs"])
     if total > wire.MAX_CAFFEMODEL_BYTES:
         raise ContainerError(f"{source}: declares {total} bytes of weights, more than a caffemodel "
@@ -80,12 +97,18 @@ def validate(header: dict, sections: dict[str, bytes], source: str = "<dsz>") ->
     if header["skeleton_bytes"] > MAX_SKELETON_BYTES:
         raise ContainerError(f"{source}: declares a skeleton of {header['skeleton_bytes']} bytes, over "
                              f"the {MAX_SKELETON_BYTES}-byte limit (corrupt or forged)")
-    try:
-        skeleton = decompress_lossless(sections["skeleton"], header["skeleton_bytes"])
-    except DeepSZError as e:
-        raise ContainerError(f"{source}: skeleton section: {e}") from None
-    _agree(header, skeleton, source)
-    return skeleton
+    _stream_bound("skeleton", lengths["skeleton"], _zstd_bound(header["skeleton_bytes"]), source)
+
+
+def _zstd_bound(raw: int) -> int:
+    """The most bytes zstd takes for `raw` bytes (its ZSTD_compressBound, with margin)."""
+    return raw + raw // 128 + (1 << 16)
+
+
+def _stream_bound(name: str, length: int, bound: int, source: str) -> None:
+    if length > bound:
+        raise ContainerError(f"{source}: section '{name}' holds {length} bytes, more than any "
+                             f"encoder writes for what it decodes to ({bound}; corrupt or forged)")
 
 
 def _fields(entry, spec: dict, what: str, source: str) -> None:
@@ -122,15 +145,15 @@ def _layer_fields(meta, i: int, source: str) -> None:
         _fields(meta, {"zeroed": lambda v: _count(v) and v > 0}, f"layer '{meta['name']}'", source)
 
 
-def _layer_sizes(meta: dict, sections: dict, source: str) -> None:
-    """Derived fields recomputed; counts within the shape."""
+def _layer_sizes(meta: dict, lengths: dict, source: str) -> None:
+    """Derived fields recomputed; counts within the shape; streams within what their codecs write."""
     name, size, n = meta["name"], math.prod(meta["shape"]), meta["n_entries"]
     kept, kept_bytes = meta.get("gap255_kept", 0), meta.get("gap255_kept_bytes", 0)
     derived = {"dense_bytes": 4 * size, "csr_bytes": CSR_BYTES_PER_ENTRY * n,
-               "density": meta["nnz"] / max(1, size), "data_bytes": len(sections[f"{name}/data"]),
-               "index_bytes": len(sections[f"{name}/index"])}
+               "density": meta["nnz"] / max(1, size), "data_bytes": lengths[f"{name}/data"],
+               "index_bytes": lengths[f"{name}/index"]}
     if "gap255_kept" in meta:
-        derived["gap255_kept_bytes"] = len(sections.get(f"{name}/gap255_kept", b""))
+        derived["gap255_kept_bytes"] = lengths.get(f"{name}/gap255_kept", 0)
     for key, value in derived.items():
         if meta[key] != value:
             raise ContainerError(f"{source}: layer '{name}': {key} is {meta[key]}, its shape and "
@@ -139,21 +162,29 @@ def _layer_sizes(meta: dict, sections: dict, source: str) -> None:
             kept > meta["nnz"] or (kept > 0) != (kept_bytes > 0):
         raise ContainerError(f"{source}: layer '{name}': nnz {meta['nnz']}, entries {n} and "
                              f"{kept} kept at gap 255 do not fit its shape {meta['shape']}")
+    # Lossy streams: quant never exceeds raw storage by more than 10 bytes, SZ 2, SZ3 and ZFP
+    # stay below it plus their headers (measured); index streams below the raw gaps plus
+    # headers; a kept list is at most 5 bytes a varint. Twice that plus 64 KiB is a bound no
+    # genuine stream reaches, so the sections read for a layer are O(its size).
+    _stream_bound(f"{name}/data", meta["data_bytes"], 8 * n + (1 << 16), source)
+    _stream_bound(f"{name}/index", meta["index_bytes"], 2 * n + (1 << 16), source)
+    _stream_bound(f"{name}/gap255_kept", kept_bytes, 5 * kept, source)
 
 
-def _blob_sizes(blob: dict, sections: dict, source: str) -> None:
+def _blob_sizes(blob: dict, lengths: dict, source: str) -> None:
     name = blob["name"]
     if name != f"{blob['layer']}/{blob['index']}":
         raise ContainerError(f"{source}: blob '{name}' is not named '<layer>/<index>' by its entry")
     if blob["raw_bytes"] != 4 * math.prod(blob["shape"]):
         raise ContainerError(f"{source}: blob '{name}': raw_bytes {blob['raw_bytes']} for shape "
                              f"{blob['shape']}")
-    if blob["stored_bytes"] != len(sections[name]):
+    if blob["stored_bytes"] != lengths[name]:
         raise ContainerError(f"{source}: blob '{name}': stored_bytes {blob['stored_bytes']}, its "
-                             f"section holds {len(sections[name])}")
+                             f"section holds {lengths[name]}")
+    _stream_bound(name, blob["stored_bytes"], _zstd_bound(blob["raw_bytes"]), source)
 
 
-def _section_table(header: dict, sections: dict, source: str) -> None:
+def _section_table(header: dict, sections, source: str) -> None:
     """The sections are exactly those the header refers to."""
     expected = {"skeleton"} | {b["name"] for b in header["blobs"]}
     for m in header["layers"]:

@@ -202,9 +202,13 @@ def _bitmap_encode(mask: np.ndarray, width: int, entries: int) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
-def decode(blob: bytes, size: int) -> bytes:
-    """Rebuild exactly the gap array of `size` entries, or raise CodecError."""
+def decode(blob: bytes, size: int, positions: int | None = None) -> bytes:
+    """Rebuild exactly the gap array of `size` entries, or raise CodecError. `positions` (the
+    layer's weight count, if known) bounds the mask the stream may claim: every entry advances
+    the position by 1..255, so the mask has at most 255 * size positions, and the canonical
+    entries all lie inside the layer. Work and memory are then those of a genuine stream."""
     blob = bytes(blob)
+    max_length = _MAX_GAP * size if positions is None else min(_MAX_GAP * size, positions)
     if len(blob) < _HEADER.size:
         raise CodecError(f"ctx: stream of {len(blob)} bytes is shorter than its header")
     version, crc, crc_gaps = _HEADER.unpack_from(blob)
@@ -215,12 +219,11 @@ def decode(blob: bytes, size: int) -> bytes:
         raise CodecError("ctx: stream checksum mismatch (corrupted or truncated)")
     try:
         if version == _GROUPED:
-            # Every entry advances the position by 1..255, so size bounds the bitmap length.
-            gaps = sparse.split_gaps(grouped_index.decode(payload, _MAX_GAP * size, size)).astype(np.uint8)
+            gaps = sparse.split_gaps(grouped_index.decode(payload, max_length, size)).astype(np.uint8)
         elif len(payload) % 4:
             raise CodecError("ctx: stream checksum mismatch (corrupted or truncated)")
         else:
-            gaps = _decode_gaps(np.frombuffer(payload, dtype="<u4").astype(np.uint32), size)
+            gaps = _decode_gaps(np.frombuffer(payload, dtype="<u4").astype(np.uint32), size, max_length)
     except _DECODE_ERRORS + grouped_index.DECODE_ERRORS as e:
         raise CodecError(f"ctx: corrupt stream: {e}") from e
     if gaps.size != size:
@@ -231,13 +234,12 @@ def decode(blob: bytes, size: int) -> bytes:
     return raw
 
 
-def _decode_gaps(words: np.ndarray, size: int) -> np.ndarray:
+def _decode_gaps(words: np.ndarray, size: int, max_length: int) -> np.ndarray:
     dec = constriction.stream.queue.RangeDecoder(words)
     length = _get_uint(dec)
     if length == 0:
         return np.zeros(0, dtype=np.uint8)
-    # Every entry advances the position by 1..255, so size bounds the bitmap length.
-    if not size <= length <= _MAX_GAP * size:
+    if not size <= length <= max_length:
         raise CodecError(f"ctx: bitmap length {length} impossible for {size} entries")
     width = _get_uint(dec)
     if not 1 <= width <= length or -(-length // width) > _MAX_ROWS:
@@ -316,8 +318,8 @@ class ContextIndex:
     def encode(self, raw: bytes, row_length: int = 0) -> bytes:
         return encode(raw, row_length)
 
-    def decode(self, blob: bytes, size: int) -> bytes:
-        return decode(blob, size)
+    def decode(self, blob: bytes, size: int, positions: int | None = None) -> bytes:
+        return decode(blob, size, positions)
 
     def library_version(self) -> str:
         from deepsz_caffe.codecs.base import package_version

@@ -15,6 +15,8 @@ import numpy as np
 
 from forge import Forgery, frame, unframe, with_value
 
+from deepsz_caffe.varint import encode as _leb128
+
 PAD = 8 << 20
 
 
@@ -41,16 +43,6 @@ def _ctx_bombs(g):
     for what, (version, payload) in streams.items():
         yield Forgery(f"{where}/{what}-255x{n}",
                       g.image(**{f"{meta['name']}__index": _ctx_stream(version, payload, gaps)}))
-
-
-def _leb128(values) -> bytes:
-    out = bytearray()
-    for v in values:
-        while v >= 0x80:
-            out.append(v & 0x7F | 0x80)
-            v >>= 7
-        out.append(v)
-    return bytes(out)
 
 
 def _quant_bombs(g):

@@ -45,7 +45,8 @@ def test_golden_file_decodes_to_its_recorded_bytes(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(n for n, e in FILES.items() if "refused" in e))
 def test_a_layout_no_longer_read_is_refused_with_one_clear_error(name, tmp_path):
+    path = GOLDEN / FILES[name]["file"]
     with pytest.raises(DeepSZError) as e:
-        network.decode(GOLDEN / FILES[name]["file"], tmp_path / "decoded.caffemodel")
-    assert str(e.value) == FILES[name]["refused"] and "\n" not in str(e.value)
+        network.decode(path, tmp_path / "decoded.caffemodel")
+    assert str(e.value).replace(str(path), "<file>") == FILES[name]["refused"] and "\n" not in str(e.value)
     assert not (tmp_path / "decoded.caffemodel").exists()

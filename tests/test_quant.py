@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from helpers import max_error, pruned
 
+from deepsz_caffe import varint
 from deepsz_caffe.codecs import LOSSY_CODECS, compress_bounded, get_lossy
 from deepsz_caffe.codecs.base import FRAME_HEADER, RAW_MAX
 from deepsz_caffe.errors import CodecError
@@ -126,17 +127,16 @@ def test_quant_tables_never_exceed_four_slots_per_value(quant, values, eb):
 
     data = np.array(values, np.float32)
     payload = compress_bounded(quant, data, eb)[FRAME_HEADER.size:]
-    (slots,), _ = quant_module._read_leb128(payload, 8, 1)
+    (slots,), _ = varint.decode_many(payload, 8, 1)
     assert slots <= quant_module._MAX_SLOTS_PER_VALUE * data.size
 
 
 def test_quant_refuses_a_table_longer_than_four_slots_per_value(quant):
-    from deepsz_caffe.codecs import quant as quant_module
     from deepsz_caffe.codecs.base import FRAME_HEADER as FH
 
     n = 100
     for slots, ok in ((4 * n, True), (4 * n + 1, False)):
-        table = quant_module._leb128([slots, 0, n] + [0] * (slots - 1))
+        table = varint.encode([slots, 0, n] + [0] * (slots - 1))
         payload = struct.pack("<d", 0.02) + table
         blob = FH.pack(quant.mode_id, n, zlib.crc32(payload)) + payload
         if ok:

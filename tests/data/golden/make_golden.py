@@ -80,7 +80,7 @@ def decoded(dsz: Path) -> dict:
         try:
             out = network.decode(dsz, Path(tmp) / "decoded.caffemodel")
         except DeepSZError as e:
-            return {"refused": str(e)}
+            return {"refused": str(e).replace(str(dsz), "<file>")}
         return {"decoded_sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
 
 

@@ -1,8 +1,8 @@
-"""Beyond the paper: the "paper" and "best" presets side by side, and every training seed tried.
+"""Beyond the paper: the "paper", "best" and "max" presets side by side, and every training seed tried.
 
 LeNets: reads the end-to-end MNIST runs (`deepsz reproduce --net NET [--preset best] [--seed S
---results results/seeds/seedS]`): results/<net>/summary[-best].json and
-results/seeds/seed*/<net>/summary[-best].json; nothing is recomputed for them.
+--results results/seeds/seedS]`): results/<net>/summary[-best|-max].json and
+results/seeds/seed*/<net>/summary[-best|-max].json; nothing is recomputed for them.
 AlexNet / VGG-16: their fc layers (see common.fc_layers: synthetic unless --<net>-weights) are
 encoded under each preset at the paper's bounds (section 5.2.2), giving bits per nonzero for the
 data and the index arrays. Without ImageNet no accuracy is measured, so `best` gives each layer
@@ -15,7 +15,7 @@ from deepsz_caffe.format.layer import encode_layer
 from deepsz_caffe.presets import PRESETS as CODEC_PRESETS
 from experiments import common
 
-PRESETS = {"paper": "summary.json", "best": "summary-best.json"}
+PRESETS = {"paper": "summary.json", "best": "summary-best.json", "max": "summary-max.json"}
 TARGETS = {"lenet300": 61.0, "lenet5": 63.0}  # issue targets for the "best" preset (fc ratio)
 
 
@@ -116,7 +116,8 @@ def render(data: dict, figures) -> list[Path]:
              "prediction-free quantisation for data, plus the context-modelled index coder; each layer "
              "gets the coder Algorithm 2 picks. Ratio = fc weight bytes / compressed bytes, as the "
              "paper. Every actual loss is measured by Caffe on the decoded .caffemodel (10,000 test "
-             "images).", "", common.markdown_table(header, rows), ""]
+             "images). `max` adds `zquant`: kept weights within the bound of 0 are coded as pruned "
+             "(docs/nncodec-challenge.md).", "", common.markdown_table(header, rows), ""]
     for net, target in data["targets"].items():
         best = [r["ratio"] for r in data["runs"] if r["net"] == net and r["preset"] == "best"]
         paper_ratio = paper[net]["deepsz"]["ratio"]

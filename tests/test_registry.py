@@ -9,11 +9,11 @@ from deepsz_caffe.registry import Registry
 
 
 def test_the_three_registries_share_one_shape():
-    assert LOSSY_CODECS == LOSSY.ids() == ("sz2", "sz3", "zfp", "quant")
+    assert LOSSY_CODECS == LOSSY.ids() == ("sz2", "sz3", "zfp", "quant", "zquant")
     assert ALL_INDEX_CODECS == INDEX.ids() == ("gzip", "zstd", "blosc", "ctx")
     assert PAPER_INDEX_CODECS == INDEX.ids("paper") == ("gzip", "zstd", "blosc")
-    assert METHODS.ids() == ("deepsz", "deepsz-best", "deep-compression", "weightless", "nncodec",
-                             "nncodec-sparse")
+    assert METHODS.ids() == ("deepsz", "deepsz-best", "deepsz-max", "deep-compression", "weightless",
+                             "nncodec", "nncodec-sparse")
     for registry in (LOSSY, INDEX, METHODS):
         for id in registry.ids():
             entry = registry.entry(id)

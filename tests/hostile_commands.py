@@ -129,39 +129,16 @@ def _compress_cases(run: Path, p: dict) -> list[dict]:
         _job(run, f"compress/expected-ratio-{v}", [*base, f"--expected-ratio={v}"], output="out.dsz")
         for v in (*NOT_FINITE, "0", "-2")
     ]
-    model = ["compress", "--model", p["train_test"], *loss, "-o", "out.dsz"]
-    for name, path in (
-        ("missing", "no-such.caffemodel"),
-        ("fifo", p["fifo"]),
-        ("dev-zero", "/dev/zero"),
-        ("directory", p["lmdb"]),
-        ("prototxt", p["train_test"]),
+    odd = (("fifo", p["fifo"]), ("dev-zero", "/dev/zero"), ("directory", p["lmdb"]))
+    for flag, other, cases in (
+        ("weights", ["--model", p["train_test"]],
+         (("missing", "no-such.caffemodel"), *odd, ("prototxt", p["train_test"]))),
+        ("model", ["--weights", p["model"]], (("missing", "no-such.prototxt"), *odd)),
     ):
-        jobs.append(
-            _job(
-                run,
-                f"compress/weights-{name}",
-                [*model, "--weights", path],
-                output="out.dsz",
-                timeout=CAFFE_TIMEOUT,
-            )
-        )
-    weights = ["compress", "--weights", p["model"], *loss, "-o", "out.dsz"]
-    for name, path in (
-        ("missing", "no-such.prototxt"),
-        ("fifo", p["fifo"]),
-        ("dev-zero", "/dev/zero"),
-        ("directory", p["lmdb"]),
-    ):
-        jobs.append(
-            _job(
-                run,
-                f"compress/model-{name}",
-                [*weights, "--model", path],
-                output="out.dsz",
-                timeout=CAFFE_TIMEOUT,
-            )
-        )
+        for name, path in cases:
+            jobs.append(_job(run, f"compress/{flag}-{name}",
+                             ["compress", *other, *loss, "-o", "out.dsz", f"--{flag}", path],
+                             output="out.dsz", timeout=CAFFE_TIMEOUT))
     jobs += [
         _job(run, "compress/work-dir-is-a-file", [*base, *loss, "--work-dir", p["file"]], output="out.dsz"),
         _job(

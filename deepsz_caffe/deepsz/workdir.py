@@ -24,11 +24,7 @@ def locked(work: Path):
         raise ConfigError(f"cannot use work dir {work}: {e.strerror}") from None
     ok = False
     with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it or "
-                              "give --work-dir another directory") from None
+        _flock(f, fcntl.LOCK_EX, work, "; wait for it or give --work-dir another directory")
         try:
             yield work
             ok = True
@@ -47,12 +43,16 @@ def reading(work: Path):
         yield
         return
     with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"work dir {work} is in use by another deepsz run; wait for it "
-                              "to finish") from None
+        _flock(f, fcntl.LOCK_SH, work, "; wait for it to finish")
         yield
+
+
+def _flock(f, mode: int, work, advice: str) -> None:
+    """Take the lock without waiting; a held one is refused in one line."""
+    try:
+        fcntl.flock(f, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(f"work dir {work} is in use by another deepsz run{advice}") from None
 
 
 def _missing_top(path: Path) -> Path | None:

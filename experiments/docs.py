@@ -4,7 +4,9 @@ Two markers, both HTML comments (invisible once rendered):
 
 - `<!--= FILE KEY [FORMAT] -->57.0<!--/-->`: one value. FILE is a path under results/ without
   `.json` (`paper` is deepsz_caffe/paper/paper_values.json), KEY a dotted path into it (list
-  items by number), FORMAT `[*N|/N]:SPEC` (scale, then a Python format spec; default `:g`).
+  items by number; a key holding dots, `1.5`, is found whole; `@PICK[+N]` is a compare record's
+  point, e.g. `methods.nncodec.@chosen.bytes`), FORMAT `[*N|/N]:SPEC` (scale, then a Python
+  format spec; default `:g`).
 - `<!-- begin:NAME [ARG...] -->...<!-- end:NAME -->`: a table or derived text drawn by
   BLOCKS[NAME] (`include PATH` embeds a file, e.g. a runnable example, verbatim).
 
@@ -13,6 +15,7 @@ Two markers, both HTML comments (invisible once rendered):
 """
 import argparse
 import ast
+import fnmatch
 import json
 import math
 import os
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from deepsz_caffe import atomic
 from deepsz_caffe.errors import DeepSZError
+from deepsz_caffe.style import markdown_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUE = re.compile(r"<!--= (\S+) (\S+)(?: (\S+))? -->(.*?)<!--/-->", re.S)
@@ -53,13 +57,23 @@ class Sources:
         return self._parsed[name]
 
     def value(self, name: str, key: str):
-        node = self.json(name)
-        for part in key.split("."):
+        node, parts = self.json(name), key.split(".")
+        while parts:
+            part = parts.pop(0)
+            while isinstance(node, dict) and part not in node and parts and not part.startswith("@"):
+                part += "." + parts.pop(0)  # a key with dots: step_ratios.1.5
             try:
-                node = node[int(part)] if isinstance(node, list) else node[part]
+                node = _step(node, part)
             except (KeyError, IndexError, ValueError, TypeError):
                 raise DeepSZError(f"{name}.json has no {key!r} (at {part!r})") from None
         return node
+
+
+def _step(node, part: str):
+    if part.startswith("@"):  # a compare record's point by its pick: @chosen, @stable, @selected+1
+        pick, _, offset = part[1:].partition("+")
+        return node["points"][node[pick] + int(offset or 0)]
+    return node[int(part)] if isinstance(node, list) else node[part]
 
 
 def formatted(value, spec: str | None) -> str:
@@ -279,6 +293,10 @@ def block_stderr(src, net: str) -> str:
     return f"{se:.2f} point at {100 * p:.1f}% ({len(s['layers'])} layers: {len(s['layers']) * se:.2f})"
 
 
+def _loss(point: dict) -> str:
+    return f"{round(point['loss'], 2) + 0.0:+.2f}"  # never "-0.00"
+
+
 def block_compare(src) -> str:
     """Each compared method at its chosen point (and its stable pick), both LeNets."""
     from deepsz_caffe.baselines.compare import chosen_point
@@ -292,8 +310,7 @@ def block_compare(src) -> str:
         for net, record in records.items():
             e = record["methods"].get(method, {"skipped": "not run"})
             point = chosen_point(e)
-            loss = round(point["loss"], 2) + 0.0 if point else 0.0  # never "-0.00"
-            cells.append("-" if point is None else f"{_x(point['ratio'])} ({loss:+.2f})")
+            cells.append("-" if point is None else f"{_x(point['ratio'])} ({_loss(point)})")
             if point is not None and e.get("stable") not in (None, e["chosen"]):
                 stable.append(f"{TITLES[net]}: {_x(e['points'][e['stable']]['ratio'])}")
         rows.append("| " + " | ".join(cells + ["; ".join(stable) or "same"]) + " |")
@@ -389,6 +406,58 @@ def block_deepsz_overhead(src) -> str:
     return f"{extra / len(summary['layers']):.0f}"
 
 
+CHALLENGE = (("DeepSZ max, verified operating point", "deepsz-max", "chosen"),
+             ("DeepSZ max, stable pick", "deepsz-max", "stable"),
+             ("NNCodec, smallest file within budget", "nncodec", "chosen"),
+             ("NNCodec, stable pick", "nncodec", "stable"),
+             ("DeepSZ best preset, same run", "deepsz-best", "chosen"))
+
+
+def _kept(point: dict) -> str:
+    """Max |error| of a point, whether every layer kept its bound, and pruned zeros made nonzero."""
+    bound = "no bound" if "bound_held" not in point else \
+        "bounds held" if point["bound_held"] else "BOUND BROKEN"
+    return f"{point['max_abs_error']:.3g} ({bound}) / {point['pruned_made_nonzero']:,}"
+
+
+def block_max_challenge(src) -> str:
+    """The max preset against NNCodec on both LeNets (results/compare/<net>.json): each pick's
+    bytes, ratio and measured loss, then what DeepSZ max and NNCodec's chosen point keep."""
+    nets = {net: src.json(f"compare/{net}")["methods"] for net in ("lenet300", "lenet5")}
+    rows = []
+    for label, method, pick in CHALLENGE:
+        cells = [label]
+        for methods in nets.values():
+            e = methods[method]
+            p = e["points"][e[pick]]
+            setting = f" ({p['setting']})" if method == "nncodec" else ""
+            cells.append(f"{p['bytes']:,} B, {_x(p['ratio'])}, {_loss(p)}{setting}")
+        rows.append(cells)
+    for label, method in (("max abs error / pruned zeros made nonzero: DeepSZ max", "deepsz-max"),
+                          ("same, NNCodec at its chosen point", "nncodec")):
+        rows.append([label, *(_kept(m[method]["points"][m[method]["chosen"]]) for m in nets.values())])
+    return "\n".join(markdown_lines(["", *(TITLES[n] for n in nets)], rows))
+
+
+CALC = {"minus": lambda a, b: a - b, "over": lambda a, b: a / b,
+        "above": lambda a, b: a / b - 1, "below": lambda a, b: 1 - a / b}
+
+
+def block_calc(src, name: str, a: str, op: str, b: str, spec: str | None = None) -> str:
+    """One number derived from two values of one record: A minus|over|above|below B, formatted as
+    a value marker is (`above` is A / B - 1 and `below` 1 - A / B, so `*100:.0f` gives percent)."""
+    if op not in CALC:
+        raise DeepSZError(f"calc: unknown operation {op!r} (known: {', '.join(CALC)})")
+    return formatted(CALC[op](src.value(name, a), src.value(name, b)), spec)
+
+
+def block_span(src, name: str, key: str, spec: str | None = None) -> str:
+    """The range of the values under KEY (a list or a dict's values), each formatted, e.g. `40-43`."""
+    values = src.value(name, key)
+    return _span(list(values.values() if isinstance(values, dict) else values),
+                 lambda v: formatted(v, spec))
+
+
 def block_scale(src) -> str:
     """The largest run of each net through `deepsz compress --agreement` (benchmarks/imagenet_scale.py)."""
     paper = src.json("paper")["figure7"]["encode_minutes"]
@@ -436,6 +505,25 @@ def block_hostile(src) -> str:
     rss = max(r["max_rss_ratio"] for r in table)
     return (f"{ok:,} of {tries:,} runs ended as required, {failures} with a crash, traceback, "
             f"hang or exit 0 without output, none above {rss:.2f}x a genuine decode's peak RSS")
+
+
+def block_jobs(src, name: str, *args: str) -> str:
+    """How many jobs of a hostile run (tests/hostile_report.py) match every `KEY=GLOB` and
+    `KEY!=GLOB`, or with `max:KEY:SPEC` / `min:KEY:SPEC` the largest / smallest KEY among them."""
+    jobs, stat = src.json(name)["jobs"], None
+    for arg in args:
+        if arg.startswith(("max:", "min:")):
+            stat = arg.split(":", 2)
+            continue
+        m = re.fullmatch(r"(\w+)(!?)=(.+)", arg)
+        if m is None:
+            raise DeepSZError(f"jobs: {arg!r} is not KEY=GLOB, KEY!=GLOB, max:KEY:SPEC or min:KEY:SPEC")
+        jobs = [j for j in jobs if fnmatch.fnmatchcase(str(j.get(m[1])), m[3]) != bool(m[2])]
+    if stat is None:
+        return f"{len(jobs):,}"
+    if len(stat) != 3 or not jobs:
+        raise DeepSZError(f"jobs: no {':'.join(stat)!r} of {len(jobs)} jobs")
+    return formatted((max if stat[0] == "max" else min)(j[stat[1]] for j in jobs), f":{stat[2]}")
 
 
 def block_package_map(src, package: str = "deepsz_caffe") -> str:
@@ -495,6 +583,7 @@ BLOCKS = {
     "drop-noise": block_drop_noise, "stderr": block_stderr, "compare": block_compare,
     "deepsz-overhead": block_deepsz_overhead, "nncodec": block_nncodec, "lenet5-limit": block_lenet5_limit,
     "ctx-size": block_ctx_size,
+    "max-challenge": block_max_challenge, "calc": block_calc, "span": block_span, "jobs": block_jobs,
     "scale": block_scale, "scale-runs": block_scale_runs, "hostile": block_hostile,
     "package-map": block_package_map, "include": block_include, "cli": block_cli,
 }

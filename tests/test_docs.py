@@ -83,6 +83,53 @@ def test_value_markers(tmp_path):
         docs.render_text("<!-- begin:nope --><!-- end:nope -->", src)
 
 
+def test_dotted_keys_picks_and_derived_numbers(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text(json.dumps({
+        "steps": {"1.5": {"b": 3310.1}, "2.0": {"b": 2425.4}},
+        "m": {"chosen": 1, "stable": 0, "points": [{"bytes": 17317}, {"bytes": 12944}, {"bytes": 11239}]},
+        "rss": {"a": 42283008, "b": 45027328},
+        "jobs": [{"id": "cli/decode/o-is-fifo", "ok": False, "outcome": "accepted", "rss_ratio": 1.01},
+                 {"id": "cli/decode/SIGINT-1", "ok": True, "outcome": "interrupted", "rss_ratio": 0.3},
+                 {"id": "sz2/bomb/ctx", "ok": False, "outcome": "clean", "rss_ratio": 2.995}]}))
+    src = docs.Sources(tmp_path)
+    assert src.value("r", "steps.1.5.b") == 3310.1
+    assert [src.value("r", f"m.{pick}.bytes") for pick in ("@chosen", "@stable", "@chosen+1")] == \
+        [12944, 17317, 11239]
+    with pytest.raises(DeepSZError, match=re.escape("no 'steps.3.0.b'")):
+        src.value("r", "steps.3.0.b")
+    with pytest.raises(DeepSZError, match=re.escape("no 'm.@chosen+2.bytes' (at '@chosen+2')")):
+        src.value("r", "m.@chosen+2.bytes")
+
+    def block(args):
+        rendered = docs.render_text(f"<!-- begin:{args} -->old<!-- end:{args.split()[0]} -->", src)
+        return re.fullmatch(r"<!-- begin:[^>]*-->(.*)<!-- end:\w+ -->", rendered)[1]
+
+    assert block("calc r steps.1.5.b minus steps.2.0.b :,.0f") == "885"
+    assert block("calc r m.@chosen.bytes above m.@chosen+1.bytes *100:.0f") == "15"
+    assert block("calc r steps.2.0.b below steps.1.5.b *100:.1f") == "26.7"
+    assert block("span r rss /1048576:.0f") == "40-43"
+    assert block("jobs r") == "3"
+    assert block("jobs r ok=False") == "2"
+    assert block("jobs r id=cli/* id!=cli/*/SIG*") == "1"
+    assert block("jobs r ok=False max:rss_ratio:.1f") == "3.0"
+    for args, error in [("calc r steps.1.5.b times steps.2.0.b", "unknown operation 'times'"),
+                        ("jobs r ok", "'ok' is not KEY=GLOB"),
+                        ("jobs r ok=maybe max:rss_ratio:.1f", "of 0 jobs")]:
+        with pytest.raises(DeepSZError, match=re.escape(error)):
+            block(args)
+
+
+def test_max_challenge_reads_each_pick():
+    src = docs.Sources()
+    table = docs.block_max_challenge(src)
+    nncodec = src.json("compare/lenet300")["methods"]["nncodec"]
+    stable = nncodec["points"][nncodec["stable"]]
+    assert f"{stable['bytes']:,} B, {stable['ratio']:.1f}x" in table.splitlines()[5]
+    assert table.splitlines()[5].startswith("| NNCodec, stable pick |")
+    assert "BOUND BROKEN" not in table and table.count("(no bound)") == 2
+
+
 def test_check_and_rewrite(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.json").write_text('{"ratio": 57.04}')

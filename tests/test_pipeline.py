@@ -250,3 +250,38 @@ def test_one_run_per_work_dir_and_no_candidate_left_behind(lenet300, tmp_path):
     assert not out.exists()
     compress(lenet300["model"], lenet300["pruned"], out, expected_loss=0.5, work_dir=work)
     assert out.is_file() and not list(work.glob("candidate-*")) and not list(work.glob("decoded-*"))
+
+
+@pytest.mark.parametrize("agreement", [False, True])
+def test_suffix_verification_equals_the_full_pass(lenet300, tmp_path, agreement):
+    """The verification round from the kept features (suffix from the earliest selected layer,
+    every selected layer decoded) measures what the paper's full TEST pass measures, at bounds
+    that keep, lose and wreck accuracy; compress drops the features only after its last round."""
+    from deepsz_caffe.deepsz.pipeline import _verifier, assess
+    from deepsz_caffe.deepsz.settings import Settings
+    from deepsz_caffe.format import network as dsz
+
+    model, pruned = lenet300["model"], lenet300["pruned"]
+    s = Settings(agreement=agreement, layers=("ip2", "ip1", "ip3"))  # not in net order
+    assessed = assess(model, pruned, tmp_path / "w", expected_loss=0.3, settings=s, keep_features=True)
+    labels = np.load(assessed["reference_labels"]) if agreement else None
+    suffix = _verifier(model, assessed, s, labels)
+    full = _verifier(model, assessed, Settings(agreement=agreement, verify="full"), labels)
+    assert suffix.how == "suffix from ip1" and full.how == "full"
+    tops = []
+    for eb in (1e-4, 0.02, 0.08, 0.3):
+        dsz.encode(pruned, tmp_path / "c.dsz", error_bounds=dict.fromkeys(("ip1", "ip2", "ip3"), eb),
+                   force=True)
+        dsz.decode(tmp_path / "c.dsz", tmp_path / "d.caffemodel")
+        tops.append(suffix(tmp_path / "d.caffemodel"))
+        assert tops[-1] == full(tmp_path / "d.caffemodel")
+    assert len(set(tops)) >= 3  # the bounds did change what was measured
+
+    r = compress(model, pruned, tmp_path / "x.dsz", expected_loss=0.5, work_dir=tmp_path / "w2",
+                 agreement=agreement)
+    assert all(rd["verify"] == "suffix from ip1" for rd in r["rounds"]) and r["verify"] == "suffix from ip1"
+    assert not list((tmp_path / "w2").glob("assess-*/prefix/features-*.npy"))
+    f = compress(model, pruned, tmp_path / "y.dsz", expected_loss=0.5, work_dir=tmp_path / "w3",
+                 agreement=agreement, verify="full")
+    assert f["verify"] == "full" and f["top1_decoded"] == r["top1_decoded"]
+    assert (tmp_path / "x.dsz").read_bytes() == (tmp_path / "y.dsz").read_bytes()

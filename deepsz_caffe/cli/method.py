@@ -74,6 +74,10 @@ def _caffe_flags(p):
     p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
     p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--verify", choices=("suffix", "full"), default="suffix",
+                   help="measure each candidate .dsz by the suffix from the earliest selected "
+                        "layer over the kept features (default: the same numbers, faster) or "
+                        "by a full TEST pass (full: as the paper)")
 
 
 def parse_gpus(text: str) -> list[int]:
@@ -89,7 +93,7 @@ def _settings(a):
 
     return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
                     assess_lmdb=a.assess_lmdb, agreement=a.agreement, workers=a.workers, gpus=a.gpus,
-                    scheduler=a.scheduler, **_codecs(a))
+                    scheduler=a.scheduler, verify=a.verify, **_codecs(a))
 
 
 def register(sub) -> None:

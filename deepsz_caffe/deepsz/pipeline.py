@@ -24,15 +24,15 @@ import numpy as np
 from .. import atomic
 from ..caffe import io as caffe_io
 from ..caffe import wire
-from ..caffe.phase import TestPhase, check_model, probe
-from ..caffe.prototxt import with_test_source
+from ..caffe.phase import TestPhase, check_model, probe, use_device
+from ..caffe.prototxt import read_prototxt, with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
-from ..caffe.suffix import PrefixStore
+from ..caffe.suffix import PrefixStore, SuffixPhase
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
 from .parallel import LayerTask, run_tasks
-from .probe import reference_labels
+from .probe import layer_runner, reference_labels, run_with
 from .settings import Settings
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
@@ -55,14 +55,15 @@ def _min_drop_plan(cands) -> Plan:
 
 
 def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings | None = None,
-           **overrides) -> dict:
+           keep_features: bool = False, **overrides) -> dict:
     """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json.
 
     With several lossy backends every (layer, backend) pair is assessed, so Algorithm 2 can give
     each layer its best coder. One cache file per pair under `work_dir`/assess-<key>/, key = hash
     of the prototxt, weights, test data, index codec and labels; pairs run in parallel with the
     settings' `workers`, `gpus` or `scheduler`, all fed by one kept full pass (`_prefix_pass`).
-    Keyword `overrides` set single fields of `settings`."""
+    With `keep_features` the kept pass's features stay on disk for the caller (`compress`
+    verifies from them, then drops them). Keyword `overrides` set single fields of `settings`."""
     s = Settings.of(settings, **overrides)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
              for layer in layers for backend in s.lossy]
     store = _prefix_pass(assess_model, weights, iterations, tasks, s)
     results = run_tasks(tasks, workers=s.workers, gpus=s.gpus, scheduler=s.scheduler)
-    if store is not None:
+    if store is not None and not keep_features:
         store.drop_features()  # every walk is cached now: the disk back (VGG-16: 5 GB per 50,000)
     points: dict[str, list[dict]] = {layer: [] for layer in layers}
     for r in results:
@@ -94,6 +95,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
               "labels": "agreement" if s.agreement else "dataset",
               "reference_labels": str(cache_dir / "prefix" / "reference.npy") if s.agreement else None,
               "prefix_pass": store.manifest if store is not None else None,
+              "prefix_dir": str(cache_dir / "prefix"), "iterations": iterations,
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": fc_bytes,
               "points": points,
@@ -170,15 +172,18 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     test_info = check_model(model)  # before the work dir exists: a missing LMDB leaves none behind
     with locked(work):
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
-        assessed = assess(model, weights, work, expected_loss=walk, settings=s)
+        assessed = assess(model, weights, work, expected_loss=walk, settings=s, keep_features=True)
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()
         top1_pruned, labels = _baseline(model, weights, work, s, assessed)
         seconds["baseline"] = time.perf_counter() - t0
         stage("baseline", seconds["baseline"], f"{_metric(s)} {top1_pruned:.2f}%")
-        v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss, expected_ratio,
-                      max_rounds, plan, labels)
+        try:
+            v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss,
+                          expected_ratio, max_rounds, plan, labels)
+        finally:  # every round is measured: the disk back (AlexNet: 3.5 GB per 50,000 images)
+            _drop_features(assessed)
         t0 = time.perf_counter()
         atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
         seconds["write"] = time.perf_counter() - t0
@@ -199,6 +204,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
             "fc_compressed_bytes": report["fc_compressed_bytes"],
             "layer_sizes": report["layers"], "assessment": assessed["points"],
             "assessment_base_top1": assessed["base_top1"], "rounds": v["rounds"], "seconds": seconds,
+            "verify": v["rounds"][-1]["verify"],
         }
         atomic.write_json(work / "compress.json", result)
     return result
@@ -258,6 +264,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
     candidate = work / f"candidate-{os.getpid()}.dsz"
     decoded = work / f"decoded-{os.getpid()}.caffemodel"
     rounds, budget = [], expected_loss
+    measure = _verifier(model, assessed, s, labels)
     try:
         for round_no in range(1, max_rounds + 1):
             t0 = time.perf_counter()
@@ -268,17 +275,14 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
                        lossless=s.lossless, force=True)  # the layers were chosen by assess
             blob = candidate.read_bytes()
             dsz.decode(candidate, decoded)
-            # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
-            # (model, weights) were probed already by `assess`.
-            phase = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True, labels=labels)
             t_test = time.perf_counter()
-            top1 = phase.run()["top1"]
-            t_test, phase = time.perf_counter() - t_test, None  # the pass alone; the net freed
+            top1 = measure(decoded)
+            t_test = time.perf_counter() - t_test  # the pass alone
             report, actual = dsz.inspect(candidate), top1_pruned - top1
             rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
                            "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0,
-                           "test_seconds": t_test})
+                           "test_seconds": t_test, "verify": measure.how})
             print(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
                   f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
                   f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "
@@ -298,3 +302,46 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
         decoded.unlink(missing_ok=True)
     raise ConfigError(f"the accuracy constraint still fails after {max_rounds} rounds "
                       f"(last actual loss {rounds[-1]['actual_loss']:.3f} > {expected_loss})")
+
+
+def _drop_features(assessed: dict) -> None:
+    store = PrefixStore.open(assessed["prefix_dir"])
+    if store is not None:
+        store.drop_features()
+
+
+def _verifier(model, assessed: dict, s: Settings, labels):
+    """measure(decoded caffemodel) -> top-1 of the decoded net on the test set, with `.how`.
+
+    "suffix from L" (the default, s.verify == "suffix"): decoding changes only the selected
+    layers, so the suffix net from the earliest of them, fed the features the prefix pass kept
+    and given every selected layer's decoded blobs, sees what a full pass would (the runner
+    checks that it reproduces the kept pass before it is used). A full TEST pass, as the paper
+    verifies, with s.verify == "full", when the test set is not the assessed one (--assess-lmdb),
+    or when no kept features cover the earliest layer (a resumed run whose features were dropped)."""
+    layers = list(assessed["fc_bytes"])
+    store = None
+    if s.verify == "suffix" and not s.assess_lmdb:
+        order = [layer.name for layer in read_prototxt(model).layer]
+        first = min(layers, key=lambda n: order.index(n) if n in order else len(order))
+        store = PrefixStore.open(assessed["prefix_dir"], [first])
+        if store is not None and (first not in store.entries
+                                  or store.iterations != assessed.get("iterations")):
+            store = None
+    if store is None:
+        def measure(decoded):
+            # No child-process probe: `decoded` is our own rebuild of the weights' skeleton,
+            # and (model, weights) were probed already by `assess`.
+            phase = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True,
+                              labels=labels)
+            return phase.run()["top1"]
+        measure.how = "full"
+        return measure
+    use_device(s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
+    runner, _ = layer_runner(store, first, agreement=s.agreement, gpu=s.gpu, log=log)
+
+    def measure(decoded):
+        blobs, _skeleton = wire.read_caffemodel(decoded)
+        return run_with(runner, {layer: blobs[layer] for layer in layers})["top1"]
+    measure.how = f"suffix from {first}" if isinstance(runner, SuffixPhase) else "full"
+    return measure

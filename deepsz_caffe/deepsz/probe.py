@@ -61,16 +61,20 @@ def _checked(runner, layer: str):
 
 
 def run_with(runner, weights: dict) -> dict[str, float]:
-    """`runner.run()` with the weight blobs of `weights` ({layer: array}) set, then restored."""
+    """`runner.run()` with the blobs of `weights` set, then restored: {layer: array} sets the
+    weight blob, {layer: [arrays]} every blob of the layer (weights, bias)."""
     params = runner.net.params
-    originals = {n: params[n][0].data.copy() for n in weights}
+    given = {n: list(w) if isinstance(w, (list, tuple)) else [w] for n, w in weights.items()}
+    originals = {n: [params[n][i].data.copy() for i in range(len(ws))] for n, ws in given.items()}
     try:
-        for n, w in weights.items():
-            params[n][0].data[...] = w
+        for n, ws in given.items():
+            for i, w in enumerate(ws):
+                params[n][i].data[...] = w.reshape(params[n][i].data.shape)
         return runner.run()
     finally:
-        for n, a in originals.items():
-            params[n][0].data[...] = a
+        for n, arrays in originals.items():
+            for i, a in enumerate(arrays):
+                params[n][i].data[...] = a
 
 
 class LayerProbe:

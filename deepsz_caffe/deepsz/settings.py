@@ -5,6 +5,8 @@ from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
 
+VERIFY = ("suffix", "full")  # how compress measures each candidate .dsz
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +21,7 @@ class Settings:
     scheduler: str | None = None           # Dask scheduler address
     suffix: bool = True                    # suffix-only TEST phases where they are exact
     agreement: bool = False                # label-free: top-1 against the original net's top-1
+    verify: str = "suffix"                 # "suffix": from the kept features; "full": the paper's pass
 
     def __post_init__(self):
         fix = object.__setattr__  # frozen: normalise once, here
@@ -28,6 +31,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 fix(self, name, tuple(value))
+        if self.verify not in VERIFY:
+            raise ConfigError(f"--verify must be one of {', '.join(VERIFY)}, got {self.verify!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
 

@@ -285,3 +285,21 @@ def test_suffix_verification_equals_the_full_pass(lenet300, tmp_path, agreement)
                  agreement=agreement, verify="full")
     assert f["verify"] == "full" and f["top1_decoded"] == r["top1_decoded"]
     assert (tmp_path / "x.dsz").read_bytes() == (tmp_path / "y.dsz").read_bytes()
+
+
+def test_compress_within_a_memory_budget_delivers_the_same_file(lenet300, tmp_path, monkeypatch):
+    """--max-memory lowers the TEST batch (100 -> 20 here) over the same images: the same
+    assessment, the same verified bytes."""
+    model, pruned = lenet300["model"], lenet300["pruned"]
+    memory = {"peak_bytes": 100 << 20, "image_bytes": 1 << 20}  # fixed: 20 images fit 120 MiB
+    monkeypatch.setitem(compress.__globals__, "memory_probe", lambda *_a: memory)
+    small = compress(model, pruned, tmp_path / "s.dsz", expected_loss=0.5, work_dir=tmp_path / "s",
+                     max_memory=120 << 20)
+    large = compress(model, pruned, tmp_path / "l.dsz", expected_loss=0.5, work_dir=tmp_path / "l",
+                     max_memory=0)
+    assert (small["test_batch"], small["test_iterations"]) == (20, 50)
+    assert (large["test_batch"], large["test_iterations"]) == (100, 10)
+    assert (tmp_path / "s.dsz").read_bytes() == (tmp_path / "l.dsz").read_bytes()
+    assert [[p["size"] for p in pts] for pts in small["assessment"].values()] == \
+        [[p["size"] for p in pts] for pts in large["assessment"].values()]
+    assert small["top1_decoded"] == pytest.approx(large["top1_decoded"], abs=1e-4)

@@ -74,6 +74,10 @@ def _caffe_flags(p):
     p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
     p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--max-memory", type=parse_bytes, default="4G",
+                   help="memory a TEST net may take (K/M/G = KiB/MiB/GiB; default 4G; 0: no "
+                        "limit): the TEST batch is lowered to the largest divisor of the "
+                        "prototxt's that fits, over the same images (the same results)")
     p.add_argument("--verify", choices=("suffix", "full"), default="suffix",
                    help="measure each candidate .dsz by the suffix from the earliest selected "
                         "layer over the kept features (default: the same numbers, faster) or "
@@ -87,13 +91,27 @@ def parse_gpus(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--gpus expects ids like 0,1,2, got {text!r}") from None
 
 
+def parse_bytes(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in units else ""
+    try:
+        value = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4G or 2048M, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a size >= 0, got {text!r}")
+    return int(value * units[unit])
+
+
 def _settings(a):
     """The flags of compress/assess as one deepsz.settings.Settings."""
     from ..deepsz.settings import Settings
 
     return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
                     assess_lmdb=a.assess_lmdb, agreement=a.agreement, workers=a.workers, gpus=a.gpus,
-                    scheduler=a.scheduler, verify=a.verify, **_codecs(a))
+                    scheduler=a.scheduler, verify=a.verify, max_memory=a.max_memory,
+                    **_codecs(a))
 
 
 def register(sub) -> None:

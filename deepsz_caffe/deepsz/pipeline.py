@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from .. import atomic
 from ..caffe import io as caffe_io
 from ..caffe import wire
-from ..caffe.phase import TestPhase, check_model, probe, use_device
+from ..caffe.phase import TestPhase, check_model, fitting_batch, memory_probe, use_device
 from ..caffe.prototxt import read_prototxt, with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
@@ -72,9 +73,8 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     t0 = time.perf_counter()
     assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
                     else model)
+    assess_model, iterations = within_memory(assess_model, weights, work / "assess-batch.prototxt", s)
     info = check_model(assess_model)
-    probe(assess_model, weights)
-    iterations = s.iterations or math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
                     {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION,
                      **({"labels": "agreement"} if s.agreement else {})})
@@ -96,12 +96,31 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
               "reference_labels": str(cache_dir / "prefix" / "reference.npy") if s.agreement else None,
               "prefix_pass": store.manifest if store is not None else None,
               "prefix_dir": str(cache_dir / "prefix"), "iterations": iterations,
+              "test_batch": info["batch"], "run_model": str(assess_model),
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": fc_bytes,
               "points": points,
               "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
     return result
+
+
+def within_memory(model, weights, out, s: Settings) -> tuple[Path, int]:
+    """(prototxt, TEST iterations) for one pass over `model`'s test set within s.max_memory:
+    `model` itself, or a copy at the largest divisor of its batch that fits (`out`) with the
+    iterations scaled to cover the same images (the same correct count: the same result).
+    Runs `probe`'s check in a child process on the way."""
+    info = check_model(model)
+    iterations = s.iterations or math.ceil(info["records"] / info["batch"])
+    memory = memory_probe(model, weights)
+    batch = fitting_batch(info["batch"], memory, s.max_memory)
+    if batch == info["batch"]:
+        return Path(model), iterations
+    log(f"TEST batch {info['batch']} -> {batch} to stay within --max-memory "
+        f"{s.max_memory / 2**30:.1f} GiB (about {memory['peak_bytes'] / 2**30:.2f} GiB + "
+        f"{memory['image_bytes'] / 2**20:.0f} MiB per image); {iterations * info['batch'] // batch} "
+        "iterations, the same images")
+    return with_test_source(model, info["lmdb"], out, batch=batch), iterations * info["batch"] // batch
 
 
 def _weight_bytes(weights, requested) -> dict[str, int]:
@@ -176,11 +195,16 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()
-        top1_pruned, labels = _baseline(model, weights, work, s, assessed)
+        if s.assess_lmdb:  # the test set's own pass within the memory budget
+            test_model, iterations = within_memory(model, weights, work / "test-batch.prototxt", s)
+        else:
+            test_model, iterations = Path(assessed["run_model"]), assessed["iterations"]
+        s = replace(s, iterations=iterations)
+        top1_pruned, labels = _baseline(test_model, weights, work, s, assessed)
         seconds["baseline"] = time.perf_counter() - t0
         stage("baseline", seconds["baseline"], f"{_metric(s)} {top1_pruned:.2f}%")
         try:
-            v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss,
+            v = _verified(test_model, weights, work, assessed, top1_pruned, s, expected_loss,
                           expected_ratio, max_rounds, plan, labels)
         finally:  # every round is measured: the disk back (AlexNet: 3.5 GB per 50,000 images)
             _drop_features(assessed)
@@ -193,7 +217,8 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         result = {
             "model": str(model), "weights": str(weights), "output": str(output),
             "layers": list(assessed["fc_bytes"]), "lossy": last["lossy"], "lossless": s.lossless,
-            "test_records": test_info["records"],
+            "test_records": test_info["records"], "test_batch": check_model(test_model)["batch"],
+            "test_iterations": iterations,
             "assess_lmdb": str(s.assess_lmdb) if s.assess_lmdb else None,
             "labels": assessed["labels"],
             "expected_loss": expected_loss, "expected_ratio": expected_ratio, "plan": plan,
@@ -228,7 +253,7 @@ def _baseline(model, weights, work: Path, s: Settings, assessed: dict):
     if not s.assess_lmdb:
         labels = np.load(assessed["reference_labels"]) if s.agreement else None
         return assessed["base_top1"], labels
-    phase = TestPhase(str(model), str(weights), s.iterations, s.gpu)
+    phase = TestPhase(str(model), str(weights), s.iterations, s.gpu, probed=True)
     if not s.agreement:
         return phase.run()["top1"], None
     with tempfile.TemporaryDirectory(dir=work) as tmp:  # one pass: the test set's reference labels

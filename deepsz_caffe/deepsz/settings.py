@@ -5,6 +5,7 @@ from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
 
+DEFAULT_MAX_MEMORY = 4 << 30  # VGG-16 at its prototxt's batch 50 needs 4.2 GiB; at 25, 2.6
 VERIFY = ("suffix", "full")  # how compress measures each candidate .dsz
 
 
@@ -22,6 +23,7 @@ class Settings:
     suffix: bool = True                    # suffix-only TEST phases where they are exact
     agreement: bool = False                # label-free: top-1 against the original net's top-1
     verify: str = "suffix"                 # "suffix": from the kept features; "full": the paper's pass
+    max_memory: int = DEFAULT_MAX_MEMORY   # bytes a TEST net may hold; 0: the prototxt's batch as is
 
     def __post_init__(self):
         fix = object.__setattr__  # frozen: normalise once, here
@@ -33,6 +35,8 @@ class Settings:
                 fix(self, name, tuple(value))
         if self.verify not in VERIFY:
             raise ConfigError(f"--verify must be one of {', '.join(VERIFY)}, got {self.verify!r}")
+        if self.max_memory < 0:
+            raise ConfigError(f"--max-memory must be >= 0, got {self.max_memory}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
 

@@ -99,6 +99,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
               "test_batch": info["batch"], "run_model": str(assess_model),
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": fc_bytes,
+              "suffix_checked": {r["layer"]: r.get("suffix") for r in results},
               "points": points,
               "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
@@ -363,7 +364,10 @@ def _verifier(model, assessed: dict, s: Settings, labels):
         measure.how = "full"
         return measure
     use_device(s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
-    runner, _ = layer_runner(store, first, agreement=s.agreement, gpu=s.gpu, log=log)
+    if assessed.get("suffix_checked", {}).get(first):  # reproduced the kept pass in the walk
+        runner = SuffixPhase(store, first, reference_labels(store) if s.agreement else None)
+    else:
+        runner, _ = layer_runner(store, first, agreement=s.agreement, gpu=s.gpu, log=log)
 
     def measure(decoded):
         blobs, _skeleton = wire.read_caffemodel(decoded)

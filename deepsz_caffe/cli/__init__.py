@@ -79,11 +79,11 @@ def _codecs(a) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import caffe, files, method, paper
+    from . import caffe, data, files, method, paper
 
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (files, method, caffe, paper):
+    for group in (files, method, caffe, data, paper):
         group.register(sub)
     return p
 

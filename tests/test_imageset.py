@@ -1,10 +1,14 @@
 """caffe.imageset (deepsz lmdb) and caffe.lmdb.mean_image (deepsz mean): every kind of input
 decodes to the pixels a reference decode gives; bad files; what Caffe's Data layer reads."""
 import io
+import os
+import re
+import shutil
 import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -165,7 +169,7 @@ def test_resize_samples_as_cv_inter_linear(tmp_path, src, dst):
     got = decode(tmp_path / "r.png", width=dst[0], height=dst[1])
     expected = bgr(inter_linear(a, *dst))
     assert got.shape == (3, dst[1], dst[0])
-    assert np.abs(got.astype(float) - expected).max() <= 0.5 + 1e-6  # rounded, not truncated
+    assert np.abs(got.astype(float) - expected).max() <= 0.501  # rounded, not truncated (float32 sampling)
     # Pillow's antialiasing resize would differ by far more when shrinking.
     if dst[0] < src[0] / 1.5:
         aa = bgr(np.asarray(Image.fromarray(a).resize(dst, Image.Resampling.BILINEAR)))
@@ -348,3 +352,86 @@ def test_mean_refuses_encoded_and_mixed_sizes(tmp_path):
         mean_image(tmp_path / "none", progress=False)
     write_mean(np.ones((1, 2, 2), np.float32), tmp_path / "m.binaryproto")
     assert read_mean(tmp_path / "m.binaryproto").shape == (1, 2, 2)
+
+
+# -- the README's recipe, verbatim, on a miniature ILSVRC layout ----------------------------------
+
+RECIPE = re.compile(r"<!-- recipe:imagenet -->\s*```sh\n(.*?)```\s*<!-- /recipe:imagenet -->", re.S)
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def mini_imagenet(tmp_path_factory):
+    """The miniature layout (tests/imagenet_mini.py) with its `bvlc_alexnet.caffemodel`: trained
+    here on LMDBs built as the recipe builds them (removed again), saved in the V1 format."""
+    import imagenet_mini
+    from deepsz_caffe.caffe.lmdb import mean_image, write_mean
+    from deepsz_caffe.caffe.train import train
+
+    root = imagenet_mini.make(tmp_path_factory.mktemp("ilsvrc"))
+    train_db, val_db = root / "examples/imagenet/ilsvrc12_train_lmdb", root / "examples/imagenet/ilsvrc12_val_lmdb"
+    convert(root / "ILSVRC2012_img_train", folder_list(root / "ILSVRC2012_img_train")[0], train_db,
+            resize_height=256, resize_width=256, shuffle=True, progress=False)
+    convert(root / "ILSVRC2012_img_val", read_list(root / "val.txt"), val_db,
+            resize_height=256, resize_width=256, progress=False)
+    (root / "data/ilsvrc12").mkdir(parents=True)
+    write_mean(mean_image(train_db, progress=False), root / "data/ilsvrc12/imagenet_mean.binaryproto")
+    cwd = os.getcwd()
+    os.chdir(root)  # the prototxt's paths are relative, as BVLC's
+    try:
+        stats = train(root / "solver.prototxt", root.parent / "trained.caffemodel",
+                      work_dir=root.parent / "train-work", seed=1)
+    finally:
+        os.chdir(cwd)
+    imagenet_mini.to_v1(root.parent / "trained.caffemodel", root / "bvlc_alexnet.caffemodel")
+    shutil.rmtree(root / "examples")
+    shutil.rmtree(root / "data")
+    return {"root": root, "top1": stats["top1"]}
+
+
+def test_readme_recipe_runs_verbatim(mini_imagenet, tmp_path):
+    """README's block, as written, from images to a verified .dsz; Caffe's Data layer then
+    reads exactly the pixels Pillow decoded (and a float cv::resize(INTER_LINEAR) gives)."""
+    import caffe
+
+    from deepsz_caffe.caffe.io import read_net
+
+    block = RECIPE.search(README.read_text()).group(1)
+    assert block.count("deepsz ") == 8
+    work = tmp_path / "ilsvrc"
+    shutil.copytree(mini_imagenet["root"], work)
+    assert len(read_net(work / "bvlc_alexnet.caffemodel").layers) > 0  # the V1 format, as the zoo's
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GLOG_minloglevel": "2"}
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    tests = re.findall(r"top-1 ([\d.]+)%, top-5 ([\d.]+)% \((\d+) iterations of (\d+) = (\d+) images",
+                       r.stdout)
+    assert len(tests) == 2 and all(t[4] == "100" for t in tests), r.stdout
+    original, decoded = float(tests[0][0]), float(tests[1][0])
+    assert original >= 60 and original == pytest.approx(mini_imagenet["top1"])
+    compressed = re.search(r"wrote alexnet.dsz: .*top-1 ([\d.]+)% -> ([\d.]+)%", r.stdout)
+    assert compressed and float(compressed[1]) - float(compressed[2]) <= 0.2
+    assert decoded == pytest.approx(float(compressed[2]))  # compress verified what decode gives
+    assert (work / "alexnet.dsz").stat().st_size < (work / "pruned.caffemodel").stat().st_size / 4
+
+    # What Caffe's Data layer sees, image by image in val.txt's order.
+    entries = read_list(work / "val.txt")
+    (tmp_path / "read.prototxt").write_text(
+        'name: "read" layer { name: "data" type: "Data" top: "data" top: "label" '
+        f'data_param {{ source: "{work / "examples/imagenet/ilsvrc12_val_lmdb"}" batch_size: 1 '
+        "backend: LMDB } }")
+    caffe.set_mode_cpu()
+    net = caffe.Net(str(tmp_path / "read.prototxt"), caffe.TEST)
+    kinds = set()
+    for path, label in entries:
+        net.forward()
+        seen = net.blobs["data"].data[0]
+        assert net.blobs["label"].data[0] == label
+        assert np.array_equal(seen, decode(work / "ILSVRC2012_img_val" / path, height=256, width=256))
+        with Image.open(work / "ILSVRC2012_img_val" / path) as im:
+            kinds.add((im.format, im.mode))
+        reference = bgr(inter_linear(pillow_rgb(work / "ILSVRC2012_img_val" / path), 256, 256))
+        assert np.abs(seen - reference).max() <= 0.501
+    assert {("JPEG", "RGB"), ("PNG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK")} <= kinds

@@ -57,7 +57,10 @@ def cmd_lmdb(a):
 def cmd_mean(a):
     from ..caffe.lmdb import mean_image, write_mean
 
+    from pathlib import Path
+
     mean = mean_image(a.lmdb)
+    Path(a.output).parent.mkdir(parents=True, exist_ok=True)  # e.g. data/ilsvrc12/, as BVLC's
     write_mean(mean, a.output)
     c, h, w = mean.shape
     print(f"wrote {a.output}: mean of {a.lmdb} ({c}x{h}x{w}); per channel "

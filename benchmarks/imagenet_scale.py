@@ -54,10 +54,11 @@ def cli(*args) -> list[str]:
 
 
 def measured(cmd: list[str]) -> tuple[float, dict]:
-    """(wall seconds, {"peak", "anon", "file"}): the largest VmHWM, RssAnon and RssFile of any
-    process in the command's tree, sampled every 0.05 s. VmHWM starts afresh at exec (wait4's
-    ru_maxrss keeps the spawning parent's); file-backed pages include the LMDB Caffe reads
-    through mmap: clean, reclaimable."""
+    """(wall seconds, {"peak", "anon", "file", "cpu_seconds"}): the largest VmHWM, RssAnon and
+    RssFile of any process in the command's tree, sampled every 0.05 s, and the CPU time (user
+    + system) of the tree from wait4 (on a shared machine, less sensitive to the load than wall
+    time). VmHWM starts afresh at exec (wait4's ru_maxrss keeps the spawning parent's);
+    file-backed pages include the LMDB Caffe reads through mmap: clean, reclaimable."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     peaks, stop = {"peak": 0, "anon": 0, "file": 0}, threading.Event()
@@ -70,8 +71,10 @@ def measured(cmd: list[str]) -> tuple[float, dict]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    code = proc.wait()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
+    peaks["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     stop.set()
     sampler.join()
     if code:
@@ -259,21 +262,31 @@ def run_net(net: str, images: list[int], args) -> dict:
             import shutil
             shutil.rmtree(work)  # a fresh assessment: the point is to time it
         gpu = ["--gpu", args.gpu] if args.gpu is not None else []
+        print(f"[scale] {net}: deepsz test over {n} images, before", file=sys.stderr)
+        before, before_peaks = measured(cli("test", "--model", model, "--weights", weights, *gpu))
         print(f"[scale] {net}: deepsz compress over {n} images", file=sys.stderr)
         wall, peaks = measured(cli("compress", "--model", model, "--weights", weights, "--agreement",
                                         "--expected-loss", args.expected_loss, "-o", out,
                                         "--work-dir", work, "--verify", args.verify, *gpu))
-        # The reference, in the same run: one full TEST pass as a user runs it (`deepsz test`).
-        print(f"[scale] {net}: deepsz test over {n} images", file=sys.stderr)
-        full, full_peaks = measured(cli("test", "--model", model, "--weights", weights, *gpu))
+        # The reference, in the same run: one full TEST pass as a user runs it (`deepsz test`),
+        # before and after compress (the mean: a shared machine's load drifts).
+        print(f"[scale] {net}: deepsz test over {n} images, after", file=sys.stderr)
+        after, after_peaks = measured(cli("test", "--model", model, "--weights", weights, *gpu))
+        full = (before + after) / 2
+        full_cpu = (before_peaks["cpu_seconds"] + after_peaks["cpu_seconds"]) / 2
         c = json.loads((work / "compress.json").read_text())
         runs.append({**stages(work, weights, wall, n), "prototxt_test_batch": check_model(model)["batch"],
                      "test_batch": c["test_batch"], "verify": c["verify"],
-                     "full_test_pass_seconds": full, "compress_over_full_test_pass": wall / full,
-                     "full_test_pass_peak_rss_bytes": full_peaks["peak"],
+                     "full_test_pass_seconds": full, "full_test_pass_seconds_before_after": [before, after],
+                     "compress_over_full_test_pass": wall / full,
+                     "cpu_seconds": peaks["cpu_seconds"], "full_test_pass_cpu_seconds": full_cpu,
+                     "compress_over_full_test_pass_cpu": peaks["cpu_seconds"] / full_cpu,
+                     "load_average_1min_after": os.getloadavg()[0],
+                     "full_test_pass_peak_rss_bytes": max(before_peaks["peak"], after_peaks["peak"]),
                      "peak_rss_bytes": peaks["peak"], "peak_anon_rss_bytes": peaks["anon"],
                      "peak_file_rss_bytes": peaks["file"]})
-        print(f"[scale] {net} N={n}: {wall:.0f} s = {wall / full:.2f}x one full TEST pass ({full:.0f} s), "
+        print(f"[scale] {net} N={n}: {wall:.0f} s = {wall / full:.2f}x one full TEST pass ({full:.0f} s; "
+              f"CPU time {peaks['cpu_seconds'] / full_cpu:.2f}x), "
               f"TEST batch {c['test_batch']}, verify {c['verify']}, peak RSS {peaks['peak'] / 2**30:.2f} GiB "
               f"(anonymous {peaks['anon'] / 2**30:.2f} GiB, file-backed {peaks['file'] / 2**30:.2f} GiB), "
               f"extrapolated {runs[-1]['extrapolated_seconds_at_50000'] / 60:.1f} min at 50,000",

@@ -2,8 +2,7 @@
 (runtime copies of the prototxts go to a work dir, never beside the user's files), and
 ImageNet-shaped LMDBs for users without ImageNet."""
 from ..errors import ConfigError
-from . import _flag, parse_kept
-from .method import parse_bytes
+from . import _flag, parse_bytes, parse_kept
 
 
 def _sources(a) -> dict:

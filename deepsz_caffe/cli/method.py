@@ -4,7 +4,7 @@ import json
 
 from ..deepsz.optimize import PLANS
 from ..errors import ConfigError
-from . import _codec_flags, _codecs, _flag, _print_json, parse_layers
+from . import _codec_flags, _codecs, _flag, _print_json, parse_bytes, parse_layers
 
 
 def cmd_compress(a):
@@ -78,10 +78,6 @@ def _caffe_flags(p):
                    help="memory a TEST net may take (K/M/G = KiB/MiB/GiB; default 4G; 0: no "
                         "limit): the TEST batch is lowered to the largest divisor of the "
                         "prototxt's that fits, over the same images (the same results)")
-    p.add_argument("--verify", choices=("suffix", "full"), default="suffix",
-                   help="measure each candidate .dsz by the suffix from the earliest selected "
-                        "layer over the kept features (default: the same numbers, faster) or "
-                        "by a full TEST pass (full: as the paper)")
 
 
 def parse_gpus(text: str) -> list[int]:
@@ -91,26 +87,14 @@ def parse_gpus(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--gpus expects ids like 0,1,2, got {text!r}") from None
 
 
-def parse_bytes(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1:] if t[-1:] in units else ""
-    try:
-        value = float(t[: len(t) - len(unit)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 4G or 2048M, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a size >= 0, got {text!r}")
-    return int(value * units[unit])
-
-
 def _settings(a):
     """The flags of compress/assess as one deepsz.settings.Settings."""
     from ..deepsz.settings import Settings
 
     return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
                     assess_lmdb=a.assess_lmdb, agreement=a.agreement, workers=a.workers, gpus=a.gpus,
-                    scheduler=a.scheduler, verify=a.verify, max_memory=a.max_memory,
+                    scheduler=a.scheduler, verify=getattr(a, "verify", "suffix"),
+                    max_memory=a.max_memory,
                     **_codecs(a))
 
 
@@ -118,6 +102,10 @@ def register(sub) -> None:
     c = sub.add_parser("compress", help="DeepSZ end to end: assess, optimise, encode, verify")
     _caffe_flags(c)
     _target_flags(c)
+    c.add_argument("--verify", choices=("suffix", "full"), default="suffix",
+                   help="measure each candidate .dsz by the suffix from the earliest selected "
+                        "layer over the kept features (default: the same numbers, faster) or "
+                        "by a full TEST pass (full: as the paper)")
     c.add_argument("--work-dir", help="assessment cache and results (default: <output stem>.work/ "
                                       "beside the output: net.dsz -> net.work/)")
     _plan_flag(c)

@@ -185,8 +185,8 @@ def _reason(e: Exception, rel: str) -> str:
 
 def _ordered(root: Path, entries: list, options: dict, workers: int):
     """Decoded chunks in list order, `workers` processes, a bounded number in flight."""
-    chunks = [[(i, rel, label) for i, (rel, label) in enumerate(entries[s:s + CHUNK], s)]
-              for s in range(0, len(entries), CHUNK)]
+    chunks = ([(i, rel, label) for i, (rel, label) in enumerate(entries[s:s + CHUNK], s)]
+              for s in range(0, len(entries), CHUNK))  # made as they are submitted
     if workers <= 1:
         for c in chunks:
             yield _decode_chunk(str(root), c, options)
@@ -194,9 +194,9 @@ def _ordered(root: Path, entries: list, options: dict, workers: int):
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending, todo = deque(), iter(chunks)
+        pending = deque()
         try:
-            for c in todo:
+            for c in chunks:
                 pending.append(pool.submit(_decode_chunk, str(root), c, options))
                 if len(pending) >= WINDOW_PER_WORKER * workers:
                     yield pending.popleft().result()

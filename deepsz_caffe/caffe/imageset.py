@@ -104,18 +104,21 @@ def _bilinear(img, width: int, height: int) -> np.ndarray:
     sampler truncates, which would bias every pixel by -0.5)."""
     from PIL import Image
 
+    a = np.asarray(img, np.uint8)
     if img.size == (width, height):
-        return np.asarray(img, np.uint8)
+        return a
     sx, sy = img.width / width, img.height / height
-    a = np.asarray(img, np.float32)
     planes = a[..., None] if a.ndim == 2 else a
     # Replicate the border by one pixel, so samples within half a pixel of an edge clamp; an
     # output pixel's centre (x + 0.5) maps to the input's (x + 0.5) * sx (+ 1 for the border).
     planes = np.pad(planes, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    out = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").transform(
-               (width, height), Image.Transform.AFFINE, (sx, 0, 1, 0, sy, 1),
-               resample=Image.Resampling.BILINEAR)) for c in range(planes.shape[2])]
-    out = np.clip(np.rint(np.stack(out, axis=-1)), 0, 255).astype(np.uint8)
+    out = np.empty((height, width, planes.shape[2]), np.float32)
+    for c in range(planes.shape[2]):
+        band = Image.fromarray(np.ascontiguousarray(planes[..., c]), "L").convert("F")
+        out[..., c] = np.asarray(band.transform((width, height), Image.Transform.AFFINE,
+                                                (sx, 0, 1, 0, sy, 1),
+                                                resample=Image.Resampling.BILINEAR))
+    out = np.rint(out, out=out).astype(np.uint8)  # within [0, 255]: an interpolation of bytes
     return out[..., 0] if a.ndim == 2 else out
 
 

@@ -197,7 +197,8 @@ def test_records_are_convert_imagesets(small_set, tmp_path):
     root, listing = small_set
     entries = read_list(listing)
     assert entries[0] == ("b_dog/im 0.jpg", 0)  # a path with a space, split at the last space
-    s = convert(root, entries, tmp_path / "db", resize_height=16, resize_width=18, progress=False)
+    s = convert(root, entries, tmp_path / "db", resize_height=16, resize_width=18, workers=1,
+                progress=False)
     assert s.written == 12 and not s.skipped and s.sizes == {(16, 18)}
     recs = records(tmp_path / "db")
     assert [k for k, *_ in recs] == [f"{i:08d}_{p}" for i, (p, _) in enumerate(entries)]
@@ -211,10 +212,13 @@ def test_shuffle_limit_and_workers_agree(small_set, tmp_path):
     root, listing = small_set
     a = convert(root, read_list(listing), tmp_path / "a", shuffle=True, seed=3, limit=7,
                 workers=1, progress=False)
-    b = convert(root, read_list(listing), tmp_path / "b", shuffle=True, seed=3, limit=7,
-                workers=2, progress=False)
+    # Two worker processes, in a child (its pool's helper processes end with it).
+    r = subprocess.run([sys.executable, "-m", "deepsz_caffe.cli", "lmdb", root, listing, "-o",
+                        tmp_path / "b", "--shuffle", "--seed", "3", "--limit", "7", "--workers", "2"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     ra, rb = records(tmp_path / "a"), records(tmp_path / "b")
-    assert a.written == b.written == 7 and a.sizes == {(20, 24), (21, 24)}
+    assert a.written == len(rb) == 7 and a.sizes == {(20, 24), (21, 24)}
     assert [(k, l, p.tobytes()) for k, l, p, _ in ra] == [(k, l, p.tobytes()) for k, l, p, _ in rb]
     unshuffled = [f"{i:08d}_{p}" for i, (p, _) in enumerate(read_list(listing)[:7])]
     assert [k for k, *_ in ra] != unshuffled
@@ -371,9 +375,9 @@ def mini_imagenet(tmp_path_factory):
     root = imagenet_mini.make(tmp_path_factory.mktemp("ilsvrc"))
     train_db, val_db = root / "examples/imagenet/ilsvrc12_train_lmdb", root / "examples/imagenet/ilsvrc12_val_lmdb"
     convert(root / "ILSVRC2012_img_train", folder_list(root / "ILSVRC2012_img_train")[0], train_db,
-            resize_height=256, resize_width=256, shuffle=True, progress=False)
+            resize_height=256, resize_width=256, shuffle=True, workers=1, progress=False)
     convert(root / "ILSVRC2012_img_val", read_list(root / "val.txt"), val_db,
-            resize_height=256, resize_width=256, progress=False)
+            resize_height=256, resize_width=256, workers=1, progress=False)
     (root / "data/ilsvrc12").mkdir(parents=True)
     write_mean(mean_image(train_db, progress=False), root / "data/ilsvrc12/imagenet_mean.binaryproto")
     cwd = os.getcwd()

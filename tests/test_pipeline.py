@@ -257,7 +257,8 @@ def test_suffix_verification_equals_the_full_pass(lenet300, tmp_path, agreement)
     """The verification round from the kept features (suffix from the earliest selected layer,
     every selected layer decoded) measures what the paper's full TEST pass measures, at bounds
     that keep, lose and wreck accuracy; compress drops the features only after its last round."""
-    from deepsz_caffe.deepsz.pipeline import _verifier, assess
+    from deepsz_caffe.deepsz.pipeline import assess
+    from deepsz_caffe.deepsz.verify import verifier
     from deepsz_caffe.deepsz.settings import Settings
     from deepsz_caffe.format import network as dsz
 
@@ -265,8 +266,8 @@ def test_suffix_verification_equals_the_full_pass(lenet300, tmp_path, agreement)
     s = Settings(agreement=agreement, layers=("ip2", "ip1", "ip3"))  # not in net order
     assessed = assess(model, pruned, tmp_path / "w", expected_loss=0.3, settings=s, keep_features=True)
     labels = np.load(assessed["reference_labels"]) if agreement else None
-    suffix = _verifier(model, assessed, s, labels)
-    full = _verifier(model, assessed, Settings(agreement=agreement, verify="full"), labels)
+    suffix = verifier(model, assessed, s, labels)
+    full = verifier(model, assessed, Settings(agreement=agreement, verify="full"), labels)
     assert suffix.how == "suffix from ip1" and full.how == "full"
     tops = []
     for eb in (1e-4, 0.02, 0.08, 0.3):

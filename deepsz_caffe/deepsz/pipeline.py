@@ -25,16 +25,17 @@ import numpy as np
 from .. import atomic
 from ..caffe import io as caffe_io
 from ..caffe import wire
-from ..caffe.phase import TestPhase, check_model, fitting_batch, memory_probe, use_device
-from ..caffe.prototxt import read_prototxt, with_test_source
+from ..caffe.phase import TestPhase, check_model, fitting_batch, memory_probe
+from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
-from ..caffe.suffix import PrefixStore, SuffixPhase
+from ..caffe.suffix import PrefixStore
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, Plan, optimize_for_loss, optimize_for_ratio
 from .parallel import LayerTask, run_tasks
-from .probe import layer_runner, reference_labels, run_with
+from .probe import reference_labels
 from .settings import Settings
+from .verify import drop_features, verifier
 
 RATIO_MODE_WALK_LOSS = 1.0   # how far Alg. 1 walks when only a ratio is given (points of top-1)
 MIN_TIGHTENING = 0.01        # lower the budget by at least this much per failed round
@@ -208,7 +209,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
             v = _verified(test_model, weights, work, assessed, top1_pruned, s, expected_loss,
                           expected_ratio, max_rounds, plan, labels)
         finally:  # every round is measured: the disk back (AlexNet: 3.5 GB per 50,000 images)
-            _drop_features(assessed)
+            drop_features(assessed)
         t0 = time.perf_counter()
         atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
         seconds["write"] = time.perf_counter() - t0
@@ -290,7 +291,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
     candidate = work / f"candidate-{os.getpid()}.dsz"
     decoded = work / f"decoded-{os.getpid()}.caffemodel"
     rounds, budget = [], expected_loss
-    measure = _verifier(model, assessed, s, labels)
+    measure = verifier(model, assessed, s, labels)
     try:
         for round_no in range(1, max_rounds + 1):
             t0 = time.perf_counter()
@@ -328,49 +329,3 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
         decoded.unlink(missing_ok=True)
     raise ConfigError(f"the accuracy constraint still fails after {max_rounds} rounds "
                       f"(last actual loss {rounds[-1]['actual_loss']:.3f} > {expected_loss})")
-
-
-def _drop_features(assessed: dict) -> None:
-    store = PrefixStore.open(assessed["prefix_dir"])
-    if store is not None:
-        store.drop_features()
-
-
-def _verifier(model, assessed: dict, s: Settings, labels):
-    """measure(decoded caffemodel) -> top-1 of the decoded net on the test set, with `.how`.
-
-    "suffix from L" (the default, s.verify == "suffix"): decoding changes only the selected
-    layers, so the suffix net from the earliest of them, fed the features the prefix pass kept
-    and given every selected layer's decoded blobs, sees what a full pass would (the runner
-    checks that it reproduces the kept pass before it is used). A full TEST pass, as the paper
-    verifies, with s.verify == "full", when the test set is not the assessed one (--assess-lmdb),
-    or when no kept features cover the earliest layer (a resumed run whose features were dropped)."""
-    layers = list(assessed["fc_bytes"])
-    store = None
-    if s.verify == "suffix" and not s.assess_lmdb:
-        order = [layer.name for layer in read_prototxt(model).layer]
-        first = min(layers, key=lambda n: order.index(n) if n in order else len(order))
-        store = PrefixStore.open(assessed["prefix_dir"], [first])
-        if store is not None and (first not in store.entries
-                                  or store.iterations != assessed.get("iterations")):
-            store = None
-    if store is None:
-        def measure(decoded):
-            # No child-process probe: `decoded` is our own rebuild of the weights' skeleton,
-            # and (model, weights) were probed already by `assess`.
-            phase = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True,
-                              labels=labels)
-            return phase.run()["top1"]
-        measure.how = "full"
-        return measure
-    use_device(s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
-    if assessed.get("suffix_checked", {}).get(first):  # reproduced the kept pass in the walk
-        runner = SuffixPhase(store, first, reference_labels(store) if s.agreement else None)
-    else:
-        runner, _ = layer_runner(store, first, agreement=s.agreement, gpu=s.gpu, log=log)
-
-    def measure(decoded):
-        blobs, _skeleton = wire.read_caffemodel(decoded)
-        return run_with(runner, {layer: blobs[layer] for layer in layers})["top1"]
-    measure.how = f"suffix from {first}" if isinstance(runner, SuffixPhase) else "full"
-    return measure

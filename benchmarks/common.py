@@ -1,6 +1,7 @@
 """What several benchmarks share: the command line of `deepsz` as a child, a command's wall
 time and peak memory sampled from /proc, per-call timing summaries, and the synthetic inputs
 (paper-shaped nets and LMDBs) the ImageNet-scale benchmarks build once and reuse."""
+import os
 import statistics
 import subprocess
 import sys
@@ -31,10 +32,11 @@ def cli(*args) -> list[str]:
 
 
 def measured(cmd: list[str]) -> tuple[float, dict]:
-    """(wall seconds, {"peak", "anon", "file"}): the largest VmHWM, RssAnon and RssFile of any
-    process in the command's tree, sampled every 0.05 s. VmHWM starts afresh at exec (wait4's
-    ru_maxrss keeps the spawning parent's); file-backed pages include the LMDB Caffe reads
-    through mmap: clean, reclaimable."""
+    """(wall seconds, {"peak", "anon", "file", "cpu_seconds"}): the largest VmHWM, RssAnon and
+    RssFile of any process in the command's tree, sampled every 0.05 s, and the CPU time (user
+    + system) of the tree from wait4 (on a shared machine, less sensitive to the load than wall
+    time). VmHWM starts afresh at exec (wait4's ru_maxrss keeps the spawning parent's);
+    file-backed pages include the LMDB Caffe reads through mmap: clean, reclaimable."""
     peaks, stop = {"peak": 0, "anon": 0, "file": 0}, threading.Event()
 
     def sample():
@@ -47,13 +49,14 @@ def measured(cmd: list[str]) -> tuple[float, dict]:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        code = proc.wait()
-    seconds = watch.seconds
+        _, status, usage = os.wait4(proc.pid, 0)
+        code = proc.returncode = os.waitstatus_to_exitcode(status)
+    peaks["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     stop.set()
     sampler.join()
     if code:
         sys.exit(f"failed ({code}): {' '.join(cmd)}")
-    return seconds, peaks
+    return watch.seconds, peaks
 
 
 def _tree(pid: int) -> list[int]:

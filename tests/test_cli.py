@@ -1,7 +1,7 @@
 """deepsz_caffe.cli: argument parsing and the one-line error contract."""
 import pytest
 
-from deepsz_caffe.cli import main, parse_bounds, parse_kept
+from deepsz_caffe.cli import main, parse_bounds, parse_bytes, parse_kept
 from deepsz_caffe.errors import ConfigError
 
 
@@ -72,3 +72,11 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
     monkeypatch.setattr(files, "cmd_inspect", lambda _a: [][1])
     with pytest.raises(IndexError):
         main(["inspect", "x.dsz"])
+
+
+def test_parse_bytes_and_a_bad_max_memory(capsys):
+    assert [parse_bytes(t) for t in ("4G", "2048M", "1.5GiB", "0", "512k")] == [
+        4 << 30, 2 << 30, 3 << 29, 0, 512 << 10]
+    with pytest.raises(SystemExit) as e:
+        main(["test", "--model", "m.prototxt", "--weights", "w.caffemodel", "--max-memory", "lots"])
+    assert e.value.code == 2 and "expected a size like 4G" in capsys.readouterr().err

@@ -259,3 +259,57 @@ def test_assess_refuses_targets_as_compress_does(tmp_path):
         with pytest.raises(ConfigError, match="--expected-loss"):
             assess("m.prototxt", "w.caffemodel", tmp_path / "work", expected_loss=loss)
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("agreement", [False, True])
+def test_suffix_verification_equals_the_full_pass(lenet300, tmp_path, agreement):
+    """The verification round from the kept features (suffix from the earliest selected layer,
+    every selected layer decoded) measures what the paper's full TEST pass measures, at bounds
+    that keep, lose and wreck accuracy; compress drops the features only after its last round."""
+    from deepsz_caffe.deepsz.pipeline import assess
+    from deepsz_caffe.deepsz.verify import verifier
+    from deepsz_caffe.deepsz.settings import Settings
+    from deepsz_caffe.format import network as dsz
+
+    model, pruned = lenet300["model"], lenet300["pruned"]
+    s = Settings(agreement=agreement, layers=("ip2", "ip1", "ip3"))  # not in net order
+    assessed = assess(model, pruned, tmp_path / "w", expected_loss=0.3, settings=s, keep_features=True)
+    labels = np.load(assessed["reference_labels"]) if agreement else None
+    suffix = verifier(model, assessed, s, labels)
+    full = verifier(model, assessed, Settings(agreement=agreement, verify="full"), labels)
+    assert suffix.how == "suffix from ip1" and full.how == "full"
+    tops = []
+    for eb in (1e-4, 0.02, 0.08, 0.3):
+        dsz.encode(pruned, tmp_path / "c.dsz", error_bounds=dict.fromkeys(("ip1", "ip2", "ip3"), eb),
+                   force=True)
+        dsz.decode(tmp_path / "c.dsz", tmp_path / "d.caffemodel")
+        tops.append(suffix(tmp_path / "d.caffemodel"))
+        assert tops[-1] == full(tmp_path / "d.caffemodel")
+    assert len(set(tops)) >= 3  # the bounds did change what was measured
+
+    r = compress(model, pruned, tmp_path / "x.dsz", expected_loss=0.5, work_dir=tmp_path / "w2",
+                 agreement=agreement)
+    assert all(rd["verify"] == "suffix from ip1" for rd in r["rounds"]) and r["verify"] == "suffix from ip1"
+    assert not list((tmp_path / "w2").glob("assess-*/prefix/features-*.npy"))
+    f = compress(model, pruned, tmp_path / "y.dsz", expected_loss=0.5, work_dir=tmp_path / "w3",
+                 agreement=agreement, verify="full")
+    assert f["verify"] == "full" and f["top1_decoded"] == r["top1_decoded"]
+    assert (tmp_path / "x.dsz").read_bytes() == (tmp_path / "y.dsz").read_bytes()
+
+
+def test_compress_within_a_memory_budget_delivers_the_same_file(lenet300, tmp_path, monkeypatch):
+    """--max-memory lowers the TEST batch (100 -> 20 here) over the same images: the same
+    assessment, the same verified bytes."""
+    model, pruned = lenet300["model"], lenet300["pruned"]
+    memory = {"peak_bytes": 100 << 20, "image_bytes": 1 << 20}  # fixed: 20 images fit 120 MiB
+    monkeypatch.setitem(compress.__globals__, "memory_probe", lambda *_a: memory)
+    small = compress(model, pruned, tmp_path / "s.dsz", expected_loss=0.5, work_dir=tmp_path / "s",
+                     max_memory=120 << 20)
+    large = compress(model, pruned, tmp_path / "l.dsz", expected_loss=0.5, work_dir=tmp_path / "l",
+                     max_memory=0)
+    assert (small["test_batch"], small["test_iterations"]) == (20, 50)
+    assert (large["test_batch"], large["test_iterations"]) == (100, 10)
+    assert (tmp_path / "s.dsz").read_bytes() == (tmp_path / "l.dsz").read_bytes()
+    assert [[p["size"] for p in pts] for pts in small["assessment"].values()] == \
+        [[p["size"] for p in pts] for pts in large["assessment"].values()]
+    assert small["top1_decoded"] == pytest.approx(large["top1_decoded"], abs=1e-4)

@@ -82,3 +82,26 @@ def test_non_chain_is_refused(tmp_path, lenet300):
     assert isinstance(suffix_plan(model, "ip3"), tuple)        # from ip3 on it is still a chain
     why = suffix_plan(model, "ip2")
     assert isinstance(why, str) and "['data']" in why and "not a chain" in why
+
+
+@pytest.mark.parametrize("agreement", [False, True])
+def test_one_batch_checks_the_suffix_and_a_mismatch_falls_back(lenet300, tmp_path, agreement):
+    """A suffix net is trusted when its first batch's scores equal the kept ones bit for bit;
+    its base is then the kept pass's, the same number a whole suffix pass gives. Off by one
+    ulp, the runner is a full TEST phase instead."""
+    from deepsz_caffe.deepsz.probe import layer_runner
+
+    full = TestPhase(str(lenet300["model"]), str(lenet300["pruned"]))
+    store = PrefixStore.record(full, ["ip2"], tmp_path)
+    del full
+    suffix = SuffixPhase(store, "ip2", store.reference if agreement else None)
+    assert suffix.exact() is True
+    runner, base = layer_runner(store, "ip2", agreement=agreement, log=lambda _m: None)
+    assert isinstance(runner, SuffixPhase) and base == suffix.run()["top1"]
+    kept = np.load(tmp_path / suffix_mod.FIRST_SCORES)
+    np.save(tmp_path / suffix_mod.FIRST_SCORES, np.nextafter(kept, np.inf))
+    assert SuffixPhase(store, "ip2").exact() is False
+    said = []
+    runner, base = layer_runner(store, "ip2", agreement=agreement, log=said.append)
+    assert isinstance(runner, TestPhase) and "disagrees" in said[0]
+    assert base == suffix.run()["top1"]

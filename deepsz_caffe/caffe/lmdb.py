@@ -1,4 +1,5 @@
-"""Write and count Caffe LMDBs of raw uint8 `Datum` records (what Caffe's Data layer reads).
+"""Write, count and average Caffe LMDBs of raw uint8 `Datum` records (what Caffe's Data layer
+reads).
 
 Records are raw (not PNG/JPEG encoded): our Caffe is built without OpenCV, and encoded Datums
 would abort it. An LMDB is built in a temporary directory and renamed into place, so a killed
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from .io import caffe_pb2
-from ..log import progress
+from ..log import progress as progress_bar
 from ..errors import CaffeIOError
 
 
@@ -42,7 +44,7 @@ def write(path, images: np.ndarray, labels: np.ndarray, desc: str = "lmdb") -> P
     datum = caffe_pb2().Datum(channels=c, height=h, width=w)
     with lmdb.open(str(tmp), map_size=max(1 << 24, 2 * images.nbytes + 64 * n)) as env:
         txn = env.begin(write=True)
-        for i in progress(range(n), desc=desc, unit="img", leave=False, mininterval=1):
+        for i in progress_bar(range(n), desc=desc, unit="img", leave=False, mininterval=1):
             datum.data = images[i].tobytes()
             datum.label = int(labels[i])
             txn.put(f"{i:08d}".encode(), datum.SerializeToString())
@@ -63,3 +65,63 @@ def ensure(path, images: np.ndarray, labels: np.ndarray, desc: str = "lmdb") -> 
     except CaffeIOError:
         pass
     return write(path, images, labels, desc)
+
+
+def mean_image(path, progress: bool = True) -> np.ndarray:
+    """Caffe's compute_image_mean: the per-pixel mean of every raw Datum in the LMDB at `path`,
+    float32 [C, H, W] (summed in float64, divided once, as the tool does). CaffeIOError for an
+    empty or unreadable LMDB, encoded (JPEG/PNG) Datums, or records of different shapes."""
+    n = count(path)
+    if n == 0:
+        raise CaffeIOError(f"LMDB {path} has no records")
+    datum = caffe_pb2().Datum()
+    total, shape = None, None
+    try:
+        with lmdb.open(str(path), readonly=True, lock=False, readahead=False) as env, \
+                env.begin(buffers=True) as txn:
+            for key, value in progress_bar(txn.cursor(), total=n, desc="mean", unit="img", leave=False,
+                                           disable=not progress, mininterval=1):
+                datum.ParseFromString(bytes(value))
+                if datum.encoded:
+                    raise CaffeIOError(f"{path}: record {bytes(key).decode(errors='replace')} is an "
+                                       "encoded image (convert_imageset -encoded); this Caffe cannot "
+                                       "decode those: rebuild the LMDB with `deepsz lmdb`")
+                here = (datum.channels, datum.height, datum.width)
+                values = (np.frombuffer(datum.data, np.uint8) if datum.data
+                          else np.asarray(datum.float_data, np.float64))
+                if values.size != here[0] * here[1] * here[2]:
+                    raise CaffeIOError(f"{path}: record {bytes(key).decode(errors='replace')} holds "
+                                       f"{values.size} values for shape {here}")
+                if shape is None:
+                    shape, total = here, np.zeros(values.size, np.float64)
+                elif here != shape:
+                    raise CaffeIOError(f"{path}: record {bytes(key).decode(errors='replace')} is "
+                                       f"{here}, the first was {shape}: a mean needs one image size")
+                total += values
+    except lmdb.Error as e:
+        raise CaffeIOError(f"cannot read LMDB {path}: {e}") from None
+    except DecodeError:
+        raise CaffeIOError(f"{path}: a record is not a Caffe Datum") from None
+    return (total / n).astype(np.float32).reshape(shape)
+
+
+def write_mean(mean: np.ndarray, out) -> Path:
+    """A [C, H, W] mean as the .binaryproto BlobProto that `transform_param { mean_file }` reads."""
+    from .. import atomic
+
+    c, h, w = mean.shape
+    blob = caffe_pb2().BlobProto(num=1, channels=c, height=h, width=w)
+    blob.data.extend(mean.astype(np.float32).ravel().tolist())
+    return atomic.write_bytes(out, blob.SerializeToString())
+
+
+def read_mean(path) -> np.ndarray:
+    """A .binaryproto mean back as float32 [C, H, W]."""
+    from ..atomic import read_bytes
+
+    blob = caffe_pb2().BlobProto()
+    try:
+        blob.ParseFromString(read_bytes(path, "mean file", CaffeIOError))
+    except DecodeError:
+        raise CaffeIOError(f"{path} is not a .binaryproto") from None
+    return np.asarray(blob.data, np.float32).reshape(blob.channels, blob.height, blob.width)

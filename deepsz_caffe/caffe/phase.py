@@ -23,7 +23,7 @@ from ..log import progress
 from ..errors import CaffeIOError, ConfigError
 from . import lmdb
 from .io import caffe_pb2
-from .prototxt import read_prototxt, test_layers, with_fed_labels
+from .prototxt import read_prototxt, test_layers, with_fed_labels, with_test_source
 
 PROGRESS_DELAY = 3.0   # seconds before a pass shows a progress bar: short passes stay silent
 
@@ -82,6 +82,51 @@ def probe(model, weights, gpu: int | None = None) -> None:
             "net = caffe.Net(sys.argv[1], sys.argv[2], caffe.TEST); net.forward()")
     caffe_child(code, [model, weights], f"Caffe cannot run {model} with {weights}"
                 + (f" on GPU {gpu}" if gpu is not None else ""))
+
+
+MEMORY_PROBE = """
+import sys, caffe
+caffe.set_mode_cpu()
+def rss(key):
+    return next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith(key)) << 10
+net = caffe.Net(sys.argv[1], sys.argv[3], caffe.TEST); net.forward()
+peak, one = rss("VmHWM"), rss("RssAnon")
+blobs = 4 * sum(b.count for b in net.blobs.values())
+del net
+net = caffe.Net(sys.argv[2], sys.argv[3], caffe.TEST); net.forward()
+print(peak, one, rss("RssAnon"), blobs)
+"""
+
+
+def memory_probe(model, weights, batch: int = 4) -> dict:
+    """`probe` at TEST batch 1, then again at `batch`: {"peak_bytes": the peak RSS of the
+    process at batch 1 (loading included), "image_bytes": the resident memory each more image
+    of a batch adds}. Measured, not modelled: Caffe layers keep buffers of their own (max
+    pooling's argmax mask, LRN's scale) beside the blobs."""
+    for p in (model, weights):
+        if not Path(p).is_file():
+            raise CaffeIOError(f"file not found: {p}")
+    info = check_model(model)
+    batch = max(2, min(batch, info["batch"]))
+    with tempfile.TemporaryDirectory(prefix="deepsz-memory-") as tmp:
+        one = with_test_source(model, info["lmdb"], Path(tmp) / "one.prototxt", batch=1)
+        more = with_test_source(model, info["lmdb"], Path(tmp) / "more.prototxt", batch=batch)
+        out = caffe_child(MEMORY_PROBE, [one, more, weights], f"Caffe cannot run {model} with {weights}")
+    peak, rss_one, rss_more, blobs = map(int, out.split()[-4:])
+    return {"peak_bytes": peak, "image_bytes": max(blobs, -(-(rss_more - rss_one) // (batch - 1)))}
+
+
+def fitting_batch(batch: int, memory: dict, max_memory: int | None) -> int:
+    """The largest divisor of the prototxt's TEST `batch` whose estimated peak (`memory_probe`'s
+    batch-1 peak + each further image's bytes: the measured growth, at least its blobs) fits
+    `max_memory` bytes (1 if none does). A divisor, with the iterations scaled by batch /
+    divisor, keeps every pass over exactly the same images, so the correct count (and top-1)
+    does not change."""
+    if not max_memory:
+        return batch
+    fits = [b for b in range(1, batch + 1) if batch % b == 0
+            and memory["peak_bytes"] + (b - 1) * memory["image_bytes"] <= max_memory]
+    return max(fits, default=1)
 
 
 _GLOG_PREFIX = re.compile(r"^([IWEF]\d{8} [\d:.]+ +\d+ [\w.]+:\d+\] |Error: )")
@@ -164,8 +209,14 @@ def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None, after=N
                   desc: str = "TEST pass") -> dict[str, float]:
     """Mean of the Accuracy tops over `iterations` forward passes, in percent (as `caffe test`).
     `feed(i)`, if given, fills the input blobs before pass i; `after(i)` reads blobs after it. A
-    progress bar (with ETA) appears once a pass has run for PROGRESS_DELAY seconds."""
-    sums = dict.fromkeys(tops, 0.0)
+    progress bar (with ETA) appears once a pass has run for PROGRESS_DELAY seconds.
+
+    Each batch's accuracy (a float32 count / batch) is summed as its count of correct images,
+    so the result is correct / images whatever the batch size: the same number, bit for bit,
+    at any divisor of a batch (the mean of per-batch floats would differ in the last digit).
+    An Accuracy with ignore_label, whose fractions are not counts, is averaged as Caffe does."""
+    sums, counts = dict.fromkeys(tops, 0.0), dict.fromkeys(tops, 0)
+    batch, exact = net.blobs[next(iter(net.blobs))].shape[0], True
     with progress(total=iterations, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
                   delay=PROGRESS_DELAY) as bar:
         for i in range(iterations):
@@ -173,10 +224,16 @@ def accuracy_pass(net, tops: dict[str, int], iterations: int, feed=None, after=N
                 feed(i)
             out = net.forward()
             for top in sums:
-                sums[top] += float(out[top])
+                value = float(out[top])
+                sums[top] += value
+                count = round(value * batch)
+                exact = exact and abs(value * batch - count) < 1e-3
+                counts[top] += count
             if after is not None:
                 after(i)
             bar.update()
+    if exact:
+        return {f"top{k}": 100.0 * counts[top] / (iterations * batch) for top, k in tops.items()}
     return {f"top{k}": 100.0 * sums[top] / iterations for top, k in tops.items()}
 
 

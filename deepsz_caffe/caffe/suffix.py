@@ -31,6 +31,7 @@ from .prototxt import suffix_net, suffix_plan
 
 IN_MEMORY_LIMIT = 512 << 20   # bytes of one feature file; larger ones are read batch by batch
 MANIFEST = "prefix.json"
+FIRST_SCORES = "first-scores.npy"  # the score blob of the kept pass's first batch
 
 
 class Features:
@@ -110,12 +111,14 @@ class PrefixStore:
         labels = np.zeros((n, batch), np.float32)
         reference = np.zeros((n, batch), np.float32) if _ranked(net.blobs[score].data) else None
         files = {blob: f"features-{i}.npy" for i, blob in enumerate(sorted(set(entries.values())))}
-        agree, t0 = [0], time.perf_counter()
+        agree, t0, first = [0], time.perf_counter(), {}
         with ExitStack() as stack:
             out = {blob: _feature_writer(stack, directory / name, (n, *net.blobs[blob].data.shape))
                    for blob, name in files.items()}
 
             def keep(i):
+                if i == 0:  # the scores a suffix net must reproduce bit for bit (`SuffixPhase.exact`)
+                    first["scores"] = np.array(net.blobs[score].data, np.float32)
                 for blob, f in out.items():
                     f.write(np.ascontiguousarray(net.blobs[blob].data, np.float32).data)
                 if label is not None:
@@ -127,10 +130,12 @@ class PrefixStore:
 
             accuracy = accuracy_pass(net, phase.tops, n, after=keep, desc="prefix pass")
         np.save(directory / "labels.npy", labels)
+        if "scores" in first:
+            np.save(directory / FIRST_SCORES, first["scores"])
         if reference is not None:
             np.save(directory / "reference.npy", reference)
         manifest = {"model": str(phase.model), "weights": str(phase.weights), "iterations": n,
-                    "batch": batch, "records": phase.records, "tops": phase.tops,
+                    "batch": batch, "records": phase.records, "tops": phase.tops, "score": score,
                     "accuracy": accuracy, "agreement_count": agree[0] if reference is not None else None,
                     "entries": entries, "features": files,
                     "not_chains": {layer: p for layer, p in plans.items() if isinstance(p, str)},
@@ -210,3 +215,17 @@ class SuffixPhase:
             blobs[self.label].data[...] = labels[i]
 
         return accuracy_pass(self.net, self.tops, self.iterations, feed, desc=f"{desc} {self.layer}")
+
+    def exact(self) -> bool | None:
+        """Whether this suffix net, on the first kept batch, computes the kept pass's scores bit
+        for bit (None: the store kept no scores, as before this check existed). Every TEST layer
+        is stateless between forwards, so the same layers on the same inputs with the same
+        weights compute the same thing on every batch: one batch shows what a whole pass would."""
+        path = self.store.directory / FIRST_SCORES
+        score = self.store.manifest.get("score")
+        if score is None or not path.is_file():
+            return None
+        self.net.blobs[self.entry].data[...] = self.features[0]
+        self.net.blobs[self.label].data[...] = self.labels[0]
+        self.net.forward()
+        return bool(np.array_equal(self.net.blobs[score].data, np.load(path)))

@@ -161,6 +161,8 @@ def _run(tuned: Path, max_iter: int, init_weights, masks, seed, desc):
 
 def _apply(net, masks) -> None:
     """Re-zero pruned weights. `.data` is read afresh each time: a held array stops reaching the
-    GPU copy after the first forward (pycaffe marks the CPU copy newest only when `.data` is read)."""
+    GPU copy after the first forward (pycaffe marks the CPU copy newest only when `.data` is read).
+    A mask from a legacy V1 caffemodel has its 4-d blob shape (1, 1, out, in): same order."""
     for name, mask in (masks or {}).items():
-        net.params[name][0].data[...] *= mask
+        data = net.params[name][0].data
+        data[...] *= mask.reshape(data.shape)

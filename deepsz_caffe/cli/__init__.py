@@ -47,6 +47,20 @@ def _number(text: str, what: str) -> float:
         raise ConfigError(f"{what}: {text!r} is not a number") from None
 
 
+def parse_bytes(text: str) -> int:
+    """--max-memory: 4G, 2048M, 1.5GiB, 0 (K/M/G/T are powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in units else ""
+    try:
+        value = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4G or 2048M, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a size >= 0, got {text!r}")
+    return int(value * units[unit])
+
+
 def parse_layers(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
@@ -81,12 +95,12 @@ def _codecs(a) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import caffe, files, method, paper, validate
+    from . import caffe, data, files, method, paper, validate
 
     p = argparse.ArgumentParser(prog="deepsz", description=__doc__.splitlines()[0])
     _verbosity_flags(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (files, method, caffe, paper):
+    for group in (files, method, caffe, data, paper):
         group.register(sub)
     for command in sub.choices.values():  # before or after the command: `deepsz -q compress ...`
         _verbosity_flags(command, argparse.SUPPRESS)

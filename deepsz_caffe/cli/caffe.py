@@ -2,7 +2,7 @@
 (runtime copies of the prototxts go to a work dir, never beside the user's files), and
 ImageNet-shaped LMDBs for users without ImageNet."""
 from ..errors import ConfigError
-from . import _flag, parse_kept
+from . import _flag, parse_bytes, parse_kept
 
 
 def _sources(a) -> dict:
@@ -41,11 +41,15 @@ def cmd_test(a):
     from ..caffe.phase import TestPhase, check_model
     from ..caffe.prototxt import with_test_source
     from ..caffe.train import workspace
+    from ..deepsz.pipeline import within_memory
+    from ..deepsz.settings import Settings
 
     with workspace() as work:
         model = with_test_source(a.model, a.test_lmdb, work / "test.prototxt") if a.test_lmdb else a.model
+        model, iterations = within_memory(model, a.weights, work / "batch.prototxt",
+                                          Settings(iterations=a.iterations, max_memory=a.max_memory))
         info = check_model(model)
-        phase = TestPhase(str(model), str(a.weights), a.iterations, a.gpu)
+        phase = TestPhase(str(model), str(a.weights), iterations, a.gpu, probed=True)
         result = phase.run()
     images = phase.iterations * info["batch"]
     print(f"{a.weights}: " + ", ".join(f"{k.replace('top', 'top-')} {v:.2f}%" for k, v in result.items())
@@ -96,6 +100,9 @@ def register(sub) -> None:
     _flag(te, "iterations", type=int, help="TEST iterations (default: one pass over the LMDB)")
     _flag(te, "gpu", type=int, help="GPU id (CPU when omitted)")
     te.add_argument("--test-lmdb", help="LMDB for the TEST Data layer (default: its `source:`)")
+    te.add_argument("--max-memory", type=parse_bytes, default="4G",
+                    help="memory the TEST net may take (default 4G): a smaller divisor of the "
+                         "prototxt's batch where needed, over the same images")
     te.set_defaults(func=cmd_test)
 
     sl = sub.add_parser("synth-lmdb", help="ImageNet-shaped LMDB of synthetic natural-looking images "

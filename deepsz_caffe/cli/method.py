@@ -4,7 +4,7 @@ import json
 
 from ..deepsz.optimize import PLANS
 from ..errors import ConfigError
-from . import _codec_flags, _codecs, _flag, _print_json, parse_layers
+from . import _codec_flags, _codecs, _flag, _print_json, parse_bytes, parse_layers
 
 
 def cmd_compress(a):
@@ -86,6 +86,10 @@ def _caffe_flags(p):
     p.add_argument("--workers", type=int, default=1, help="assess layers in N processes (CPU)")
     p.add_argument("--gpus", type=parse_gpus, help="one worker per GPU: 0,1,2,3")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--max-memory", type=parse_bytes, default="4G",
+                   help="memory a TEST net may take (K/M/G = KiB/MiB/GiB; default 4G; 0: no "
+                        "limit): the TEST batch is lowered to the largest divisor of the "
+                        "prototxt's that fits, over the same images (the same results)")
 
 
 def parse_gpus(text: str) -> list[int]:
@@ -101,13 +105,19 @@ def _settings(a):
 
     return Settings(layers=parse_layers(a.layers), iterations=a.iterations, gpu=a.gpu,
                     assess_lmdb=a.assess_lmdb, agreement=a.agreement, workers=a.workers, gpus=a.gpus,
-                    scheduler=a.scheduler, **_codecs(a))
+                    scheduler=a.scheduler, verify=getattr(a, "verify", "suffix"),
+                    max_memory=a.max_memory,
+                    **_codecs(a))
 
 
 def register(sub) -> None:
     c = sub.add_parser("compress", help="DeepSZ end to end: assess, optimise, encode, verify")
     _caffe_flags(c)
     _target_flags(c)
+    c.add_argument("--verify", choices=("suffix", "full"), default="suffix",
+                   help="measure each candidate .dsz by the suffix from the earliest selected "
+                        "layer over the kept features (default: the same numbers, faster) or "
+                        "by a full TEST pass (full: as the paper)")
     c.add_argument("--work-dir", help="assessment cache and results (default: <output stem>.work/ "
                                       "beside the output: net.dsz -> net.work/)")
     _plan_flag(c)

@@ -91,6 +91,8 @@ class Assessment:
         t0, reused = time.perf_counter(), len(points)
         runner, base = self.runner_for(layer)
         self.cache.setdefault("base_top1", base)
+        # Whether the suffix phase reproduced the kept pass (verification may then reuse it).
+        self.cache.setdefault("suffix", {})[layer] = type(runner).__name__ == "SuffixPhase"
         weights = runner.net.params[layer][0].data.copy()
         sp = sparse.to_sparse(weights)
         if layer not in self.cache["index_bytes"]:

@@ -50,7 +50,8 @@ def run_task(task: LayerTask, progress: bool = False) -> dict:
                             lossless=task.lossless,
                             metric="agreement" if task.agreement else "top-1")
     points = assessment.run(task.expected_loss, progress=progress)[task.layer]
-    return {"layer": task.layer, "base_top1": assessment.base_top1, "points": points}
+    return {"layer": task.layer, "base_top1": assessment.base_top1, "points": points,
+            "suffix": assessment.cache.get("suffix", {}).get(task.layer)}
 
 
 def run_tasks(tasks: list[LayerTask], *, workers: int = 1, gpus: list[int] | None = None,

@@ -14,13 +14,14 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import atomic
 from ..caffe import lmdb, wire
-from ..caffe.phase import TestPhase, check_model, probe
+from ..caffe.phase import TestPhase, check_model, fitting_batch, memory_probe
 from ..caffe.prototxt import with_test_source
 from ..errors import ConfigError
 from ..format import network as dsz
@@ -33,6 +34,7 @@ from .optimize import plan as make_plan
 from .parallel import LayerTask, run_tasks
 from .probe import reference_labels
 from .settings import Settings
+from .verify import drop_features, verifier
 from .workdir import locked
 
 _logger = get_logger("compress")
@@ -52,14 +54,15 @@ def check_targets(expected_loss, expected_ratio) -> None:
 
 
 def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings | None = None,
-           **overrides) -> dict:
+           keep_features: bool = False, **overrides) -> dict:
     """Algorithm 1 on (model, weights), resumable; writes and returns `work_dir`/assessment.json.
 
     With several lossy backends every (layer, backend) pair is assessed, so Algorithm 2 can give
     each layer its best coder. One cache file per pair under `work_dir`/assess-<key>/, key = hash
     of the prototxt, weights, test data, index codec and labels; pairs run in parallel with the
     settings' `workers`, `gpus` or `scheduler`, all fed by one kept full pass (`_prefix_pass`).
-    Keyword `overrides` set single fields of `settings`."""
+    With `keep_features` the kept pass's features stay on disk for the caller (`compress`
+    verifies from them, then drops them). Keyword `overrides` set single fields of `settings`."""
     check_targets(expected_loss, None)
     s = Settings.of(settings, **overrides)
     fc_bytes = _weight_bytes(weights, s.layer_list())  # before the work dir: a refusal leaves none
@@ -67,17 +70,17 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     if s.assess_lmdb:
         lmdb.count(s.assess_lmdb)
     with locked(Path(work_dir)) as work:
-        return _assess(model, weights, work, expected_loss, s, fc_bytes)
+        return _assess(model, weights, work, expected_loss, s, fc_bytes, keep_features)
 
 
-def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_bytes: dict) -> dict:
+def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_bytes: dict,
+            keep_features: bool = False) -> dict:
     layers = list(fc_bytes)
     t0 = time.perf_counter()
     assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
                     else model)
+    assess_model, iterations = within_memory(assess_model, weights, work / "assess-batch.prototxt", s)
     info = check_model(assess_model)
-    probe(assess_model, weights, s.gpu if s.gpu is not None or not s.gpus else s.gpus[0])
-    iterations = s.iterations or math.ceil(info["records"] / info["batch"])
     key = cache_key(assess_model, weights, [Path(info["lmdb"]) / "data.mdb"],
                     {"lossless": s.lossless, "iterations": iterations, "walk": ASSESSMENT_VERSION,
                      **({"labels": "agreement"} if s.agreement else {})})
@@ -88,7 +91,7 @@ def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_by
              for layer in layers for backend in s.lossy]
     store = _prefix_pass(assess_model, weights, iterations, tasks, s)
     results = run_tasks(tasks, workers=s.workers, gpus=s.gpus, scheduler=s.scheduler)
-    if store is not None:
+    if store is not None and not keep_features:
         store.drop_features()  # every walk is cached now: the disk back (VGG-16: 5 GB per 50,000)
     points: dict[str, list[dict]] = {layer: [] for layer in layers}
     for r in results:
@@ -98,12 +101,33 @@ def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_by
               "labels": "agreement" if s.agreement else "dataset",
               "reference_labels": str(cache_dir / "prefix" / "reference.npy") if s.agreement else None,
               "prefix_pass": store.manifest if store is not None else None,
+              "prefix_dir": str(cache_dir / "prefix"), "iterations": iterations,
+              "test_batch": info["batch"], "run_model": str(assess_model),
               "base_top1": results[0]["base_top1"], "walk_loss": expected_loss,
               "fc_bytes": fc_bytes,
+              "suffix_checked": {r["layer"]: r.get("suffix") for r in results},
               "points": points,
               "seconds": time.perf_counter() - t0}
     atomic.write_json(work / "assessment.json", result)
     return result
+
+
+def within_memory(model, weights, out, s: Settings) -> tuple[Path, int]:
+    """(prototxt, TEST iterations) for one pass over `model`'s test set within s.max_memory:
+    `model` itself, or a copy at the largest divisor of its batch that fits (`out`) with the
+    iterations scaled to cover the same images (the same correct count: the same result).
+    Runs `probe`'s check in a child process on the way."""
+    info = check_model(model)
+    iterations = s.iterations or math.ceil(info["records"] / info["batch"])
+    memory = memory_probe(model, weights)
+    batch = fitting_batch(info["batch"], memory, s.max_memory)
+    if batch == info["batch"]:
+        return Path(model), iterations
+    log(f"TEST batch {info['batch']} -> {batch} to stay within --max-memory "
+        f"{s.max_memory / 2**30:.1f} GiB (about {memory['peak_bytes'] / 2**30:.2f} GiB + "
+        f"{memory['image_bytes'] / 2**20:.0f} MiB per image); {iterations * info['batch'] // batch} "
+        "iterations, the same images")
+    return with_test_source(model, info["lmdb"], out, batch=batch), iterations * info["batch"] // batch
 
 
 def _weight_bytes(weights, requested) -> dict[str, int]:
@@ -163,15 +187,23 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         lmdb.count(s.assess_lmdb)
     with locked(work):
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
-        assessed = _assess(model, weights, work, walk, s, fc_bytes)
+        assessed = _assess(model, weights, work, walk, s, fc_bytes, keep_features=True)
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
         t0 = time.perf_counter()
-        top1_pruned, labels = _baseline(model, weights, work, s, assessed)
+        if s.assess_lmdb:  # the test set's own pass within the memory budget
+            test_model, iterations = within_memory(model, weights, work / "test-batch.prototxt", s)
+        else:
+            test_model, iterations = Path(assessed["run_model"]), assessed["iterations"]
+        s = replace(s, iterations=iterations)
+        top1_pruned, labels = _baseline(test_model, weights, work, s, assessed)
         seconds["baseline"] = time.perf_counter() - t0
         stage("baseline", seconds["baseline"], f"{_metric(s)} {top1_pruned:.2f}%")
-        v = _verified(model, weights, work, assessed, top1_pruned, s, expected_loss, expected_ratio,
-                      max_rounds, plan, labels)
+        try:
+            v = _verified(test_model, weights, work, assessed, top1_pruned, s, expected_loss,
+                          expected_ratio, max_rounds, plan, labels)
+        finally:  # every round is measured: the disk back (AlexNet: 3.5 GB per 50,000 images)
+            drop_features(assessed)
         t0 = time.perf_counter()
         atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
         seconds["write"] = time.perf_counter() - t0
@@ -181,7 +213,8 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         result = {
             "model": str(model), "weights": str(weights), "output": str(output),
             "layers": list(assessed["fc_bytes"]), "lossy": last["lossy"], "lossless": s.lossless,
-            "test_records": test_info["records"],
+            "test_records": test_info["records"], "test_batch": check_model(test_model)["batch"],
+            "test_iterations": iterations,
             "assess_lmdb": str(s.assess_lmdb) if s.assess_lmdb else None,
             "labels": assessed["labels"],
             "expected_loss": expected_loss, "expected_ratio": expected_ratio, "plan": plan,
@@ -192,6 +225,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
             "fc_compressed_bytes": report["fc_compressed_bytes"],
             "layer_sizes": report["layers"], "assessment": assessed["points"],
             "assessment_base_top1": assessed["base_top1"], "rounds": v["rounds"], "seconds": seconds,
+            "verify": v["rounds"][-1]["verify"],
         }
         atomic.write_json(work / "compress.json", result)
     return result
@@ -215,7 +249,7 @@ def _baseline(model, weights, work: Path, s: Settings, assessed: dict):
     if not s.assess_lmdb:
         labels = np.load(assessed["reference_labels"]) if s.agreement else None
         return assessed["base_top1"], labels
-    phase = TestPhase(str(model), str(weights), s.iterations, s.gpu)
+    phase = TestPhase(str(model), str(weights), s.iterations, s.gpu, probed=True)
     if not s.agreement:
         return phase.run()["top1"], None
     with tempfile.TemporaryDirectory(dir=work) as tmp:  # one pass: the test set's reference labels
@@ -242,6 +276,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
     candidate = work / f"candidate-{os.getpid()}.dsz"
     decoded = work / f"decoded-{os.getpid()}.caffemodel"
     rounds, budget = [], expected_loss
+    measure = verifier(model, assessed, s, labels)
     try:
         for round_no in range(1, max_rounds + 1):
             t0 = time.perf_counter()
@@ -252,17 +287,14 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
                        lossless=s.lossless, force=True)  # the layers were chosen by assess
             blob = candidate.read_bytes()
             dsz.decode(candidate, decoded)
-            # No child-process probe: `decoded` is our own rebuild of `weights`' skeleton, and
-            # (model, weights) were probed already by `assess`.
-            phase = TestPhase(str(model), str(decoded), s.iterations, s.gpu, probed=True, labels=labels)
             t_test = time.perf_counter()
-            top1 = phase.run()["top1"]
-            t_test, phase = time.perf_counter() - t_test, None  # the pass alone; the net freed
+            top1 = measure(decoded)
+            t_test = time.perf_counter() - t_test  # the pass alone
             report, actual = dsz.inspect(candidate), top1_pruned - top1
             rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
                            "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0,
-                           "test_seconds": t_test})
+                           "test_seconds": t_test, "verify": measure.how})
             _logger.info(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
                          f"{plan.expected_loss:+.3f} actual {actual:+.3f} "
                          f"{'agreement' if labels is not None else 'top-1'} {top1:.2f}% "

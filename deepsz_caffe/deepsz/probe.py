@@ -40,9 +40,14 @@ def layer_runner(store: PrefixStore, layer: str, *, agreement: bool = False, gpu
     why = store.not_chains.get(layer)
     if why is None:
         runner = SuffixPhase(store, layer, reference)
-        base = runner.run()["top1"]
-        exact = (_correct(base, store) == store.manifest["agreement_count"] if agreement
-                 else base == store.accuracy["top1"])
+        exact = runner.exact()  # one batch against the kept scores, when the store has them
+        if exact is None:  # else a whole pass against the kept accuracy
+            base = runner.run()["top1"]
+            exact = (_correct(base, store) == store.manifest["agreement_count"] if agreement
+                     else base == store.accuracy["top1"])
+        else:  # the unchanged net's pass is the kept one: its numbers, as a run would count them
+            base = (100.0 * store.manifest["agreement_count"] / (store.iterations * store.batch)
+                    if agreement else store.accuracy["top1"])
         if exact:
             return _checked(runner, layer), base
         why = "suffix net disagrees with the full net"
@@ -62,16 +67,20 @@ def _checked(runner, layer: str):
 
 
 def run_with(runner, weights: dict) -> dict[str, float]:
-    """`runner.run()` with the weight blobs of `weights` ({layer: array}) set, then restored."""
+    """`runner.run()` with the blobs of `weights` set, then restored: {layer: array} sets the
+    weight blob, {layer: [arrays]} every blob of the layer (weights, bias)."""
     params = runner.net.params
-    originals = {n: params[n][0].data.copy() for n in weights}
+    given = {n: list(w) if isinstance(w, (list, tuple)) else [w] for n, w in weights.items()}
+    originals = {n: [params[n][i].data.copy() for i in range(len(ws))] for n, ws in given.items()}
     try:
-        for n, w in weights.items():
-            params[n][0].data[...] = w
+        for n, ws in given.items():
+            for i, w in enumerate(ws):
+                params[n][i].data[...] = w.reshape(params[n][i].data.shape)
         return runner.run()
     finally:
-        for n, a in originals.items():
-            params[n][0].data[...] = a
+        for n, arrays in originals.items():
+            for i, a in enumerate(arrays):
+                params[n][i].data[...] = a
 
 
 class LayerProbe:

@@ -40,7 +40,7 @@ def retrain(solver_path, weights, masks: dict[str, np.ndarray], out_weights, *,
                                work_dir=work_dir, sources=sources)
     for name, mask in masks.items():
         w = solver.net.params[name][0].data
-        assert not np.any(w[mask == 0]), f"pruned weights of {name} moved"  # invariant, not input
+        assert not np.any(w[mask.reshape(w.shape) == 0]), f"pruned weights of {name} moved"  # invariant
         stats.setdefault("kept", {})[name] = float(np.count_nonzero(w)) / w.size
     save(solver, out_weights)
     return stats

@@ -11,6 +11,8 @@ INT32_MAX = 2**31 - 1      # Caffe's iteration counts, device ids and LMDB label
 SEED_MAX = 2**32 - 1       # caffe.set_random_seed takes an unsigned int
 MAX_WORKERS = 1024         # local processes: far beyond any machine's cores, short of a fork bomb
 SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")  # Dask's network protocols
+DEFAULT_MAX_MEMORY = 4 << 30  # VGG-16 at its prototxt's batch 50 needs 4.2 GiB; at 25, 2.6
+VERIFY = ("suffix", "full")  # how compress measures each candidate .dsz
 _ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?"
                       r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 
@@ -72,6 +74,8 @@ class Settings:
     scheduler: str | None = None           # Dask scheduler address
     suffix: bool = True                    # suffix-only TEST phases where they are exact
     agreement: bool = False                # label-free: top-1 against the original net's top-1
+    verify: str = "suffix"                 # "suffix": from the kept features; "full": the paper's pass
+    max_memory: int = DEFAULT_MAX_MEMORY   # bytes a TEST net may hold; 0: the prototxt's batch as is
 
     def __post_init__(self):
         fix = object.__setattr__  # frozen: normalise once, here
@@ -92,6 +96,10 @@ class Settings:
         integer("--workers", self.workers, 1, MAX_WORKERS)
         if self.scheduler is not None:
             scheduler_address(self.scheduler)
+        if self.verify not in VERIFY:
+            raise ConfigError(f"--verify must be one of {', '.join(VERIFY)}, got {self.verify!r}")
+        if self.max_memory < 0:
+            raise ConfigError(f"--max-memory must be >= 0, got {self.max_memory}")
 
     @classmethod
     def of(cls, settings: "Settings | None" = None, **overrides) -> "Settings":

@@ -1,0 +1,107 @@
+"""`deepsz lmdb` throughput (images/s) on 500x375 JPEGs (ImageNet's median size), against
+Pillow's decode alone measured in the same run.
+
+The reference is the least any converter must do: open and decode each JPEG to RGB in one
+process. `deepsz lmdb` (as a user runs it, a child process: decode, EXIF, resize to 256x256
+with INTER_LINEAR sampling, BGR/CHW, Datum, LMDB write, fsync) is run with 1 worker and with
+one per core, and its peak RSS sampled at two set sizes (memory flat in N).
+
+    GLOG_minloglevel=2 nice .venv/bin/python benchmarks/lmdb_throughput.py [--images 500,1500]
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepsz_caffe import atomic, timing
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "bench" / "lmdb_throughput.json"
+WIDTH, HEIGHT = 500, 375
+
+
+def make_jpegs(directory: Path, n: int) -> list[tuple[str, int]]:
+    """n photo-like 500x375 JPEGs (quality 90, 4:2:0, as most of ImageNet) and their list."""
+    from PIL import Image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    entries = []
+    for i in range(n):
+        path = directory / f"img_{i:06d}.JPEG"
+        if not path.is_file():
+            rng = np.random.default_rng(i)
+            planes = [128 + 90 * np.sin(xx / rng.uniform(5, 40) + yy / rng.uniform(5, 40) + rng.uniform(0, 6))
+                      for _ in range(3)]
+            a = np.stack(planes, -1) + rng.normal(0, 12, (HEIGHT, WIDTH, 3))
+            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(path, quality=90)
+        entries.append((path.name, i % 1000))
+    return entries
+
+
+def pillow_decode(directory: Path, entries) -> float:
+    """Seconds to open and decode every file to an RGB array, one process."""
+    from PIL import Image
+
+    t = time.perf_counter()
+    for name, _ in entries:
+        with Image.open(directory / name) as im:
+            np.asarray(im.convert("RGB"))
+    return time.perf_counter() - t
+
+
+def deepsz_lmdb(directory: Path, listing: Path, out: Path, workers: int) -> tuple[float, int]:
+    """(wall seconds, peak RSS of the largest process) of `deepsz lmdb` in a child process."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from imagenet_scale import measured
+
+    cmd = [sys.executable, "-m", "deepsz_caffe.cli", "lmdb", str(directory), str(listing), "-o", str(out),
+           "--resize-height", "256", "--resize-width", "256", "--workers", str(workers), "--force"]
+    seconds, peaks = measured(cmd)
+    return seconds, peaks["peak"]
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", default="500,1500", help="set sizes, comma-separated")
+    p.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "deepsz-lmdb-throughput"))
+    p.add_argument("--out", default=str(OUT))
+    a = p.parse_args(argv)
+    d, runs = Path(a.dir), []
+    cores = os.cpu_count() or 1
+    for n in (int(x) for x in a.images.split(",")):
+        entries = make_jpegs(d / "jpeg", n)
+        listing = d / f"list-{n}.txt"
+        listing.write_text("".join(f"{name} {label}\n" for name, label in entries))
+        pillow_decode(d / "jpeg", entries[:50])  # warm the page cache and Pillow
+        decode_s = pillow_decode(d / "jpeg", entries)
+        row = {"images": n, "pillow_decode_seconds": decode_s, "pillow_decode_images_per_s": n / decode_s}
+        for workers in sorted({1, cores}):
+            seconds, peak = deepsz_lmdb(d / "jpeg", listing, d / f"lmdb-{n}", workers)
+            row[f"deepsz_lmdb_workers_{workers}"] = {
+                "seconds": seconds, "images_per_s": n / seconds, "peak_rss_bytes": peak,
+                "throughput_vs_pillow_decode": (n / seconds) / (n / decode_s)}
+            print(f"[lmdb] N={n} workers={workers}: {n / seconds:.0f} images/s = "
+                  f"{decode_s / seconds:.2f}x Pillow's decode alone ({n / decode_s:.0f} images/s); "
+                  f"peak RSS {peak / 2**20:.0f} MiB", file=sys.stderr)
+        runs.append(row)
+    atomic.write_json(a.out, {
+        "benchmark": "lmdb_throughput", "jpeg": f"{WIDTH}x{HEIGHT} quality 90", "resize": "256x256",
+        "machine": {"cpu": timing.cpu_name(), "cpu_count": cores, "load_average": os.getloadavg()[0],
+                    "date": time.strftime("%Y-%m-%d")},
+        "note": "deepsz lmdb timed as a child process (start-up, worker spawn and fsync included)",
+        "runs": runs})
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ process. `deepsz lmdb` (as a user runs it, a child process: decode, EXIF, resize
 with INTER_LINEAR sampling, BGR/CHW, Datum, LMDB write, fsync) is run with 1 worker and with
 one per core, and its peak RSS sampled at two set sizes (memory flat in N).
 
-    GLOG_minloglevel=2 nice .venv/bin/python benchmarks/lmdb_throughput.py [--images 500,1500]
+    GLOG_minloglevel=2 nice .venv/bin/python -m benchmarks.lmdb_throughput [--images 500,1500]
 """
 import os
 
@@ -14,7 +14,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +23,9 @@ import numpy as np
 
 from deepsz_caffe import atomic, timing
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "bench" / "lmdb_throughput.json"
+from .common import BENCH, cli, measured
+
+OUT = BENCH / "lmdb_throughput.json"
 WIDTH, HEIGHT = 500, 375
 
 
@@ -52,21 +52,17 @@ def pillow_decode(directory: Path, entries) -> float:
     """Seconds to open and decode every file to an RGB array, one process."""
     from PIL import Image
 
-    t = time.perf_counter()
-    for name, _ in entries:
-        with Image.open(directory / name) as im:
-            np.asarray(im.convert("RGB"))
-    return time.perf_counter() - t
+    with timing.Stopwatch() as watch:
+        for name, _ in entries:
+            with Image.open(directory / name) as im:
+                np.asarray(im.convert("RGB"))
+    return watch.seconds
 
 
 def deepsz_lmdb(directory: Path, listing: Path, out: Path, workers: int) -> tuple[float, int]:
     """(wall seconds, peak RSS of the largest process) of `deepsz lmdb` in a child process."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from imagenet_scale import measured
-
-    cmd = [sys.executable, "-m", "deepsz_caffe.cli", "lmdb", str(directory), str(listing), "-o", str(out),
-           "--resize-height", "256", "--resize-width", "256", "--workers", str(workers), "--force"]
-    seconds, peaks = measured(cmd)
+    seconds, peaks = measured(cli("lmdb", directory, listing, "-o", out, "--resize-height", 256,
+                                  "--resize-width", 256, "--workers", workers, "--force"))
     return seconds, peaks["peak"]
 
 

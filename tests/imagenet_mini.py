@@ -126,10 +126,10 @@ def make(root, train_per_class: int = 20, val: int = 100, seed: int = 0) -> Path
 def to_v1(weights, out) -> Path:
     """Rewrite a caffemodel in Caffe's legacy V1 format (`layers`, enum types, 4-d legacy blob
     dimensions), as the model zoo's bvlc_alexnet.caffemodel is stored."""
-    from deepsz_caffe.caffe.io import caffe_pb2, read_net
+    from deepsz_caffe.caffe.io import caffe_pb2
 
     pb2 = caffe_pb2()
-    new = read_net(weights)
+    new = pb2.NetParameter.FromString(Path(weights).read_bytes())
     v1 = pb2.NetParameter(name=new.name)
     kinds = {"Data": "DATA", "Convolution": "CONVOLUTION", "ReLU": "RELU", "Pooling": "POOLING",
              "InnerProduct": "INNER_PRODUCT", "Accuracy": "ACCURACY", "SoftmaxWithLoss": "SOFTMAX_LOSS",

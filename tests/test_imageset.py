@@ -398,13 +398,14 @@ def test_readme_recipe_runs_verbatim(mini_imagenet, tmp_path):
     reads exactly the pixels Pillow decoded (and a float cv::resize(INTER_LINEAR) gives)."""
     import caffe
 
-    from deepsz_caffe.caffe.io import read_net
+    from deepsz_caffe.caffe.io import caffe_pb2
 
     block = RECIPE.search(README.read_text()).group(1)
     assert block.count("deepsz ") == 8
     work = tmp_path / "ilsvrc"
     shutil.copytree(mini_imagenet["root"], work)
-    assert len(read_net(work / "bvlc_alexnet.caffemodel").layers) > 0  # the V1 format, as the zoo's
+    v1 = caffe_pb2().NetParameter.FromString((work / "bvlc_alexnet.caffemodel").read_bytes())
+    assert len(v1.layers) > 0 and not len(v1.layer)  # the V1 format, as the zoo's
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GLOG_minloglevel": "2"}
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,

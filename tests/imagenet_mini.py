@@ -3,9 +3,9 @@ image folders (train: one folder per synset; val: flat, with val.txt), BVLC-styl
 deploy / solver prototxts, and a trained `bvlc_alexnet.caffemodel` in Caffe's legacy V1 format.
 
 The net is AlexNet cut down (227x227 crops of 256x256 images, average-pooled 4x4, one
-convolution and pooling, then fc6-fc8 as AlexNet names them) so that a few hundred images train and test in seconds; the
-images are generated: per class an oriented colour grating under noise, at mixed sizes, as
-JPEG (some grayscale, some CMYK, as ImageNet has) and PNG."""
+convolution and pooling, then fc6-fc8 as AlexNet names them) so that a few hundred images
+train and test in seconds; the images are generated: per class an oriented colour grating
+under noise, at mixed sizes, as JPEG (some grayscale, some CMYK, as ImageNet has) and PNG."""
 from pathlib import Path
 
 import numpy as np

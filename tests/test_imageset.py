@@ -154,7 +154,8 @@ def test_gray_option(tmp_path):
     a = smooth(30, 40)
     Image.fromarray(a).save(tmp_path / "c.png")
     Image.fromarray(a).save(tmp_path / "c.jpg", quality=92)
-    assert np.array_equal(decode(tmp_path / "c.png", gray=True)[0], np.asarray(Image.fromarray(a).convert("L")))
+    assert np.array_equal(decode(tmp_path / "c.png", gray=True)[0],
+                          np.asarray(Image.fromarray(a).convert("L")))
     luma = decode(tmp_path / "c.jpg", gray=True)  # libjpeg's own luma, as OpenCV asks for it
     assert luma.shape == (1, 30, 40)
     via_rgb = np.asarray(Image.fromarray(pillow_rgb(tmp_path / "c.jpg")).convert("L")).astype(int)
@@ -202,7 +203,7 @@ def test_records_are_convert_imagesets(small_set, tmp_path):
     assert s.written == 12 and not s.skipped and s.sizes == {(16, 18)}
     recs = records(tmp_path / "db")
     assert [k for k, *_ in recs] == [f"{i:08d}_{p}" for i, (p, _) in enumerate(entries)]
-    for (key, label, pixels, encoded), (path, expected_label) in zip(recs, entries):
+    for (_key, label, pixels, encoded), (path, expected_label) in zip(recs, entries):
         assert label == expected_label and not encoded
         assert np.array_equal(pixels, decode(root / path, height=16, width=18))
     assert not list(tmp_path.glob(".db.partial*"))
@@ -219,7 +220,7 @@ def test_shuffle_limit_and_workers_agree(small_set, tmp_path):
     assert r.returncode == 0, r.stderr
     ra, rb = records(tmp_path / "a"), records(tmp_path / "b")
     assert a.written == len(rb) == 7 and a.sizes == {(20, 24), (21, 24)}
-    assert [(k, l, p.tobytes()) for k, l, p, _ in ra] == [(k, l, p.tobytes()) for k, l, p, _ in rb]
+    assert [(k, y, p.tobytes()) for k, y, p, _ in ra] == [(k, y, p.tobytes()) for k, y, p, _ in rb]
     unshuffled = [f"{i:08d}_{p}" for i, (p, _) in enumerate(read_list(listing)[:7])]
     assert [k for k, *_ in ra] != unshuffled
 
@@ -373,7 +374,8 @@ def mini_imagenet(tmp_path_factory):
     from deepsz_caffe.caffe.train import train
 
     root = imagenet_mini.make(tmp_path_factory.mktemp("ilsvrc"))
-    train_db, val_db = root / "examples/imagenet/ilsvrc12_train_lmdb", root / "examples/imagenet/ilsvrc12_val_lmdb"
+    train_db = root / "examples/imagenet/ilsvrc12_train_lmdb"
+    val_db = root / "examples/imagenet/ilsvrc12_val_lmdb"
     convert(root / "ILSVRC2012_img_train", folder_list(root / "ILSVRC2012_img_train")[0], train_db,
             resize_height=256, resize_width=256, shuffle=True, workers=1, progress=False)
     convert(root / "ILSVRC2012_img_val", read_list(root / "val.txt"), val_db,

@@ -1,5 +1,4 @@
 """caffe.phase: the TEST batch chosen from a memory budget changes no result."""
-import pytest
 
 from deepsz_caffe.caffe.phase import TestPhase, fitting_batch, memory_probe
 from deepsz_caffe.deepsz.pipeline import within_memory

@@ -461,13 +461,17 @@ def block_span(src, name: str, key: str, spec: str | None = None) -> str:
 def block_scale(src) -> str:
     """The largest run of each net through `deepsz compress --agreement` (benchmarks/imagenet_scale.py)."""
     paper = src.json("paper")["figure7"]["encode_minutes"]
-    rows = ["| net | images | whole `compress` | prefix pass | tests | verification pass | encode | "
-            "peak RSS (anonymous) | at 50,000 images | paper, 4 V100 |", "|" + "---|" * 10]
+    rows = ["| net | images | whole `compress` | ÷ one full TEST pass, wall (CPU) | TEST batch | "
+            "prefix pass | tests | verification pass | encode | peak RSS (anonymous) | "
+            "at 50,000 images | paper, 4 V100 |", "|" + "---|" * 12]
     for net, entry in src.json("bench/imagenet_scale")["nets"].items():
         r = max(entry["runs"], key=lambda r: r["images"])
         tests = sum(t["points"] for t in r["tests"].values())
         test_s = sum(t["seconds"] for t in r["tests"].values())
-        rows.append(f"| {TITLES[net]} | {r['images']:,} | {r['wall_seconds']:.0f} s | "
+        ratio = (f"{r['compress_over_full_test_pass']:.2f}x ({r['compress_over_full_test_pass_cpu']:.2f}x)"
+                 if "compress_over_full_test_pass" in r else "-")
+        batch = f"{r['test_batch']} (prototxt {r.get('prototxt_test_batch', r['test_batch'])})"
+        rows.append(f"| {TITLES[net]} | {r['images']:,} | {r['wall_seconds']:.0f} s | {ratio} | {batch} | "
                     f"{r['prefix_pass']['seconds']:.0f} s | {tests}, {test_s:.0f} s | "
                     f"{sum(r['verify_test_pass_seconds']):.0f} s | {r['encode']:.1f} s | "
                     f"{r['peak_rss_bytes'] / 2**30:.2f} GiB ({r['peak_anon_rss_bytes'] / 2**30:.2f}) | "

@@ -2,6 +2,10 @@
 import ctypes
 import os
 import resource
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -114,3 +118,28 @@ def test_index_streams_of_a_file_are_decoded_in_the_child(monkeypatch):
     job = lossless.index_job(lossless.compress_index(bytes([1, 2, 3]), "zstd")[1], "zstd", 3, 10)
     assert job[0] == "zstd index" and job[3] == 3 and job[4] == np.uint8
     assert isolate.decode_all([job])[0].tolist() == [1, 2, 3]
+
+
+def test_a_signal_during_the_fork_is_delivered_not_swallowed():
+    """os.fork runs Python callbacks (logging's locks) in which a handler's exception would be
+    printed ("Exception ignored in ...") and lost; signals wait until the fork is done, so the
+    interrupt reaches the caller. Here the signal arrives from inside such a callback."""
+    script = textwrap.dedent("""
+        import os, signal
+        import numpy as np
+        from deepsz_caffe.cli import interrupt
+        from deepsz_caffe.codecs import isolate
+
+        def ok(payload, n):
+            return np.frombuffer(payload, np.float32)
+
+        interrupt.install()
+        os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), signal.SIGINT))
+        try:
+            isolate.decode_all([("t", ok, np.arange(4, dtype=np.float32).tobytes(), 4)])
+        except interrupt.Interrupted as e:
+            print("interrupted", e.signum)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == f"interrupted {int(signal.SIGINT)}", r.stdout + r.stderr
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr

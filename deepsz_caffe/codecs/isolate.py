@@ -59,7 +59,13 @@ def decode_all(jobs: list) -> list[np.ndarray]:
     budget = MEMORY_BASE + MEMORY_PER_BYTE * sum(len(p) + 4 * n for _, _, p, n, _ in jobs)
     ready, done = os.pipe()
     try:
-        pid = os.fork()
+        # Signals wait during the fork: os.fork runs Python callbacks (logging's locks) in which
+        # the interrupt handler's exception would be printed and swallowed, not delivered.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            pid = os.fork()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(ready)
             _child(shared, offsets, jobs, budget, done)

@@ -2,6 +2,7 @@
 every older header layout decodes, on every run, to the bytes it decoded to when it was written,
 within its error bound of the source weights and with the source's exact pruning mask."""
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -17,23 +18,35 @@ MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 FILES = MANIFEST["files"]
 
 
-def test_the_manifest_covers_every_file_and_every_codec_pair():
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """The source net, rebuilt from make_golden.py's fixed seed (not committed: generated data),
+    and checked to be the very bytes the golden files were written from."""
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    path = tmp_path_factory.mktemp("golden") / MANIFEST["source"]["file"]
+    path.write_bytes(make_golden.tiny_net())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == MANIFEST["source"]["sha256"]
+    return path
+
+
+def test_the_manifest_covers_every_file_and_every_codec_pair(source):
     assert sorted(p.name for p in GOLDEN.glob("*.dsz")) == sorted(e["file"] for e in FILES.values())
     pairs = {(e["lossy"], e["index"]) for e in FILES.values()}
     assert {(lossy, index) for lossy in ("sz2", "sz3", "zfp", "quant")
             for index in ("zstd", "gzip", "blosc", "ctx")} <= pairs
-    source = GOLDEN / MANIFEST["source"]["file"]
     assert hashlib.sha256(source.read_bytes()).hexdigest() == MANIFEST["source"]["sha256"]
     assert all(p.stat().st_size < 8_000 for p in GOLDEN.glob("*.dsz"))  # a few kB each
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in FILES.items() if "decoded_sha256" in e))
-def test_golden_file_decodes_to_its_recorded_bytes(name, tmp_path):
+def test_golden_file_decodes_to_its_recorded_bytes(name, tmp_path, source):
     entry = FILES[name]
     out = network.decode(GOLDEN / entry["file"], tmp_path / "decoded.caffemodel")
     assert hashlib.sha256(out.read_bytes()).hexdigest() == entry["decoded_sha256"]
     got, _ = wire.read_caffemodel(out)
-    want, _ = wire.read_caffemodel(GOLDEN / MANIFEST["source"]["file"])
+    want, _ = wire.read_caffemodel(source)
     assert list(got) == list(want) == ["ip1", "ip2"]
     for layer in want:
         w, g = want[layer][0], got[layer][0]

@@ -3,7 +3,8 @@
     python tests/data/golden/make_golden.py            # every file, this checkout's encoder
     python tests/data/golden/make_golden.py --old      # also the older header variants
 
-tiny.caffemodel is a two-layer net built here from a fixed seed (no training): ip1 48x40 about
+tiny.caffemodel (not committed: the test rebuilds it from the same seed and checks its sha256)
+is a two-layer net built here from a fixed seed (no training): ip1 48x40 about
 12% kept with a long zero run (so gap-255 fillers appear, and a kept weight sits exactly where a
 filler would, the case the exact-mask format handles), ip2 10x48. Each codec pair is one file
 written by this checkout. `--old` writes one file per older header layout, with the encoder of

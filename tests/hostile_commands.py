@@ -318,8 +318,8 @@ def _optimize_cases(run: Path, p: dict) -> list[dict]:
 def compare_argv(p: dict, *extra, weights=None, output="out.json") -> list:
     """`--quiet`: compare's progress lines go to stderr, and the verdict counts stderr's lines."""
     return [
-        "--quiet",
         "compare",
+        "--quiet",
         "--net",
         "hostile",
         "--methods",

@@ -11,14 +11,13 @@ import os
 import random
 import re
 import signal
-import socket
 import zlib
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from hostile_driver import classify, file_kind
+from hostile_driver import classify, file_kind, make_special
 
 from deepsz_caffe.digest import sha256_file
 
@@ -337,14 +336,7 @@ def _special_output_cases(run: Path, p: dict, cmd: list) -> list[dict]:
         job = _job(run, f"{what}/o-is-{kind}", [*cmd, "-o", "special"], keep=["special"])
         target = Path(job["cwd"]) / "special"
         if not (target.exists() or target.is_symlink()):
-            if kind == "fifo":
-                os.mkfifo(target)
-            elif kind == "socket":
-                sock = socket.socket(socket.AF_UNIX)
-                sock.bind(str(target))
-                sock.close()
-            else:
-                target.symlink_to("/dev/" + kind.rsplit("-", 1)[-1])
+            make_special(target, kind)
         job["special"] = {str(target): file_kind(target)}
         jobs.append(job)
     return jobs

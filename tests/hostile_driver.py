@@ -101,6 +101,21 @@ def _child(job: dict, logs: Path, as_limit: int, mode: str) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
+def make_special(path: Path, kind: str) -> Path:
+    """A FIFO, a UNIX socket, or a link to /dev/<name> for kind "link-to-dev-<name>"."""
+    import socket
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    else:
+        path.symlink_to("/dev/" + kind.removeprefix("link-to-dev-"))
+    return path
+
+
 def file_kind(path: Path) -> str | None:
     """"link:TARGET", "fifo", "socket", "regular", another mode, or None if missing: what a
     "special" file of a job was, and must still be after it."""

@@ -1,29 +1,16 @@
 """deepsz_caffe.atomic: outputs that are not regular files are refused, before and at the rename."""
 import os
-import socket
 
 import pytest
+from hostile_driver import make_special
 
 from deepsz_caffe import atomic
 from deepsz_caffe.errors import DeepSZError
 
 
-def _special(tmp_path, kind):
-    path = tmp_path / "out"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "socket":
-        s = socket.socket(socket.AF_UNIX)
-        s.bind(str(path))
-        s.close()
-    else:
-        path.symlink_to("/dev/null")
-    return path
-
-
-@pytest.mark.parametrize("kind", ["fifo", "socket", "link-to-device"])
+@pytest.mark.parametrize("kind", ["fifo", "socket", "link-to-dev-null"])
 def test_special_outputs_are_refused(tmp_path, kind):
-    path = _special(tmp_path, kind)
+    path = make_special(tmp_path / "out", kind)
     before = os.lstat(path)
     with pytest.raises(DeepSZError, match="not a regular file"):
         atomic.check_output(path)

@@ -27,7 +27,6 @@ import os
 import random
 import secrets
 import shutil
-import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 
 from ..errors import CaffeIOError, ConfigError
 from ..log import get as get_logger
+from ..timing import Stopwatch
 from ..log import progress as progress_bar
 
 _log = get_logger("lmdb")
@@ -259,19 +259,21 @@ def convert(root, entries: list[tuple[str, int]], output, *, resize_height: int 
         os.mkdir(tmp)
     except OSError as e:
         raise CaffeIOError(f"cannot create LMDB {output}: {e.strerror} ({e.filename})") from None
-    summary, t0 = Summary(output), time.perf_counter()
-    try:
-        _fill(tmp, root, entries, options, workers, record, strict, check_size, report, summary,
-              progress)
-        if summary.written == 0:
-            raise CaffeIOError(f"no image of the {len(entries)} listed could be read; nothing written")
-        _move_into_place(tmp, output)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) or type(e).__module__.startswith("lmdb"):
-            raise CaffeIOError(f"cannot write LMDB {output}: {e}") from None
-        raise
-    summary.seconds = time.perf_counter() - t0
+    summary = Summary(output)
+    with Stopwatch() as watch:
+        try:
+            _fill(tmp, root, entries, options, workers, record, strict, check_size, report, summary,
+                  progress)
+            if summary.written == 0:
+                raise CaffeIOError(f"no image of the {len(entries)} listed could be read; "
+                                   "nothing written")
+            _move_into_place(tmp, output)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) or type(e).__module__.startswith("lmdb"):
+                raise CaffeIOError(f"cannot write LMDB {output}: {e}") from None
+            raise
+    summary.seconds = watch.seconds
     return summary
 
 

@@ -234,3 +234,16 @@ def test_report_sets_the_bounded_method_beside_nncodec():
                     ["NNCodec", "95 (one stream)", "95"]]
     assert report._bound(point(1, 0)) == "0.05 (no bound)"
     assert "BOUND BROKEN" in report._bound(point(1, 0, bound_held=False))
+
+
+def test_error_bounds_of_a_plugin_pass_the_one_bound_rule():
+    from deepsz_caffe.baselines.method import Method
+
+    m = Method()
+    m.name = "mine"
+    layers = {"ip1": np.ones((2, 3), np.float32)}
+    compare._check_bounds(m, layers, {"ip1": 0.1})
+    for bad in ({"ip1": float("nan")}, {"ip1": 0}, {"ip1": "q"}, {}, None, {"ip1": 1e400},
+                {"ip1": 0.1, "ip2": 1.0}):
+        with pytest.raises(CodecError, match="method mine|mine: error_bounds"):
+            compare._check_bounds(m, layers, bad)

@@ -129,15 +129,17 @@ def measure(method: Method, layers: dict, target, probe) -> tuple[dict, bytes]:
 
 
 def _check_bounds(method: Method, layers: dict, bounds) -> None:
-    """error_bounds must name every layer with a finite bound > 0."""
-    ok = isinstance(bounds, dict) and set(bounds) == set(layers)
+    """error_bounds must name every layer with a bound that passes the one bound rule."""
+    from deepsz_caffe.codecs import check_error_bound
+
     try:
-        ok = ok and all(math.isfinite(float(b)) and float(b) > 0 for b in bounds.values())
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
+        if not (isinstance(bounds, dict) and set(bounds) == set(layers)):
+            raise ConfigError("not one bound per layer")
+        for b in bounds.values():
+            check_error_bound(b)
+    except ConfigError:
         raise CodecError(f"{method.name}: error_bounds returned {str(bounds)[:80]!r}, "
-                         "not {layer name: finite bound > 0} for every layer")
+                         "not {layer name: finite bound > 0} for every layer") from None
 
 
 def select(points: list[dict], max_loss: float) -> int | None:

@@ -1,11 +1,33 @@
-"""Shared fixtures: small real Caffe runs on genuine MNIST subsets (trained once per session)."""
+"""Shared fixtures: small real Caffe runs on genuine MNIST subsets (trained once per session), and
+the golden files' source net."""
+import hashlib
+import importlib.util
+import json
 import os
+from pathlib import Path
 
 import pytest
 
 from deepsz_caffe.paper.values import kept_fractions
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_source(tmp_path_factory) -> Path:
+    """The golden files' source net, rebuilt from make_golden.py's fixed seed (generated data, not
+    committed) and checked to be the very bytes the golden files were written from."""
+    manifest = json.loads((GOLDEN / "manifest.json").read_text())
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    path = tmp_path_factory.mktemp("golden") / manifest["source"]["file"]
+    path.write_bytes(make_golden.tiny_net())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["source"]["sha256"]
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ def _beside(tmp_path) -> Path:
     return beside
 
 
-def test_pip_install_beside_an_existing_caffe_gives_a_working_cli(tmp_path):
+def test_pip_install_beside_an_existing_caffe_gives_a_working_cli(tmp_path, golden_source):
     """`pip install .` (not editable) into a fresh venv that sees a Caffe installed elsewhere: pip
     finds every declared dependency there (offline: --no-index), and the installed `deepsz`
     encodes and decodes with the default codec; the prototxts and the paper's numbers ship."""
@@ -113,13 +113,12 @@ def test_pip_install_beside_an_existing_caffe_gives_a_working_cli(tmp_path):
     deepsz = venv / "bin" / "deepsz"
     r = subprocess.run([deepsz, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "encode" in r.stdout and "--quiet" in r.stdout, r.stderr
-    golden = ROOT / "tests" / "data" / "golden"
     dsz, out = tmp_path / "tiny.dsz", tmp_path / "tiny.caffemodel"
-    for argv in (["encode", "--weights", golden / "tiny.caffemodel", "--eb-all", "0.01", "-o", dsz],
+    for argv in (["encode", "--weights", golden_source, "--eb-all", "0.01", "-o", dsz],
                  ["decode", dsz, "-o", out]):
         r = subprocess.run([deepsz, *map(str, argv)], capture_output=True, text=True, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-    manifest = json.loads((golden / "manifest.json").read_text())
+    manifest = json.loads((ROOT / "tests" / "data" / "golden" / "manifest.json").read_text())
     assert hashlib.sha256(out.read_bytes()).hexdigest() == manifest["files"]["sz2-zstd"]["decoded_sha256"]
     r = subprocess.run([venv / "bin" / "python", "-c", "import deepsz_caffe; print(deepsz_caffe.__file__)"],
                        capture_output=True, text=True, check=True, cwd=tmp_path)

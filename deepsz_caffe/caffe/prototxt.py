@@ -9,13 +9,22 @@ from .. import atomic
 from ..errors import CaffeIOError
 from ..atomic import read_bytes
 from .io import caffe_pb2
+from .upgrade import upgrade_v1
+from ..log import get as get_logger
 
 PHASES = {"TRAIN": 0, "TEST": 1}
+log = get_logger("prototxt")
+_UPGRADED: set[str] = set()  # said once per file, however often a run reads it
 
 
 def read_prototxt(path):
-    """Parse a text prototxt into a NetParameter (CaffeIOError if missing or malformed)."""
-    return _parse(path, caffe_pb2().NetParameter(), "prototxt")
+    """Parse a text prototxt into a NetParameter (CaffeIOError if missing or malformed); a legacy
+    V1 net comes back upgraded to `layer` entries, as Caffe upgrades it on load."""
+    net = _parse(path, caffe_pb2().NetParameter(), "prototxt")
+    if upgrade_v1(net, path) and str(path) not in _UPGRADED:
+        _UPGRADED.add(str(path))
+        log.info("%s: legacy V1 layers upgraded to the current format", path)
+    return net
 
 
 def read_solver(path):

@@ -85,12 +85,12 @@ def type_name(layer_type: str | int) -> str:
     if isinstance(layer_type, str):
         return layer_type
     from ..caffe.io import caffe_pb2
+    from ..caffe.upgrade import v1_type_name
 
     try:
-        name = caffe_pb2().V1LayerParameter.LayerType.Name(layer_type)
+        return v1_type_name(caffe_pb2().V1LayerParameter.LayerType.Name(layer_type))
     except ValueError:
         return f"<unknown V1 layer type {layer_type}>"
-    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def _layer_type(buf, layer: wire.Layer) -> str | int:

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from deepsz_caffe import atomic, timing
 from deepsz_caffe.format import network as dsz
+from deepsz_caffe.timing import Stopwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench" / "zquant_lenet_decode.json"
@@ -35,9 +35,9 @@ def bench(net: str, results: Path, repeat: int, work: Path) -> dict:
     seconds = {p: [] for p in RUNS}
     for _ in range(repeat):  # interleaved: a change of load reaches both alike
         for preset, path in files.items():
-            t0 = time.perf_counter()
-            dsz.decode(path, work / f"{net}-{preset}.caffemodel")
-            seconds[preset].append(time.perf_counter() - t0)
+            with Stopwatch() as watch:
+                dsz.decode(path, work / f"{net}-{preset}.caffemodel")
+            seconds[preset].append(watch.seconds)
     best = {p: min(s) for p, s in seconds.items()}
     return {"compressed_bytes": sizes, "decode_seconds_best": best,
             "stages_best": {p: stages(path, repeat) for p, path in files.items()},

@@ -1,4 +1,4 @@
-"""The one wall-clock timer of the experiments and benchmarks, and the one CPU-name probe."""
+"""The one wall-clock timer of the package, its experiments and benchmarks, and the one CPU-name probe."""
 import platform
 import time
 from pathlib import Path
@@ -10,6 +10,11 @@ class Stopwatch:
     def __enter__(self):
         self.seconds, self._start = None, time.perf_counter()
         return self
+
+    @classmethod
+    def started(cls) -> "Stopwatch":
+        """A running watch, for spans that are not one block: read it with `elapsed()`."""
+        return cls().__enter__()
 
     def __exit__(self, *exc) -> None:
         self.seconds = self.elapsed()

@@ -1,4 +1,4 @@
-"""The one timer: a with-block's wall time and best-of-N of a call."""
+"""The one timer (timing.py): a with-block's wall time, a running watch, best-of-N of a call."""
 import time
 
 import pytest
@@ -28,3 +28,20 @@ def test_timings_and_best_return_the_result_and_one_time_per_call():
     assert out == 10 and calls == [5, 5, 5] and len(seconds) == 3 and min(seconds) >= 0
     out, fastest = timing.best(2, time.sleep, 0.01)
     assert out is None and fastest >= 0.01
+
+
+def test_a_started_watch_runs_until_read():
+    watch = timing.Stopwatch.started()
+    time.sleep(0.01)
+    assert watch.seconds is None and watch.elapsed() >= 0.01
+
+
+def test_the_package_and_benchmarks_time_with_this_module_only():
+    """One timer: no other module reads the clock itself, but nncodec_child.py, which runs in
+    NNCodec's interpreter and must not import this package."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readers = {str(p.relative_to(root)) for folder in ("deepsz_caffe", "benchmarks", "experiments")
+               for p in (root / folder).rglob("*.py") if "perf_counter" in p.read_text()}
+    assert readers == {"deepsz_caffe/timing.py", "deepsz_caffe/baselines/nncodec_child.py"}

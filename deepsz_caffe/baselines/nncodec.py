@@ -20,7 +20,6 @@ import io
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from deepsz_caffe.atomic import write_bytes
 from deepsz_caffe.errors import CodecError, ConfigError
+from ..timing import Stopwatch
 
 CHILD = Path(__file__).with_name("nncodec_child.py")
 VENV = Path(__file__).resolve().parents[2] / ".venv-nncodec"
@@ -118,9 +118,9 @@ def nncodec_round_trip(arrays: dict, qp: int, workdir, *, qp_per_tensor: dict | 
     args = [str(workdir / "input.npz"), str(workdir), "--qp", str(int(qp))]
     args += [f"--qp-tensor={name}={int(q)}" for name, q in (qp_per_tensor or {}).items()]
     args += [] if dq else ["--no-dq"]
-    t0 = time.perf_counter()
-    _run_child(python, args, timeout, f"qp {qp}")
-    wall = time.perf_counter() - t0
+    with Stopwatch() as watch:
+        _run_child(python, args, timeout, f"qp {qp}")
+    wall = watch.seconds
     meta, decoded = _read_output(workdir)
     try:
         bitstream = (workdir / "bitstream.nnc").read_bytes()
@@ -145,9 +145,9 @@ def nncodec_decode(bitstream: bytes, workdir, *, timeout: float = 600) -> RoundT
         raise ConfigError(f"nncodec: work directory {workdir} does not exist")
     python = nncodec_python()
     write_bytes(workdir / "bitstream.nnc", bytes(bitstream))
-    t0 = time.perf_counter()
-    _run_child(python, ["--decode", str(workdir / "bitstream.nnc"), str(workdir)], timeout, "decode")
-    wall = time.perf_counter() - t0
+    with Stopwatch() as watch:
+        _run_child(python, ["--decode", str(workdir / "bitstream.nnc"), str(workdir)], timeout, "decode")
+    wall = watch.seconds
     meta, decoded = _read_output(workdir)
     return RoundTrip(bytes(bitstream), decoded, {"decode": meta["decode_seconds"], "wall": wall},
                      meta["nncodec_version"])

@@ -19,13 +19,13 @@ touched page in the process's RSS, and VGG-16's fc6 input is 5 GB at 50,000 imag
 import json
 import math
 import os
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from .. import atomic
+from ..timing import Stopwatch
 from .phase import accuracy_pass, agreement_labels, check_model
 from .prototxt import suffix_net, suffix_plan
 
@@ -111,7 +111,7 @@ class PrefixStore:
         labels = np.zeros((n, batch), np.float32)
         reference = np.zeros((n, batch), np.float32) if _ranked(net.blobs[score].data) else None
         files = {blob: f"features-{i}.npy" for i, blob in enumerate(sorted(set(entries.values())))}
-        agree, t0, first = [0], time.perf_counter(), {}
+        agree, clock, first = [0], Stopwatch.started(), {}
         with ExitStack() as stack:
             out = {blob: _feature_writer(stack, directory / name, (n, *net.blobs[blob].data.shape))
                    for blob, name in files.items()}
@@ -140,7 +140,7 @@ class PrefixStore:
                     "entries": entries, "features": files,
                     "not_chains": {layer: p for layer, p in plans.items() if isinstance(p, str)},
                     "feature_bytes": sum((directory / f).stat().st_size for f in files.values()),
-                    "seconds": time.perf_counter() - t0}
+                    "seconds": clock.elapsed()}
         atomic.write_json(directory / MANIFEST, manifest)
         return cls(directory, manifest)
 

@@ -9,7 +9,6 @@ the classes the loss layer scores (release Caffe does not check them and corrupt
 """
 import json
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from ..log import progress
 from .. import atomic
 from ..errors import CaffeIOError
+from ..timing import Stopwatch
 from . import lmdb
 from .phase import TestPhase, caffe_child, check_model
 from .prototxt import PHASES, in_phase, read_prototxt, read_solver, tuned_solver
@@ -145,7 +145,7 @@ def _run(tuned: Path, max_iter: int, init_weights, masks, seed, desc):
         solver.net.copy_from(str(init_weights))
     loss = next((b for b in solver.net.outputs if "loss" in b), solver.net.outputs[0])
     _apply(solver.net, masks)
-    t0, losses, chunk = time.perf_counter(), [], 1 if masks else min(100, max(1, max_iter // 50))
+    clock, losses, chunk = Stopwatch.started(), [], 1 if masks else min(100, max(1, max_iter // 50))
     with progress(total=max_iter, desc=desc, unit="it", dynamic_ncols=True, mininterval=1) as bar:
         while solver.iter < max_iter:
             n = min(chunk, max_iter - solver.iter)
@@ -155,7 +155,7 @@ def _run(tuned: Path, max_iter: int, init_weights, masks, seed, desc):
             bar.update(n)
             if len(losses) % max(1, 100 // chunk) == 0 or solver.iter == max_iter:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    return solver, {"iterations": int(max_iter), "seconds": time.perf_counter() - t0,
+    return solver, {"iterations": int(max_iter), "seconds": clock.elapsed(),
                     "final_loss": float(np.mean(losses[-20:])) if losses else None}
 
 

@@ -7,7 +7,6 @@ stopped, and a rerun builds no Caffe net for a layer whose walk is cached.
 """
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from ..log import get as get_logger
 from ..log import progress as progress_bar
 from ..codecs import get_lossy
 from ..format.layer import index_stream, round_trip, zeroed_sparse
+from ..timing import Stopwatch
 from .optimize import Candidate
 from .probe import run_with
 from .walk import bound_walk
@@ -88,7 +88,7 @@ class Assessment:
         if self.base_top1 is not None and self.cache["done"].get(layer, -1.0) >= expected_loss:
             log(f"{name}: reused {len(points)} cached points")  # walked before at least this far
             return
-        t0, reused = time.perf_counter(), len(points)
+        clock, reused = Stopwatch.started(), len(points)
         runner, base = self.runner_for(layer)
         self.cache.setdefault("base_top1", base)
         # Whether the suffix phase reproduced the kept pass (verification may then reuse it).
@@ -104,7 +104,7 @@ class Assessment:
         def measure(eb: float) -> float:
             key = repr(eb)
             if key not in points:
-                t = time.perf_counter()
+                watch = Stopwatch.started()
                 coded, zeroed, index_bytes = sp, 0, plain_index_bytes
                 if zeroing:  # the sparse form without the weights within eb of 0: its own index
                     coded, zeroed = zeroed_sparse(self.codec, weights, eb)
@@ -115,7 +115,7 @@ class Assessment:
                                "size": len(blob) + index_bytes, "data_bytes": len(blob),
                                "index_bytes": index_bytes, "top1": top1,
                                "drop": self.base_top1 - top1,
-                               "seconds": time.perf_counter() - t,
+                               "seconds": watch.elapsed(),
                                **({"zeroed": zeroed} if zeroing else {})}
                 self._save()
                 bar.update()
@@ -132,7 +132,7 @@ class Assessment:
         done = self.cache["done"]
         done[layer] = max(expected_loss, done.get(layer, -1.0))
         self._save()
-        log(f"{name}: {len(points) - reused} tests in {time.perf_counter() - t0:.1f} s"
+        log(f"{name}: {len(points) - reused} tests in {clock.elapsed():.1f} s"
             + (f", {reused} cached points reused" if reused else ""))
 
 

@@ -13,7 +13,6 @@ uses the running maximum (not floored at 0) and later rounds lower the budget. E
 import math
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ..format import network as dsz
 from ..format.skeleton import layer_types, select_layers
 from ..log import get as get_logger
 from ..caffe.suffix import PrefixStore
+from ..timing import Stopwatch
 from .assess import ASSESSMENT_VERSION, Assessment, cache_key, candidates, log, monotone_drops
 from .optimize import PLANS, min_drop_plan
 from .optimize import plan as make_plan
@@ -76,7 +76,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
 def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_bytes: dict,
             keep_features: bool = False) -> dict:
     layers = list(fc_bytes)
-    t0 = time.perf_counter()
+    clock = Stopwatch.started()
     assess_model = (with_test_source(model, s.assess_lmdb, work / "assess.prototxt") if s.assess_lmdb
                     else model)
     assess_model, iterations = within_memory(assess_model, weights, work / "assess-batch.prototxt", s)
@@ -107,7 +107,7 @@ def _assess(model, weights, work: Path, expected_loss: float, s: Settings, fc_by
               "fc_bytes": fc_bytes,
               "suffix_checked": {r["layer"]: r.get("suffix") for r in results},
               "points": points,
-              "seconds": time.perf_counter() - t0}
+              "seconds": clock.elapsed()}
     atomic.write_json(work / "assessment.json", result)
     return result
 
@@ -151,12 +151,12 @@ def _prefix_pass(model, weights, iterations: int, tasks: list[LayerTask], s: Set
     if store is not None:
         log(f"prefix pass reused ({directory})")
         return store
-    t0 = time.perf_counter()
+    clock = Stopwatch.started()
     gpu = s.gpu if s.gpu is not None or not s.gpus else s.gpus[0]
     store = PrefixStore.record(TestPhase(str(model), str(weights), iterations, gpu, probed=True),
                                need, directory, suffix=s.suffix)
     m = store.manifest
-    log(f"prefix pass: {m['iterations'] * m['batch']} images in {time.perf_counter() - t0:.1f} s, "
+    log(f"prefix pass: {m['iterations'] * m['batch']} images in {clock.elapsed():.1f} s, "
         f"{m['feature_bytes'] / 2**20:.1f} MiB of features for {', '.join(m['entries']) or 'no layer'}")
     return store
 
@@ -190,23 +190,23 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
         assessed = _assess(model, weights, work, walk, s, fc_bytes, keep_features=True)
         seconds = {"assess": assessed["seconds"]}
         stage("assess", seconds["assess"], _assess_summary(assessed))
-        t0 = time.perf_counter()
+        clock = Stopwatch.started()
         if s.assess_lmdb:  # the test set's own pass within the memory budget
             test_model, iterations = within_memory(model, weights, work / "test-batch.prototxt", s)
         else:
             test_model, iterations = Path(assessed["run_model"]), assessed["iterations"]
         s = replace(s, iterations=iterations)
         top1_pruned, labels = _baseline(test_model, weights, work, s, assessed)
-        seconds["baseline"] = time.perf_counter() - t0
+        seconds["baseline"] = clock.elapsed()
         stage("baseline", seconds["baseline"], f"{_metric(s)} {top1_pruned:.2f}%")
         try:
             v = _verified(test_model, weights, work, assessed, top1_pruned, s, expected_loss,
                           expected_ratio, max_rounds, plan, labels)
         finally:  # every round is measured: the disk back (AlexNet: 3.5 GB per 50,000 images)
             drop_features(assessed)
-        t0 = time.perf_counter()
+        clock = Stopwatch.started()
         atomic.write_bytes(output, v["bytes"])  # only the bytes verification measured reach `output`
-        seconds["write"] = time.perf_counter() - t0
+        seconds["write"] = clock.elapsed()
         stage("write", seconds["write"], f"{output}, {len(v['bytes']):,} bytes")
         seconds["generate_and_verify"] = sum(r["seconds"] for r in v["rounds"])
         report, last = v["report"], v["rounds"][-1]
@@ -279,7 +279,7 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
     measure = verifier(model, assessed, s, labels)
     try:
         for round_no in range(1, max_rounds + 1):
-            t0 = time.perf_counter()
+            clock = Stopwatch.started()
             plan = make_plan(cands, fc_bytes, expected_loss=budget, expected_ratio=expected_ratio)
             bounds = {layer: c.error_bound for layer, c in plan.choice.items()}
             coders = {layer: c.backend for layer, c in plan.choice.items()}
@@ -287,13 +287,13 @@ def _verified(model, weights, work: Path, assessed: dict, top1_pruned: float, s:
                        lossless=s.lossless, force=True)  # the layers were chosen by assess
             blob = candidate.read_bytes()
             dsz.decode(candidate, decoded)
-            t_test = time.perf_counter()
-            top1 = measure(decoded)
-            t_test = time.perf_counter() - t_test  # the pass alone
+            with Stopwatch() as test_watch:  # the pass alone
+                top1 = measure(decoded)
+            t_test = test_watch.seconds
             report, actual = dsz.inspect(candidate), top1_pruned - top1
             rounds.append({"round": round_no, "budget": budget, "drops": drops, "error_bounds": bounds,
                            "lossy": coders, "predicted_loss": plan.expected_loss, "actual_loss": actual,
-                           "top1": top1, "ratio": report["ratio"], "seconds": time.perf_counter() - t0,
+                           "top1": top1, "ratio": report["ratio"], "seconds": clock.elapsed(),
                            "test_seconds": t_test, "verify": measure.how})
             _logger.info(f"[verify] round {round_no} ({drops} drops): bounds {bounds} predicted loss "
                          f"{plan.expected_loss:+.3f} actual {actual:+.3f} "

@@ -5,7 +5,6 @@ Every stage writes JSON under results/<net>/ and is skipped when its recorded in
 hashes and settings) are unchanged, so a second run only re-reads results.
 """
 import json
-import time
 from pathlib import Path
 
 from .. import atomic, presets
@@ -20,6 +19,7 @@ from ..deepsz.pipeline import COMPRESS_VERSION, compress
 from ..deepsz.prune import prune
 from ..errors import ConfigError
 from ..log import get as get_logger
+from ..timing import Stopwatch
 from . import mnist, values
 from .values import PROTOTXT
 
@@ -82,11 +82,11 @@ def reproduce(net: str, *, results="results", data="data", expected_loss: float 
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
 
-    t0 = time.perf_counter()
+    clock = Stopwatch.started()
     lmdbs = prepare_data(data, assess_split)
     solver, model = runtime_files(PROTOTXT / net / "solver.prototxt", out / "prototxt",
                                   {"TRAIN": lmdbs["train"], "TEST": lmdbs["test"]})
-    times["data"] = time.perf_counter() - t0
+    times["data"] = clock.elapsed()
 
     record = _train_stage(out, solver, model, lmdbs, seed, train_iterations)
     times["train"] = record["seconds"]

@@ -8,12 +8,16 @@ Ideal code lengths are -log2 of adaptive (Krichevsky-Trofimov-like) counts, no c
   positions: row-parallel contexts (column density so far x bits of the row's count, as a coder
     that codes a row in one call can use), + the left neighbour (needs a coder call per bit),
     + left and right neighbours on odd columns after the even ones (row-parallel, two calls a row);
+    and ctx's own rank-1 model (row count sent, column profile scaled), alone, + the three
+    neighbours in the input's previous image row (a call per image row), + the left neighbour;
   signs: no context (1 bit each) and the signs so far in the same column and row;
   levels: rint(w / step) at step 1.5 eb (zquant) and the smallest-magnitude level within the bound
     (greedy rate-optimal: the most probable level, as levels peak at +-1); and rint at steps of
     2, 1.5 and 1.25 eb (the bound allows up to 2), each with its top-1.
+  floor: the max preset's chosen file in results/compare/<net>.json less all those gains at once,
+    beside NNCodec's chosen file.
 
-    .venv/bin/python benchmarks/zquant_entropy.py [--net lenet300 lenet5]
+    .venv/bin/python -m benchmarks.zquant_entropy [--net lenet300 lenet5] [--results DIR]
 """
 import argparse
 import json
@@ -31,6 +35,9 @@ from deepsz_caffe.format.layer import encode_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench" / "zquant_entropy.json"
+# The width of the map each net's largest fc layer reads: LeNet-300-100's ip1 the 28 x 28 image,
+# LeNet-5's ip1 pool2's 50 x 4 x 4 maps.
+INPUT_WIDTH = {"lenet300": 28, "lenet5": 4}
 
 
 def adaptive_bytes(rows) -> float:
@@ -50,25 +57,39 @@ def order0_bytes(symbols: np.ndarray) -> float:
     return float(-(counts * np.log2(counts / counts.sum())).sum() / 8)
 
 
-def positions(mask: np.ndarray) -> dict:
+def positions(mask: np.ndarray, width: int) -> dict:
+    """Ideal adaptive code lengths of the mask under several models; `width` is the width of the
+    image or feature map the layer's input is (the column j - width is the pixel above j)."""
     rows, cols = mask.shape
     column = np.zeros(cols)
-    plain, left, checker = [], [], []
+    plain, left, checker, rank1, image, left_image = [], [], [], [], [], []
     odd = np.arange(cols) % 2 == 1
+    mean = mask.mean()
     for i in range(rows):
         row = mask[i].astype(np.int64)
+        k = int(row.sum())
         density = (column + 0.5) / (i + 1)
         base = np.minimum(11, (np.log2(density * 256 + 1) * 1.5).astype(np.int64)) * 8 + \
-            min(7, int(np.log2(row.sum() + 1)))
+            min(7, int(np.log2(k + 1)))
         lft, rgt = np.r_[0, row[:-1]], np.r_[row[1:], 0]
         plain.append((base, row))
         left.append((base * 2 + lft, row))
         checker += [(base[~odd], row[~odd]), ((base * 3 + lft + rgt)[odd] + 1000, row[odd])]
+        if 0 < k < cols:  # ctx's bitmap: the row's count is sent, the bits scale the column profile
+            profile = column + 4.0 * mean
+            p = np.clip(k * profile / profile.sum(), 2.0 ** -16, 1 - 2.0 ** -16)
+            bucket = np.minimum(31, (-np.log2(p) * 2).astype(np.int64))
+            above = sum(np.r_[np.zeros(width + d, np.int64), row[:cols - width - d]] for d in (-1, 0, 1))
+            rank1.append((bucket, row))
+            image.append((bucket * 4 + np.minimum(3, above), row))
+            left_image.append((bucket * 8 + lft * 4 + np.minimum(3, above), row))
         column += row
     p = mask.mean()
     return {"iid_entropy_bytes": mask.size * -(p * math.log2(p) + (1 - p) * math.log2(1 - p)) / 8,
             "row_parallel_bytes": adaptive_bytes(plain), "left_neighbour_bytes": adaptive_bytes(left),
-            "checkerboard_bytes": adaptive_bytes(checker)}
+            "checkerboard_bytes": adaptive_bytes(checker), "input_width": width,
+            "rank1_bytes": adaptive_bytes(rank1), "rank1_image_neighbours_bytes": adaptive_bytes(image),
+            "rank1_left_image_neighbours_bytes": adaptive_bytes(left_image)}
 
 
 def signs(w: np.ndarray, mask: np.ndarray) -> dict:
@@ -118,13 +139,29 @@ def bench(net: str, results: Path, work: Path) -> dict:
         "kept": int(np.count_nonzero(w)), "zeroed": enc.meta["zeroed"], "coded": int(mask.sum()),
         "zquant_bytes": {"positions": enc.meta["index_bytes"], "levels": enc.meta["data_bytes"],
                          "index_codec": enc.meta["index_codec"]},
-        "positions": positions(mask), "signs": signs(w, mask),
+        "positions": positions(mask, INPUT_WIDTH[net]), "signs": signs(w, mask),
         "levels": {"rounded_order0_bytes": order0_bytes(rounded),
                    "rate_optimal_order0_bytes": order0_bytes(cheapest),
                    "rounded_magnitude_order0_bytes": order0_bytes(np.abs(rounded)),
                    "base_top1": probe.base_top1, "rounded_top1": top1(rounded),
                    "rate_optimal_top1": top1(cheapest)},
     }
+
+
+def floor(entry: dict, record: dict) -> dict:
+    """The max preset's file at its chosen point in `deepsz compare`, less every gain measured
+    above at once (2-D position contexts, rate-optimal levels), beside NNCodec's chosen file."""
+    def chosen(method):
+        m = record["methods"][method]
+        return m["points"][m["chosen"]]["bytes"]
+
+    pos, lev = entry["positions"], entry["levels"]
+    positions_gain = entry["zquant_bytes"]["positions"] * \
+        (1 - pos["rank1_left_image_neighbours_bytes"] / pos["rank1_bytes"])
+    levels_gain = lev["rounded_order0_bytes"] - lev["rate_optimal_order0_bytes"]
+    return {"deepsz_max_bytes": chosen("deepsz-max"), "nncodec_bytes": chosen("nncodec"),
+            "positions_gain_bytes": positions_gain, "levels_gain_bytes": levels_gain,
+            "best_case_bytes": chosen("deepsz-max") - positions_gain - levels_gain}
 
 
 def main() -> int:
@@ -137,6 +174,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for net in a.net:
             entries[net] = e = bench(net, a.results, Path(tmp) / net)
+            compare = ROOT / "results" / "compare" / f"{net}.json"
+            if compare.is_file():
+                e["floor"] = floor(e, json.loads(compare.read_text()))
             print(json.dumps({net: e}, indent=1))
     atomic.write_json(a.out, entries)
     print(f"wrote {a.out}")

@@ -1,5 +1,7 @@
 """`deepsz lmdb` throughput (images/s) on 500x375 JPEGs (ImageNet's median size), against
-Pillow's decode alone measured in the same run.
+Pillow's decode alone measured in the same run, and what the real convert_imageset's decode and
+resize (OpenCV's imread + resize, opencv-python) cost and store: every image's stored array is
+compared with OpenCV's.
 
 The reference is the least any converter must do: open and decode each JPEG to RGB in one
 process. `deepsz lmdb` (as a user runs it, a child process: decode, EXIF, resize to 256x256
@@ -59,6 +61,23 @@ def pillow_decode(directory: Path, entries) -> float:
     return watch.seconds
 
 
+def opencv_reference(directory: Path, entries) -> dict:
+    """OpenCV's imread + resize to 256x256 of every file, one process: its seconds, and how many
+    of `deepsz lmdb`'s decoded arrays (imageset.decode) are identical to it."""
+    import cv2
+
+    from deepsz_caffe.caffe.imageset import decode
+
+    with timing.Stopwatch() as watch:
+        for name, _ in entries:
+            cv2.resize(cv2.imread(str(directory / name), cv2.IMREAD_COLOR), (256, 256))
+    same = sum(np.array_equal(decode(directory / name, height=256, width=256),
+                              cv2.resize(cv2.imread(str(directory / name)), (256, 256)).transpose(2, 0, 1))
+               for name, _ in entries)
+    return {"opencv": cv2.__version__, "seconds": watch.seconds, "images_per_s": len(entries) / watch.seconds,
+            "identical_images": int(same)}
+
+
 def deepsz_lmdb(directory: Path, listing: Path, out: Path, workers: int) -> tuple[float, int]:
     """(wall seconds, peak RSS of the largest process) of `deepsz lmdb` in a child process."""
     seconds, peaks = measured(cli("lmdb", directory, listing, "-o", out, "--resize-height", 256,
@@ -80,7 +99,8 @@ def main(argv=None) -> None:
         listing.write_text("".join(f"{name} {label}\n" for name, label in entries))
         pillow_decode(d / "jpeg", entries[:50])  # warm the page cache and Pillow
         decode_s = pillow_decode(d / "jpeg", entries)
-        row = {"images": n, "pillow_decode_seconds": decode_s, "pillow_decode_images_per_s": n / decode_s}
+        row = {"images": n, "pillow_decode_seconds": decode_s, "pillow_decode_images_per_s": n / decode_s,
+               "opencv_imread_resize": opencv_reference(d / "jpeg", entries)}
         for workers in sorted({1, cores}):
             seconds, peak = deepsz_lmdb(d / "jpeg", listing, d / f"lmdb-{n}", workers)
             row[f"deepsz_lmdb_workers_{workers}"] = {

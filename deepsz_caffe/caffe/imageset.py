@@ -9,12 +9,11 @@ are those OpenCV's imread(IMREAD_COLOR / IMREAD_GRAYSCALE) gives:
 - alpha dropped, not composited (palette PNGs with transparency, RGBA, LA); CMYK converted;
 - 16-bit images reduced to their high byte (libpng's strip_16, which OpenCV's PNG reader uses);
 - with `gray`, JPEGs are decoded to their luma by libjpeg itself (as OpenCV asks libjpeg to),
-  other formats converted with ITU-R 601 weights.
-Resizing follows cv::resize's default INTER_LINEAR: the bilinear interpolation of the 2x2
-neighbourhood at ((x + 0.5) * in / out - 0.5), edges replicated, no antialiasing. Pillow's
-resize(BILINEAR) antialiases when it shrinks (a wider kernel), which would give other pixels
-than the LMDB a published model was measured on, so a Pillow affine transform with BILINEAR
-sampling does it (same grid; pixels within 1 of OpenCV's 11-bit fixed-point weights).
+  PNGs by libpng's weights, other formats by cvtColor's (see `_luma`).
+Resizing is cv::resize's default INTER_LINEAR in OpenCV's own fixed-point arithmetic (see
+`_inter_linear`): no antialiasing, unlike Pillow's resize(BILINEAR), which would give other
+pixels than the LMDB a published model was measured on. tests/test_imageset.py checks every
+input kind, resized or not, against opencv-python's imread and resize, pixel for pixel.
 
 Files are decoded in worker processes, a bounded window of chunks at a time (memory flat in
 the number of images), and written in list order, one LMDB transaction per chunk; the map
@@ -101,28 +100,63 @@ def folder_list(root) -> tuple[list[tuple[str, int]], list[str]]:
     return entries, classes
 
 
-def _bilinear(img, width: int, height: int) -> np.ndarray:
-    """cv::resize(INTER_LINEAR)'s sampling with Pillow (see the module docstring): uint8
-    [height, width(, channels)]. Each channel is sampled in float32 and rounded (Pillow's 8-bit
-    sampler truncates, which would bias every pixel by -0.5)."""
-    from PIL import Image
+def _linear_taps(n_in: int, n_out: int, clamp: bool) -> tuple:
+    """cv::resize(INTER_LINEAR)'s taps along one axis: the source index of each output sample,
+    the next one, and their 11-bit fixed-point weights. The position is computed as OpenCV does
+    (float32, from the double 1 / (out / in)); along x a sample beyond an edge takes the edge
+    pixel whole, along y only the rows are clamped (`clamp` False), which weights differently."""
+    position = ((np.arange(n_out) + 0.5) * (1.0 / (n_out / n_in)) - 0.5).astype(np.float32)
+    index = np.floor(position).astype(np.int64)
+    frac = position - index.astype(np.float32)
+    if clamp:
+        frac[(index < 0) | (index >= n_in - 1)] = 0
+    first = np.clip(index, 0, n_in - 1)
+    w0 = np.rint((np.float32(1) - frac) * np.float32(2048)).astype(np.int32)
+    w1 = np.rint(frac * np.float32(2048)).astype(np.int32)
+    return first, np.clip(index + 1, 0, n_in - 1), w0, w1
 
-    a = np.asarray(img, np.uint8)
-    if img.size == (width, height):
-        return a
-    sx, sy = img.width / width, img.height / height
-    planes = a[..., None] if a.ndim == 2 else a
-    # Replicate the border by one pixel, so samples within half a pixel of an edge clamp; an
-    # output pixel's centre (x + 0.5) maps to the input's (x + 0.5) * sx (+ 1 for the border).
-    planes = np.pad(planes, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    out = np.empty((height, width, planes.shape[2]), np.float32)
-    for c in range(planes.shape[2]):
-        band = Image.fromarray(np.ascontiguousarray(planes[..., c]), "L").convert("F")
-        out[..., c] = np.asarray(band.transform((width, height), Image.Transform.AFFINE,
-                                                (sx, 0, 1, 0, sy, 1),
-                                                resample=Image.Resampling.BILINEAR))
-    out = np.rint(out, out=out).astype(np.uint8)  # within [0, 255]: an interpolation of bytes
-    return out[..., 0] if a.ndim == 2 else out
+
+def _inter_linear(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """cv::resize(INTER_LINEAR) of a uint8 [H, W(, C)] image, bit for bit as OpenCV's x86 build
+    computes it (checked against opencv-python by tests/test_imageset.py): a horizontal pass in
+    11-bit fixed point, then each output row from two of those rows as its SIMD loop rounds,
+    (((r0 >> 4) * w0 >> 16) + ((r1 >> 4) * w1 >> 16) + 2) >> 2."""
+    x0, x1, u0, u1 = _linear_taps(a.shape[1], width, clamp=True)
+    y0, y1, v0, v1 = _linear_taps(a.shape[0], height, clamp=False)
+    src = a.astype(np.int32)
+    channel = (slice(None), None) if a.ndim == 3 else (slice(None),)
+    rows = src[:, x0] * u0[channel] + src[:, x1] * u1[channel]   # <= 255 * 2048
+    column = (slice(None),) + (None,) * (rows.ndim - 1)
+    out = ((rows[y0] >> 4) * v0[column] >> 16) + ((rows[y1] >> 4) * v1[column] >> 16)
+    return ((out + 2) >> 2).clip(0, 255).astype(np.uint8)
+
+
+def _rgb(img, image_format: str, adobe: bool) -> np.ndarray:
+    """uint8 [H, W, 3] RGB as imread(IMREAD_COLOR) gives it (in RGB order); `image_format`
+    and `adobe` (an Adobe marker) are the file's (a transposed copy may not say). CMYK: OpenCV's JPEG
+    reader converts the samples libjpeg hands it (an Adobe file's are inverted, which Pillow
+    undoes) as x = k - ((255 - x) * k >> 8); its TIFF reader leaves it to libtiff's RGBA
+    interface, x = (255 - K) * (255 - X) / 255, truncated."""
+    if img.mode != "CMYK":
+        return np.asarray(img.convert("RGB"), np.uint8)
+    cmyk = np.asarray(img, np.int32)
+    if image_format != "JPEG":
+        return ((255 - cmyk[..., 3:]) * (255 - cmyk[..., :3]) // 255).astype(np.uint8)
+    raw = 255 - cmyk if adobe else cmyk
+    k = raw[..., 3:]
+    return (k - ((255 - raw[..., :3]) * k >> 8)).astype(np.uint8)
+
+
+def _luma(rgb: np.ndarray, image_format: str) -> np.ndarray:
+    """IMREAD_GRAYSCALE of a colour image, by the reader's own rule: PNG asks libpng for
+    rgb_to_gray with weights 0.299 and 0.587 (15-bit, truncated); WebP decodes to BGR and calls
+    cvtColor (BT.601, 15-bit, rounded); the others use imgcodecs' converter (14-bit, rounded)."""
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    if image_format == "PNG":
+        return ((r * 9797 + g * 19234 + b * 3737) >> 15).astype(np.uint8)
+    if image_format == "WEBP":
+        return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
+    return ((b * 1868 + g * 9617 + r * 4899 + 8192) >> 14).astype(np.uint8)
 
 
 def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
@@ -132,14 +166,22 @@ def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
-        if gray and img.format == "JPEG" and img.mode in ("RGB", "YCbCr"):
+        libjpeg_luma = gray and img.format == "JPEG" and img.mode in ("RGB", "YCbCr")
+        if libjpeg_luma:
             img.draft("L", img.size)  # libjpeg outputs its luma: OpenCV's IMREAD_GRAYSCALE
         img.load()
+        image_format, adobe = img.format, "adobe" in img.info
         if exif_orientation:
             img = ImageOps.exif_transpose(img)
         img = _eight_bit(img)
-        img = img.convert("L" if gray else "RGB")
-    a = _bilinear(img, width, height) if height > 0 and width > 0 else np.asarray(img, np.uint8)
+        if img.mode == "L":
+            a = np.asarray(img, np.uint8)
+            a = a if gray else np.repeat(a[:, :, None], 3, axis=2)
+        else:
+            a = _rgb(img, image_format, adobe)
+            a = _luma(a, image_format) if gray else a
+    if height > 0 and width > 0 and a.shape[:2] != (height, width):
+        a = _inter_linear(a, width, height)
     return a[None] if gray else np.ascontiguousarray(a[:, :, ::-1].transpose(2, 0, 1))
 
 

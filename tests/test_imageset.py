@@ -225,6 +225,19 @@ def test_every_input_kind_reads_as_opencv_reads_it(tmp_path, kind, gray, size):
     assert np.array_equal(got, opencv(path, gray, size))
 
 
+@pytest.mark.parametrize("kind", ["cmyk.jpg", "cmyk.tif", "rgb.png", "rgb.webp", "rgb.bmp"])
+def test_a_tall_image_converts_block_by_block_as_opencv_does(tmp_path, kind):
+    """Conversions run 256 rows at a time (memory); an image of 600 rows crosses the seams."""
+    tall = smooth(600, 37, seed=4)
+    path = tmp_path / kind
+    if kind.startswith("cmyk"):
+        Image.fromarray(np.dstack([tall, tall[..., :1] // 2]), "CMYK").save(path, quality=90)
+    else:
+        Image.fromarray(tall).save(path, **({"lossless": True} if kind.endswith("webp") else {}))
+    for gray in (False, True):
+        assert np.array_equal(decode(path, gray=gray), opencv(path, gray))
+
+
 def test_a_16_bit_colour_png_read_as_gray_is_within_2_of_opencv(tmp_path):
     """The one measured difference: libpng converts to gray at 16 bits, then drops the low
     byte; Pillow hands over only the high bytes of a 16-bit colour PNG."""

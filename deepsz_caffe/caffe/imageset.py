@@ -123,9 +123,9 @@ def _inter_linear(a: np.ndarray, width: int, height: int) -> np.ndarray:
     (((r0 >> 4) * w0 >> 16) + ((r1 >> 4) * w1 >> 16) + 2) >> 2."""
     x0, x1, u0, u1 = _linear_taps(a.shape[1], width, clamp=True)
     y0, y1, v0, v1 = _linear_taps(a.shape[0], height, clamp=False)
-    src = a.astype(np.int32)
     channel = (slice(None), None) if a.ndim == 3 else (slice(None),)
-    rows = src[:, x0] * u0[channel] + src[:, x1] * u1[channel]   # <= 255 * 2048
+    # Gathered before widening: int32 work arrays are as wide as the output, not the input.
+    rows = a[:, x0].astype(np.int32) * u0[channel] + a[:, x1].astype(np.int32) * u1[channel]
     column = (slice(None),) + (None,) * (rows.ndim - 1)
     out = ((rows[y0] >> 4) * v0[column] >> 16) + ((rows[y1] >> 4) * v1[column] >> 16)
     return ((out + 2) >> 2).clip(0, 255).astype(np.uint8)
@@ -139,24 +139,33 @@ def _rgb(img, image_format: str, adobe: bool) -> np.ndarray:
     interface, x = (255 - K) * (255 - X) / 255, truncated."""
     if img.mode != "CMYK":
         return np.asarray(img.convert("RGB"), np.uint8)
-    cmyk = np.asarray(img, np.int32)
     if image_format != "JPEG":
-        return ((255 - cmyk[..., 3:]) * (255 - cmyk[..., :3]) // 255).astype(np.uint8)
-    raw = 255 - cmyk if adobe else cmyk
+        return _by_rows(np.asarray(img), lambda c: (255 - c[..., 3:]) * (255 - c[..., :3]) // 255, 3)
+    return _by_rows(np.asarray(img), lambda c: _cmyk_jpeg(255 - c if adobe else c), 3)
+
+
+def _cmyk_jpeg(raw: np.ndarray) -> np.ndarray:
     k = raw[..., 3:]
-    return (k - ((255 - raw[..., :3]) * k >> 8)).astype(np.uint8)
+    return k - ((255 - raw[..., :3]) * k >> 8)
+
+
+def _by_rows(a: np.ndarray, fn, channels: int, rows: int = 256) -> np.ndarray:
+    """fn (integer arithmetic on int32 pixels) over `a` a block of rows at a time, into uint8
+    [H, W(, channels)]: work arrays stay a few MB however large the image."""
+    out = np.empty(a.shape[:2] + ((channels,) if channels > 1 else ()), np.uint8)
+    for top in range(0, a.shape[0], rows):
+        out[top:top + rows] = fn(a[top:top + rows].astype(np.int32))
+    return out
 
 
 def _luma(rgb: np.ndarray, image_format: str) -> np.ndarray:
     """IMREAD_GRAYSCALE of a colour image, by the reader's own rule: PNG asks libpng for
     rgb_to_gray with weights 0.299 and 0.587 (15-bit, truncated); WebP decodes to BGR and calls
     cvtColor (BT.601, 15-bit, rounded); the others use imgcodecs' converter (14-bit, rounded)."""
-    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
-    if image_format == "PNG":
-        return ((r * 9797 + g * 19234 + b * 3737) >> 15).astype(np.uint8)
-    if image_format == "WEBP":
-        return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
-    return ((b * 1868 + g * 9617 + r * 4899 + 8192) >> 14).astype(np.uint8)
+    weights, add, shift = {"PNG": ((9797, 19234, 3737), 0, 15),
+                           "WEBP": ((9798, 19235, 3735), 1 << 14, 15)}.get(
+        image_format, ((4899, 9617, 1868), 1 << 13, 14))
+    return _by_rows(rgb, lambda c: (c @ np.array(weights, np.int32) + add) >> shift, 1)
 
 
 def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,

@@ -80,6 +80,11 @@ def inputs(root, manifest: dict) -> dict:
     p["solver"] = PACKAGE_PROTOTXT / "lenet300" / "solver.prototxt"
     p["misfit"] = cases / "misfit.prototxt"  # ip1 one output wider: the weights do not fit it
     p["misfit"].write_text(p["train_test"].read_text().replace("num_output: 300", "num_output: 301", 1))
+    p["v0"] = cases / "v0.prototxt"  # the pre-V1 format Caffe upgrades and deepsz refuses
+    p["v0"].write_text('name: "v0" layers { layer { name: "ip1" type: "innerproduct" num_output: 10 } }\n')
+    p["mixed"] = cases / "mixed.prototxt"  # `layer` and V1 `layers` in one net: Caffe refuses it
+    old = 'layers { name: "old" type: RELU bottom: "ip3" top: "ip3" }\n'
+    p["mixed"].write_text(p["train_test"].read_text() + old)
     return p
 
 
@@ -518,6 +523,8 @@ def _caffe_cases(run: Path, p: dict) -> list[dict]:
         for name, model, weights in (
             ("model-fifo", p["fifo"], p["model"]),
             ("model-dev-zero", "/dev/zero", p["model"]),
+            ("model-v0-format", p["v0"], p["model"]),
+            ("model-mixed-v1-and-current", p["mixed"], p["model"]),
             ("weights-fifo", p["train_test"], p["fifo"]),
             ("weights-dev-zero", p["train_test"], "/dev/zero"),
             ("weights-directory", p["train_test"], p["lmdb"]),

@@ -83,7 +83,7 @@ def test_per_blob_v1_settings_become_param_specs():
 
 @pytest.mark.parametrize("text, message", [
     ('layer { name: "a" type: "ReLU" } layers { name: "b" type: RELU }', "mixes `layer` and legacy V1"),
-    ('layers { layer { name: "a" type: "relu" } }', "V0 format"),
+    ('layers { layer { name: "a" type: "relu" } }', "layer 'a' is in the V0 format"),
 ])
 def test_what_caffe_refuses_is_one_clear_error(text, message, tmp_path):
     path = tmp_path / "net.prototxt"

@@ -39,7 +39,8 @@ def upgrade_v1(net, path) -> bool:
     v1_type = type(net.layers[0]).LayerType
     for old in net.layers:
         if old.HasField("layer"):
-            raise CaffeIOError(f"{path}: layer '{old.name}' is in the V0 format (layers {{ layer {{ }} }}); "
+            name = old.name or old.layer.name
+            raise CaffeIOError(f"{path}: layer '{name}' is in the V0 format (layers {{ layer {{ }} }}); "
                                "upgrade it with Caffe's upgrade_net_proto_text first")
         new = net.layer.add()
         for field, value in old.ListFields():

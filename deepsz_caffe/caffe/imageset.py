@@ -123,12 +123,25 @@ def _inter_linear(a: np.ndarray, width: int, height: int) -> np.ndarray:
     (((r0 >> 4) * w0 >> 16) + ((r1 >> 4) * w1 >> 16) + 2) >> 2."""
     x0, x1, u0, u1 = _linear_taps(a.shape[1], width, clamp=True)
     y0, y1, v0, v1 = _linear_taps(a.shape[0], height, clamp=False)
-    channel = (slice(None), None) if a.ndim == 3 else (slice(None),)
-    # Gathered before widening: int32 work arrays are as wide as the output, not the input.
-    rows = a[:, x0].astype(np.int32) * u0[channel] + a[:, x1].astype(np.int32) * u1[channel]
-    column = (slice(None),) + (None,) * (rows.ndim - 1)
-    out = ((rows[y0] >> 4) * v0[column] >> 16) + ((rows[y1] >> 4) * v1[column] >> 16)
-    return ((out + 2) >> 2).clip(0, 255).astype(np.uint8)
+    c = a.shape[2] if a.ndim == 3 else 1
+    flat = a.reshape(a.shape[0], -1)  # channels interleaved along a row: long inner loops for numpy
+
+    def taps(index, weight):  # gathered before widening: int32 arrays as wide as the output
+        columns = flat[:, (index[:, None] * c + np.arange(c)).ravel()].astype(np.int32)
+        columns *= np.repeat(weight, c)
+        return columns
+
+    rows = taps(x0, u0)
+    rows += taps(x1, u1)   # <= 255 * 2048
+    rows >>= 4
+    out = rows[y0] * v0[:, None]
+    out >>= 16
+    lower = rows[y1] * v1[:, None]
+    lower >>= 16
+    out += lower
+    out += 2
+    out >>= 2
+    return out.astype(np.uint8).reshape((height, width) + a.shape[2:])  # within [0, 255]
 
 
 def _rgb(img, image_format: str, adobe: bool) -> np.ndarray:

@@ -183,10 +183,10 @@ def test_resize_of_noise_at_random_sizes_is_cv_inter_linear():
                               cv2.resize(a, (int(width), int(height)))), (a.shape, width, height)
 
 
-def _jpeg_exif(path, a, orientation):
+def _exif(path, a, orientation, **options):
     exif = Image.Exif()
     exif[0x0112] = orientation
-    Image.fromarray(a).save(path, quality=90, exif=exif)
+    Image.fromarray(a).save(path, exif=exif, **options)
 
 
 def _palette(path, a):
@@ -200,8 +200,9 @@ KINDS = {  # name -> writer of a 61 x 45 file of that kind
     "rgb.jpg": lambda p: Image.fromarray(A).save(p, quality=90),
     "gray.jpg": lambda p: Image.fromarray(A[..., 0]).save(p, quality=90),
     "cmyk.jpg": lambda p: Image.fromarray(np.dstack([A, A[..., :1] // 3]), "CMYK").save(p, quality=90),
-    "exif3.jpg": lambda p: _jpeg_exif(p, A, 3), "exif6.jpg": lambda p: _jpeg_exif(p, A, 6),
-    "exif8.jpg": lambda p: _jpeg_exif(p, A, 8),
+    "exif3.jpg": lambda p: _exif(p, A, 3, quality=90), "exif6.jpg": lambda p: _exif(p, A, 6, quality=90),
+    "exif8.jpg": lambda p: _exif(p, A, 8, quality=90), "exif6.png": lambda p: _exif(p, A, 6),
+    "exif6.webp": lambda p: _exif(p, A, 6, lossless=True),
     "rgb.png": lambda p: Image.fromarray(A).save(p), "gray.png": lambda p: Image.fromarray(A[..., 1]).save(p),
     "palette.png": lambda p: _palette(p, A),
     "rgba.png": lambda p: Image.fromarray(np.dstack([A, A[..., 0]]), "RGBA").save(p),

@@ -39,6 +39,11 @@ def _job(run: Path, job_id: str, argv: list, **kw) -> dict:
     }
 
 
+def _flags(run: Path, prefix: str, argv: list, cases, **kw) -> list[dict]:
+    """One job per (name, extra arguments) case: `argv` + extra, its id `prefix/name`."""
+    return [_job(run, f"{prefix}/{name}", [*argv, *extra], **kw) for name, extra in cases]
+
+
 def _held_work_dir(path: Path) -> Path:
     """A work dir whose lock this process holds (as a running `compress` would) until it exits."""
     path.mkdir(parents=True, exist_ok=True)
@@ -122,10 +127,7 @@ def _compress_cases(run: Path, p: dict) -> list[dict]:
         ("lossy-nosuch", ["--lossy", "nosuch"]),
         ("lossless-nosuch", ["--lossless", "nosuch"]),
     ]
-    jobs = [
-        _job(run, f"compress/{name}", [*base, *loss, *extra], output="out.dsz", timeout=CAFFE_TIMEOUT)
-        for name, extra in flags
-    ]
+    jobs = _flags(run, "compress", [*base, *loss], flags, output="out.dsz", timeout=CAFFE_TIMEOUT)
     jobs += [
         _job(run, f"compress/expected-loss-{v}", [*base, f"--expected-loss={v}"], output="out.dsz")
         for v in (*NOT_FINITE, "-1")
@@ -208,9 +210,7 @@ def _assess_cases(run: Path, p: dict) -> list[dict]:
         ("scheduler-not-a-url", ["--scheduler", "not a url"]),
         ("workers-0", ["--workers", "0"]),
     ]
-    jobs += [
-        _job(run, f"assess/{name}", [*base, *loss, *extra], timeout=CAFFE_TIMEOUT) for name, extra in flags
-    ]
+    jobs += _flags(run, "assess", [*base, *loss], flags, timeout=CAFFE_TIMEOUT)
     model = ["assess", "--model", p["train_test"], *loss, "--work-dir", "work"]
     jobs += [
         _job(run, f"assess/weights-{name}", [*model, "--weights", path], timeout=CAFFE_TIMEOUT)
@@ -479,10 +479,7 @@ def _synth_cases(run: Path, p: dict) -> list[dict]:
         ("seed--1", ["--images", "1", "--size", "8", "--seed", "-1"]),
         ("seed-huge", ["--images", "1", "--size", "8", "--seed", HUGE]),
     ]
-    jobs = [
-        _job(run, f"synth-lmdb/{name}", ["synth-lmdb", *args, "-o", "db"], output="db")
-        for name, args in cases
-    ]
+    jobs = _flags(run, "synth-lmdb", ["synth-lmdb", "-o", "db"], cases, output="db")
     small = ["synth-lmdb", "--images", "2", "--size", "8"]
     jobs += [
         _job(run, f"synth-lmdb/o-{name}", [*small, "-o", path], timeout=10.0)
@@ -506,118 +503,69 @@ def _synth_cases(run: Path, p: dict) -> list[dict]:
 def _caffe_cases(run: Path, p: dict) -> list[dict]:
     """train / prune / test / reproduce: the same rules for the same flags."""
     test = ["test", "--model", p["train_test"], "--weights", p["model"]]
-    jobs = [
-        _job(run, f"test/{name}", [*test, *extra], timeout=CAFFE_TIMEOUT)
-        for name, extra in (
-            ("iterations-0", ["--iterations", "0"]),
-            ("iterations--1", ["--iterations", "-1"]),
-            ("iterations-huge", ["--iterations", HUGE]),
-            ("gpu--1", ["--gpu", "-1"]),
-            ("gpu-99", ["--gpu", "99"]),
-            ("test-lmdb-missing", ["--test-lmdb", "nope"]),
-            ("test-lmdb-fifo", ["--test-lmdb", p["fifo"]]),
-        )
-    ]
-    jobs += [
-        _job(run, f"test/{name}", ["test", "--model", model, "--weights", weights], timeout=CAFFE_TIMEOUT)
-        for name, model, weights in (
-            ("model-fifo", p["fifo"], p["model"]),
-            ("model-dev-zero", "/dev/zero", p["model"]),
-            ("model-v0-format", p["v0"], p["model"]),
-            ("model-mixed-v1-and-current", p["mixed"], p["model"]),
-            ("weights-fifo", p["train_test"], p["fifo"]),
-            ("weights-dev-zero", p["train_test"], "/dev/zero"),
-            ("weights-directory", p["train_test"], p["lmdb"]),
-        )
-    ]
-    train = [
-        "train",
-        "--solver",
-        p["solver"],
-        "--train-lmdb",
-        p["lmdb"],
-        "--test-lmdb",
-        p["lmdb"],
-        "-o",
-        "out.caffemodel",
-    ]
-    jobs += [
-        _job(run, f"train/{name}", [*train, *extra], output="out.caffemodel", timeout=CAFFE_TIMEOUT)
-        for name, extra in (
-            ("iterations-0", ["--iterations", "0"]),
-            ("iterations--1", ["--iterations", "-1"]),
-            ("iterations-huge", ["--iterations", HUGE]),
-            ("seed--5", ["--seed", "-5"]),
-            ("seed-huge", ["--seed", HUGE]),
-            ("weights-fifo", ["--weights", p["fifo"]]),
-            ("weights-dev-zero", ["--weights", "/dev/zero"]),
-            ("train-lmdb-missing", ["--train-lmdb", "nope"]),
-            ("work-dir-is-a-file", ["--work-dir", p["file"]]),
-        )
-    ]
-    jobs += [
-        _job(
-            run,
-            f"train/solver-{name}",
-            ["train", "--solver", path, "-o", "out.caffemodel"],
-            output="out.caffemodel",
-            timeout=CAFFE_TIMEOUT,
-        )
-        for name, path in (
-            ("fifo", p["fifo"]),
-            ("dev-zero", "/dev/zero"),
-            ("directory", p["lmdb"]),
-            ("missing", "nope.prototxt"),
-        )
-    ]
-    prune = [
-        "prune",
-        "--solver",
-        p["solver"],
-        "--weights",
-        p["model"],
-        "--train-lmdb",
-        p["lmdb"],
-        "--test-lmdb",
-        p["lmdb"],
-        "-o",
-        "out.caffemodel",
-    ]
-    jobs += [
-        _job(run, f"prune/{name}", [*prune, *extra], output="out.caffemodel", timeout=CAFFE_TIMEOUT)
-        for name, extra in (
-            ("lr-scale-nan", ["--kept", "ip1=0.1", "--lr-scale=nan"]),
-            ("lr-scale-inf", ["--kept", "ip1=0.1", "--lr-scale=inf"]),
-            ("lr-scale-0", ["--kept", "ip1=0.1", "--lr-scale=0"]),
-            ("lr-scale--1", ["--kept", "ip1=0.1", "--lr-scale=-1"]),
-            ("iterations-0", ["--kept", "ip1=0.1", "--iterations", "0"]),
-            ("kept-2", ["--kept", "ip1=2"]),
-            ("kept-nan", ["--kept", "ip1=nan"]),
-            ("kept-comma", ["--kept", ","]),
-            ("kept-nosuch", ["--kept", "nosuch=0.1"]),
-        )
-    ]
-    reproduce = ["reproduce", "--results", "results", "--data", "data"]
-    jobs += [
-        _job(run, f"reproduce/{name}", [*reproduce, *extra])
-        for name, extra in (
-            ("expected-loss-nan", ["--expected-loss=nan"]),
-            ("expected-loss--1", ["--expected-loss=-1"]),
-            ("expected-loss-1e400", ["--expected-loss=1e400"]),
-            ("seed--1", ["--seed", "-1"]),
-            ("seed-huge", ["--seed", HUGE]),
-            ("net-nosuch", ["--net", "nosuch"]),
-            ("preset-nosuch", ["--preset", "nosuch"]),
-            ("results-is-a-file", ["--results", p["file"]]),
-            ("data-in-proc", ["--data", "/proc/data"]),
-            ("results-in-read-only-directory", ["--results", p["readonly"] / "r"]),
-        )
-    ]
+    jobs = _flags(run, "test", test, [
+        ("iterations-0", ["--iterations", "0"]),
+        ("iterations--1", ["--iterations", "-1"]),
+        ("iterations-huge", ["--iterations", HUGE]),
+        ("gpu--1", ["--gpu", "-1"]),
+        ("gpu-99", ["--gpu", "99"]),
+        ("test-lmdb-missing", ["--test-lmdb", "nope"]),
+        ("test-lmdb-fifo", ["--test-lmdb", p["fifo"]]),
+    ], timeout=CAFFE_TIMEOUT)
+    files = (
+        ("model-fifo", p["fifo"], p["model"]),
+        ("model-dev-zero", "/dev/zero", p["model"]),
+        ("model-v0-format", p["v0"], p["model"]),
+        ("model-mixed-v1-and-current", p["mixed"], p["model"]),
+        ("weights-fifo", p["train_test"], p["fifo"]),
+        ("weights-dev-zero", p["train_test"], "/dev/zero"),
+        ("weights-directory", p["train_test"], p["lmdb"]),
+    )
+    jobs += _flags(run, "test", ["test"], [(name, ["--model", model, "--weights", weights])
+                                           for name, model, weights in files], timeout=CAFFE_TIMEOUT)
+    caffemodel = {"output": "out.caffemodel", "timeout": CAFFE_TIMEOUT}
+    lmdbs = ["--train-lmdb", p["lmdb"], "--test-lmdb", p["lmdb"], "-o", "out.caffemodel"]
+    jobs += _flags(run, "train", ["train", "--solver", p["solver"], *lmdbs], [
+        ("iterations-0", ["--iterations", "0"]),
+        ("iterations--1", ["--iterations", "-1"]),
+        ("iterations-huge", ["--iterations", HUGE]),
+        ("seed--5", ["--seed", "-5"]),
+        ("seed-huge", ["--seed", HUGE]),
+        ("weights-fifo", ["--weights", p["fifo"]]),
+        ("weights-dev-zero", ["--weights", "/dev/zero"]),
+        ("train-lmdb-missing", ["--train-lmdb", "nope"]),
+        ("work-dir-is-a-file", ["--work-dir", p["file"]]),
+    ], **caffemodel)
+    solvers = (("fifo", p["fifo"]), ("dev-zero", "/dev/zero"), ("directory", p["lmdb"]),
+               ("missing", "nope.prototxt"))
+    jobs += _flags(run, "train", ["train", "-o", "out.caffemodel"],
+                   [(f"solver-{name}", ["--solver", path]) for name, path in solvers], **caffemodel)
+    jobs += _flags(run, "prune", ["prune", "--solver", p["solver"], "--weights", p["model"], *lmdbs], [
+        ("lr-scale-nan", ["--kept", "ip1=0.1", "--lr-scale=nan"]),
+        ("lr-scale-inf", ["--kept", "ip1=0.1", "--lr-scale=inf"]),
+        ("lr-scale-0", ["--kept", "ip1=0.1", "--lr-scale=0"]),
+        ("lr-scale--1", ["--kept", "ip1=0.1", "--lr-scale=-1"]),
+        ("iterations-0", ["--kept", "ip1=0.1", "--iterations", "0"]),
+        ("kept-2", ["--kept", "ip1=2"]),
+        ("kept-nan", ["--kept", "ip1=nan"]),
+        ("kept-comma", ["--kept", ","]),
+        ("kept-nosuch", ["--kept", "nosuch=0.1"]),
+    ], **caffemodel)
+    jobs += _flags(run, "reproduce", ["reproduce", "--results", "results", "--data", "data"], [
+        ("expected-loss-nan", ["--expected-loss=nan"]),
+        ("expected-loss--1", ["--expected-loss=-1"]),
+        ("expected-loss-1e400", ["--expected-loss=1e400"]),
+        ("seed--1", ["--seed", "-1"]),
+        ("seed-huge", ["--seed", HUGE]),
+        ("net-nosuch", ["--net", "nosuch"]),
+        ("preset-nosuch", ["--preset", "nosuch"]),
+        ("results-is-a-file", ["--results", p["file"]]),
+        ("data-in-proc", ["--data", "/proc/data"]),
+        ("results-in-read-only-directory", ["--results", p["readonly"] / "r"]),
+    ])
     encode = ["encode", "--weights", p["model"], "--eb-all", "0.01", "-o", "out.dsz"]
-    jobs += [
-        _job(run, f"encode/{name}", [*encode, "--layers", value], output="out.dsz")
-        for name, value in (("layers-comma", ","), ("layers-blank", " , "))
-    ]
+    jobs += _flags(run, "encode", encode, [("layers-comma", ["--layers", ","]),
+                                           ("layers-blank", ["--layers", " , "])], output="out.dsz")
     return jobs
 
 

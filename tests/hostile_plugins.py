@@ -33,88 +33,40 @@ def _boom(*_args, **_kw):
     raise RuntimeError("plug-in bug")
 
 
+def _raising(method: str) -> type:
+    """A plug-in whose `method` raises."""
+    return type("RaiseIn" + method.title().replace("_", ""), (Plain,), {method: _boom})
+
+
+def _returning(name: str, method: str, value) -> type:
+    """A plug-in whose `method` returns `value()`, which breaks its contract."""
+    return type(name, (Plain,), {method: lambda self, *args: value()})
+
+
+def _decoding(name: str, make, doc: str = "") -> type:
+    """A plug-in whose decode gives, per layer, make(shape) instead of its float32 weights."""
+    return type(name, (Plain,), {"__doc__": doc, "decode": lambda self, blob: {
+        n: make(s) for n, s in self.shapes.items()}})
+
+
 class RaiseInInit(Plain):
     def __init__(self):
         raise RuntimeError("plug-in bug")
 
 
-class RaiseInSetup(Plain):
-    setup = _boom
-
-
-class RaiseInUnavailable(Plain):
-    unavailable = _boom
-
-
-class RaiseInSweep(Plain):
-    sweep = _boom
-
-
-class SweepNotIterable(Plain):
-    def sweep(self):
-        return 42
-
-
-class RaiseInEncode(Plain):
-    encode = _boom
-
-
-class RaiseInDecode(Plain):
-    decode = _boom
-
-
-class RaiseInDescribe(Plain):
-    describe = _boom
-
-
-class RaiseInLayerBytes(Plain):
-    layer_bytes = _boom
-
-
-class RaiseInOperatingPoint(Plain):
-    operating_point = _boom
-
-
-class LayerBytesNotADict(Plain):
-    def layer_bytes(self, layers, target, blob):
-        return 12
-
-
-class DescribeNotAString(Plain):
-    def describe(self, target):
-        return object()
-
-
-class EncodeNone(Plain):
-    def encode(self, layers, target):
-        return None
-
-
-class EncodeList(Plain):
-    def encode(self, layers, target):
-        return [1, 2, 3]
-
-
-class DecodeObjects(Plain):
-    def decode(self, blob):
-        return {n: np.full(s, object(), dtype=object) for n, s in self.shapes.items()}
-
-
-class DecodeStrings(Plain):
-    def decode(self, blob):
-        return {n: np.full(s, "1.5") for n, s in self.shapes.items()}
-
-
-class DecodeFloat64Huge(Plain):
-    """Finite as float64, inf once cast to the float32 a Caffe blob holds."""
-
-    def decode(self, blob):
-        return {n: np.full(s, 1e300) for n, s in self.shapes.items()}
-
-
-class DecodeWrongShape(Plain):
-    def decode(self, blob):
-        return {n: np.zeros(int(np.prod(s)) + 1, np.float32) for n, s in self.shapes.items()}
+(RaiseInSetup, RaiseInUnavailable, RaiseInSweep, RaiseInEncode, RaiseInDecode, RaiseInDescribe,
+ RaiseInLayerBytes, RaiseInOperatingPoint) = map(_raising, (
+    "setup", "unavailable", "sweep", "encode", "decode", "describe", "layer_bytes", "operating_point"))
+SweepNotIterable = _returning("SweepNotIterable", "sweep", lambda: 42)
+LayerBytesNotADict = _returning("LayerBytesNotADict", "layer_bytes", lambda: 12)
+DescribeNotAString = _returning("DescribeNotAString", "describe", object)
+EncodeNone = _returning("EncodeNone", "encode", lambda: None)
+EncodeList = _returning("EncodeList", "encode", lambda: [1, 2, 3])
+DecodeObjects = _decoding("DecodeObjects", lambda s: np.full(s, object(), dtype=object))
+DecodeStrings = _decoding("DecodeStrings", lambda s: np.full(s, "1.5"))
+DecodeFloat64Huge = _decoding("DecodeFloat64Huge", lambda s: np.full(s, 1e300),
+                              "Finite as float64, inf once cast to the float32 a Caffe blob holds.")
+DecodeWrongShape = _decoding("DecodeWrongShape", lambda s: np.zeros(int(np.prod(s)) + 1, np.float32))
 
 
 class MutatesReference(Plain):

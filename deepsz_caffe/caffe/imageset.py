@@ -188,8 +188,7 @@ def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
-        libjpeg_luma = gray and img.format == "JPEG" and img.mode in ("RGB", "YCbCr")
-        if libjpeg_luma:
+        if gray and img.format == "JPEG" and img.mode in ("RGB", "YCbCr"):
             img.draft("L", img.size)  # libjpeg outputs its luma: OpenCV's IMREAD_GRAYSCALE
         img.load()
         image_format, adobe = img.format, "adobe" in img.info

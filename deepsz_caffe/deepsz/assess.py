@@ -22,7 +22,7 @@ from .optimize import Candidate
 from .probe import run_with
 from .walk import bound_walk
 
-ASSESSMENT_VERSION = 4  # part of the cache key: bump when the walk's bounds, a coder or the rebuild change
+ASSESSMENT_VERSION = 5  # part of the cache key: bump when the walk's bounds, a coder or the rebuild change
 
 
 def cache_key(model, weights, data_files, settings: dict) -> str:

@@ -34,8 +34,11 @@ class EncodedLayer:
 
 
 def index_stream(sp: sparse.SparseLayer, lossless: str) -> tuple[str, bytes]:
-    """(codec, bytes) of the index array; the row length lets the context model see columns."""
-    row_length = math.prod(sp.shape[1:]) if len(sp.shape) > 1 else 0
+    """(codec, bytes) of the index array; the row length lets the context model see columns. A
+    V1 caffemodel's InnerProduct blob has the legacy 4-D shape (1, 1, out, in): its rows are
+    those of the (out, in) matrix it is, as Caffe reads it."""
+    shape = sp.shape[2:] if len(sp.shape) == 4 and sp.shape[:2] == (1, 1) else sp.shape
+    row_length = math.prod(shape[1:]) if len(shape) > 1 else 0
     return compress_index(sp.index.tobytes(), lossless, row_length=row_length)
 
 

@@ -151,7 +151,7 @@ def _rgb(img, image_format: str, adobe: bool) -> np.ndarray:
     undoes) as x = k - ((255 - x) * k >> 8); its TIFF reader leaves it to libtiff's RGBA
     interface, x = (255 - K) * (255 - X) / 255, truncated."""
     if img.mode != "CMYK":
-        return np.asarray(img.convert("RGB"), np.uint8)
+        return np.asarray(img if img.mode == "RGB" else img.convert("RGB"), np.uint8)
     if image_format != "JPEG":
         return _by_rows(np.asarray(img), lambda c: (255 - c[..., 3:]) * (255 - c[..., :3]) // 255, 3)
     return _by_rows(np.asarray(img), lambda c: _cmyk_jpeg(255 - c if adobe else c), 3)
@@ -193,14 +193,15 @@ def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
         img.load()
         image_format, adobe = img.format, "adobe" in img.info
         if exif_orientation:
-            img = ImageOps.exif_transpose(img)
-        img = _eight_bit(img)
-        if img.mode == "L":
-            a = np.asarray(img, np.uint8)
+            ImageOps.exif_transpose(img, in_place=True)  # no second copy of a large image
+        eight = _eight_bit(img)
+        if eight.mode == "L":
+            a = np.asarray(eight, np.uint8)
             a = a if gray else np.repeat(a[:, :, None], 3, axis=2)
         else:
-            a = _rgb(img, image_format, adobe)
+            a = _rgb(eight, image_format, adobe)
             a = _luma(a, image_format) if gray else a
+        del eight  # a converted copy (palette, alpha, 16-bit) is not needed for the resize
     if height > 0 and width > 0 and a.shape[:2] != (height, width):
         a = _inter_linear(a, width, height)
     return a[None] if gray else np.ascontiguousarray(a[:, :, ::-1].transpose(2, 0, 1))

@@ -34,9 +34,11 @@ pack() {  # $1 = wheel (optional)
   rm -rf "$D"
   bash "$CARRY" "$whl" "$D" >&2 || die "gpu-carry.sh failed (see above)"
   # opencv-python is only the tests' pixel reference (the library never imports it), and its 170 MB
-  # would take the bundle past what the device tool carries (measured: 99 MB with it, 59 MiB without).
-  xz -d -T0 "$D/bundle.tar.xz" && tar --delete -f "$D/bundle.tar" --wildcards \
-    'bundle/py/lib/python*/site-packages/cv2*' 'bundle/py/lib/python*/site-packages/opencv_python_headless*' \
+  # would take the bundle past what the device tool carries (measured: 99 MB with it, 59 MiB without);
+  # kiwisolver and contourpy serve only matplotlib, which gpu-carry.sh leaves out already.
+  local sp='bundle/py/lib/python*/site-packages'
+  xz -d -T0 "$D/bundle.tar.xz" && tar --delete -f "$D/bundle.tar" --wildcards "$sp/cv2*" \
+    "$sp/opencv_python_headless*" "$sp/kiwisolver*" "$sp/contourpy*" \
     && xz -T0 "$D/bundle.tar" || die "could not drop opencv from $D/bundle.tar.xz"
   .venv/bin/python - "$D/mnist.npz" <<'PYEOF' || die "could not write $D/mnist.npz"
 import gzip, os, pickle, sys, numpy as np, mnist

@@ -36,10 +36,14 @@ pack() {  # $1 = wheel (optional)
   # opencv-python is only the tests' pixel reference (the library never imports it), and its 170 MB
   # would take the bundle past what the device tool carries (measured: 99 MB with it, 59 MiB without);
   # kiwisolver and contourpy serve only matplotlib, which gpu-carry.sh leaves out already.
-  local sp='bundle/py/lib/python*/site-packages'
-  xz -d -T0 "$D/bundle.tar.xz" && tar --delete -f "$D/bundle.tar" --wildcards "$sp/cv2*" \
+  # pygments goes back in: gpu-carry.sh leaves it out, and pytest cannot start without it.
+  local sp='bundle/py/lib/python3.11/site-packages' stage
+  stage=$(mktemp -d) && mkdir -p "$stage/$sp" && cp -a .venv/lib/python3.11/site-packages/pygments "$stage/$sp/" \
+    && find "$stage" -name __pycache__ -prune -exec rm -rf {} + \
+    && xz -d -T0 "$D/bundle.tar.xz" && tar --delete -f "$D/bundle.tar" --wildcards "$sp/cv2*" \
     "$sp/opencv_python_headless*" "$sp/kiwisolver*" "$sp/contourpy*" \
-    && xz -T0 "$D/bundle.tar" || die "could not drop opencv from $D/bundle.tar.xz"
+    && tar -rf "$D/bundle.tar" -C "$stage" "$sp/pygments" && rm -rf "$stage" \
+    && xz -T0 "$D/bundle.tar" || die "could not rewrite $D/bundle.tar.xz"
   .venv/bin/python - "$D/mnist.npz" <<'PYEOF' || die "could not write $D/mnist.npz"
 import gzip, os, pickle, sys, numpy as np, mnist
 path = os.path.join(os.path.dirname(mnist.__file__), "data", "mnist.pkl.gz")

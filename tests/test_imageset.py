@@ -210,6 +210,8 @@ KINDS = {  # name -> writer of a 61 x 45 file of that kind
     "gray16.png": lambda p: png16(p, A[..., 0].astype(np.uint16) * 257),
     "rgb.bmp": lambda p: Image.fromarray(A).save(p), "rgb.tif": lambda p: Image.fromarray(A).save(p),
     "cmyk.tif": lambda p: Image.fromarray(np.dstack([A, A[..., :1] // 3]), "CMYK").save(p),
+    "rgba.tif": lambda p: Image.fromarray(np.dstack([A, A[..., 0]]), "RGBA").save(p),
+    "la.tif": lambda p: Image.fromarray(A[..., :2].copy(), "LA").save(p),
     "rgb.webp": lambda p: Image.fromarray(A).save(p, lossless=True),
     "palette.gif": lambda p: Image.fromarray(A).convert("P").save(p),
     "rgb.ppm": lambda p: Image.fromarray(A).save(p), "gray.pgm": lambda p: Image.fromarray(A[..., 2]).save(p),
@@ -237,6 +239,24 @@ def test_a_tall_image_converts_block_by_block_as_opencv_does(tmp_path, kind):
         Image.fromarray(tall).save(path, **({"lossless": True} if kind.endswith("webp") else {}))
     for gray in (False, True):
         assert np.array_equal(decode(path, gray=gray), opencv(path, gray))
+
+
+def test_a_tiff_with_associated_alpha_is_within_1_of_opencv(tmp_path):
+    """OpenCV keeps the stored (premultiplied) colour; Pillow divides it by alpha on reading, and
+    multiplying back loses at most one level."""
+    alpha = A[..., :1]
+    stored = (A.astype(int) * alpha // 255).astype(np.uint8)
+    path = tmp_path / "associated.tif"
+    Image.fromarray(np.dstack([stored, alpha]), "RGBA").save(path)
+    raw = bytearray(path.read_bytes())  # ExtraSamples (tag 338, one SHORT) 2 -> 1: associated alpha
+    at = raw.find(bytes.fromhex("5201 0300 01000000 0200"))
+    assert at > 0
+    raw[at + 8] = 1
+    path.write_bytes(raw)
+    with Image.open(path) as im:
+        assert im.tag_v2[338] == (1,)
+    assert np.array_equal(opencv(path), bgr(stored))
+    assert np.abs(decode(path).astype(int) - opencv(path)).max() <= 1
 
 
 def test_a_16_bit_colour_png_read_as_gray_is_within_2_of_opencv(tmp_path):

@@ -167,7 +167,8 @@ def _by_rows(a: np.ndarray, fn, channels: int, rows: int = 256) -> np.ndarray:
     [H, W(, channels)]: work arrays stay a few MB however large the image."""
     out = np.empty(a.shape[:2] + ((channels,) if channels > 1 else ()), np.uint8)
     for top in range(0, a.shape[0], rows):
-        out[top:top + rows] = fn(a[top:top + rows].astype(np.int32))
+        block = out[top:top + rows]
+        block[...] = fn(a[top:top + rows].astype(np.int32)).reshape(block.shape)
     return out
 
 
@@ -194,7 +195,7 @@ def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
         image_format, adobe = img.format, "adobe" in img.info
         if exif_orientation:
             ImageOps.exif_transpose(img, in_place=True)  # no second copy of a large image
-        eight = _eight_bit(img)
+        eight = _eight_bit(img, image_format)
         if eight.mode == "L":
             a = np.asarray(eight, np.uint8)
             a = a if gray else np.repeat(a[:, :, None], 3, axis=2)
@@ -207,11 +208,17 @@ def decode(path, *, height: int = 0, width: int = 0, gray: bool = False,
     return a[None] if gray else np.ascontiguousarray(a[:, :, ::-1].transpose(2, 0, 1))
 
 
-def _eight_bit(img):
+def _eight_bit(img, image_format: str | None = None):
     """8-bit modes for Pillow's converters: 16/32-bit integer images keep their high byte,
-    alpha is dropped (not composited), palettes are expanded."""
+    alpha is dropped (not composited), palettes are expanded. An RGBA TIFF's alpha is multiplied in
+    first, (x * alpha + 127) / 255: OpenCV reads it through libtiff's RGBA interface, which does
+    that to unassociated alpha and keeps associated (premultiplied) values, which Pillow hands over
+    divided by alpha: multiplying back gives them within one level."""
     from PIL import Image
 
+    if image_format == "TIFF" and img.mode == "RGBA":
+        a = np.asarray(img)
+        return Image.fromarray(_by_rows(a, lambda x: (x[..., :3] * x[..., 3:] + 127) // 255, 3), "RGB")
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         a = np.asarray(img)
         shift = 8 if img.mode.startswith("I;16") or a.max(initial=0) <= 0xFFFF else 24

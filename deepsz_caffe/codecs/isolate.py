@@ -60,15 +60,20 @@ def decode_all(jobs: list) -> list[np.ndarray]:
     ready, done = os.pipe()
     try:
         # Signals wait during the fork: os.fork runs Python callbacks (logging's locks) in which
-        # the interrupt handler's exception would be printed and swallowed, not delivered.
+        # the interrupt handler's exception would be printed and swallowed, not delivered. The
+        # child keeps them blocked: a Ctrl-C to the process group must not run the parent's
+        # handler in it (a second "interrupted", the parent's cleanup done twice); the parent
+        # reports the interruption and kills the child.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             pid = os.fork()
-        finally:
+        except BaseException:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(ready)
             _child(shared, offsets, jobs, budget, done)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     finally:
         os.close(done)
     try:

@@ -80,3 +80,22 @@ def test_parse_bytes_and_a_bad_max_memory(capsys):
     with pytest.raises(SystemExit) as e:
         main(["test", "--model", "m.prototxt", "--weights", "w.caffemodel", "--max-memory", "lots"])
     assert e.value.code == 2 and "expected a size like 4G" in capsys.readouterr().err
+
+
+def test_warnings_are_one_line_each_but_resource_warnings_stay_silent(monkeypatch, capsys):
+    """A library warning reaches the user as `deepsz: warning: ...`; a ResourceWarning (an import
+    cut short by Ctrl-C leaves a file to the GC) is Python's default: not shown."""
+    import warnings
+    from types import SimpleNamespace
+
+    from deepsz_caffe import cli
+
+    def command(_args):
+        warnings.warn("a library's own warning")
+        warnings.warn("unclosed file <x>", ResourceWarning)
+
+    args = cli.build_parser().parse_args(["inspect", "x.dsz"])
+    args.func = command
+    monkeypatch.setattr(cli, "build_parser", lambda: SimpleNamespace(parse_args=lambda _argv: args))
+    assert main(["inspect", "x.dsz"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["deepsz: warning: a library's own warning"]

@@ -154,6 +154,9 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
+        # Python's default: an import cut short by Ctrl-C leaves its source file to the GC, whose
+        # "unclosed file" is no warning for the user.
+        warnings.simplefilter("ignore", ResourceWarning)
         warnings.showwarning = lambda msg, *_a, **_k: print(f"deepsz: warning: {msg}", file=sys.stderr)
         try:
             log.configure(_log_level(args))

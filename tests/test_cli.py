@@ -91,8 +91,8 @@ def test_warnings_are_one_line_each_but_resource_warnings_stay_silent(monkeypatc
     from deepsz_caffe import cli
 
     def command(_args):
-        warnings.warn("a library's own warning")
-        warnings.warn("unclosed file <x>", ResourceWarning)
+        warnings.warn("a library's own warning", stacklevel=2)
+        warnings.warn("unclosed file <x>", ResourceWarning, stacklevel=2)
 
     args = cli.build_parser().parse_args(["inspect", "x.dsz"])
     args.func = command

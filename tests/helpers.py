@@ -160,15 +160,11 @@ def full_forwards(monkeypatch) -> list:
 
 
 def nncodec_skip():
-    """A skipif mark for tests that need .venv-nncodec (built by `make nncodec`)."""
+    """A skipif mark for tests that need .venv-nncodec (built by `make nncodec`), with the
+    harness's own reason (baselines.builtin.NNCodec.unavailable)."""
     import pytest
 
-    from deepsz_caffe.baselines import nncodec
-    from deepsz_caffe.errors import CodecError
+    from deepsz_caffe.baselines.builtin import NNCodec
 
-    try:
-        nncodec.nncodec_python()
-        missing = False
-    except CodecError:
-        missing = True
-    return pytest.mark.skipif(missing, reason="NNCodec environment .venv-nncodec not built (make nncodec)")
+    why = NNCodec().unavailable()
+    return pytest.mark.skipif(why is not None, reason=why or "")

@@ -15,6 +15,7 @@ from deepsz_caffe.caffe.wire import read_caffemodel
 from deepsz_caffe.cli import main
 from deepsz_caffe.errors import CodecError
 from experiments import fig_compare
+from helpers import nncodec_skip
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 # The README's plug-in is docs/examples/my_method.py, run here as a user would: from outside the
@@ -136,8 +137,7 @@ class FewQps(builtin.NNCodec):
     qps = (-12, -20)
 
 
-@pytest.mark.skipif(builtin.NNCodec().unavailable() is not None,
-                    reason="NNCodec environment .venv-nncodec not built (make nncodec)")
+@nncodec_skip()
 def test_nncodec_in_the_harness(lenet300, tmp_path):
     record = compare.compare(lenet300["model"], lenet300["pruned"], [FewQps()], net="lenet300",
                              results=tmp_path, repeat=1, log=lambda _m: None)

@@ -24,8 +24,6 @@ the run.
 """
 import os
 import random
-import secrets
-import shutil
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -304,7 +302,7 @@ def convert(root, entries: list[tuple[str, int]], output, *, resize_height: int 
     shuffling. Unreadable files: `report(path, reason)` (default: one line on stderr) and
     skipped, or CaffeIOError with `strict`. `check_size`: every image must have the first one's
     size (convert_imageset -check_size). Returns a Summary."""
-    from .synth_lmdb import _check_target, _move_into_place
+    from .lmdb import building, check_target
 
     if (resize_height > 0) != (resize_width > 0) or resize_height < 0 or resize_width < 0:
         raise ConfigError("give both --resize-height and --resize-width (> 0), or neither")
@@ -318,32 +316,18 @@ def convert(root, entries: list[tuple[str, int]], output, *, resize_height: int 
     root, output = Path(root), Path(output)
     if not root.is_dir():
         raise ConfigError(f"image root {root} is not a directory")
-    _check_target(output, overwrite)
+    check_target(output, overwrite)
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     options = {"height": resize_height, "width": resize_width, "gray": gray,
                "exif_orientation": exif_orientation}
     record = (1 if gray else 3) * resize_height * resize_width if resize_height else None
     report = report or (lambda path, why: _log.warning(f"deepsz: skipped {path}: {why}"))
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(tmp)
-    except OSError as e:
-        raise CaffeIOError(f"cannot create LMDB {output}: {e.strerror} ({e.filename})") from None
     summary = Summary(output)
-    with Stopwatch() as watch:
-        try:
-            _fill(tmp, root, entries, options, workers, record, strict, check_size, report, summary,
-                  progress)
-            if summary.written == 0:
-                raise CaffeIOError(f"no image of the {len(entries)} listed could be read; "
-                                   "nothing written")
-            _move_into_place(tmp, output)
-        except BaseException as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, OSError) or type(e).__module__.startswith("lmdb"):
-                raise CaffeIOError(f"cannot write LMDB {output}: {e}") from None
-            raise
+    with Stopwatch() as watch, building(output) as tmp:
+        _fill(tmp, root, entries, options, workers, record, strict, check_size, report, summary,
+              progress)
+        if summary.written == 0:
+            raise CaffeIOError(f"no image of the {len(entries)} listed could be read; nothing written")
     summary.seconds = watch.seconds
     return summary
 

@@ -6,7 +6,9 @@ would abort it. An LMDB is built in a temporary directory and renamed into place
 run never leaves a half-written database that looks complete.
 """
 import os
+import secrets
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import lmdb
@@ -15,7 +17,66 @@ from google.protobuf.message import DecodeError
 
 from .io import caffe_pb2
 from ..log import progress as progress_bar
-from ..errors import CaffeIOError
+from ..errors import CaffeIOError, ConfigError
+
+
+_LMDB_FILES = {"data.mdb", "lock.mdb"}
+
+
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an empty directory or (with overwrite) an LMDB."""
+    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise ConfigError(f"{path} already exists and is not an LMDB directory; choose another path")
+    if not overwrite:
+        raise ConfigError(f"{path} already exists and is not empty; pass --force (overwrite=True) "
+                          "to replace it")
+    if not set(os.listdir(path)) <= _LMDB_FILES:
+        raise ConfigError(f"refusing to overwrite {path}: it is not an LMDB directory "
+                          "(data.mdb/lock.mdb only)")
+
+
+@contextmanager
+def building(path: Path):
+    """A hidden directory beside `path` to build an LMDB in: renamed over `path` when the block
+    ends, removed if it raises, so an interrupted run never leaves a half-written LMDB at `path`.
+    OSError and LMDB errors become CaffeIOError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(tmp)  # mode 0o777 & ~umask, like any directory the user creates
+    except OSError as e:
+        raise CaffeIOError(f"cannot create LMDB {path}: {e.strerror} ({e.filename})") from None
+    try:
+        yield tmp
+        _move_into_place(tmp, path)
+    except (lmdb.Error, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CaffeIOError(f"cannot write LMDB {path}: {e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished database over `path`; an old LMDB there is moved aside first (a
+    directory cannot be renamed over a non-empty one) and removed only afterwards."""
+    old = None
+    if os.path.lexists(path):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        else:
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+            os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        if old is not None:
+            os.rename(old, path)  # put the previous database back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def count(path) -> int:
@@ -39,10 +100,8 @@ def write(path, images: np.ndarray, labels: np.ndarray, desc: str = "lmdb") -> P
     if images.ndim == 3:
         images = images[:, None]
     n, c, h, w = images.shape
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     datum = caffe_pb2().Datum(channels=c, height=h, width=w)
-    with lmdb.open(str(tmp), map_size=max(1 << 24, 2 * images.nbytes + 64 * n)) as env:
+    with building(path) as tmp, lmdb.open(str(tmp), map_size=max(1 << 24, 2 * images.nbytes + 64 * n)) as env:
         txn = env.begin(write=True)
         for i in progress_bar(range(n), desc=desc, unit="img", leave=False, mininterval=1):
             datum.data = images[i].tobytes()
@@ -52,8 +111,6 @@ def write(path, images: np.ndarray, labels: np.ndarray, desc: str = "lmdb") -> P
                 txn.commit()
                 txn = env.begin(write=True)
         txn.commit()
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
     return path
 
 

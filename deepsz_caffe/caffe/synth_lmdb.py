@@ -18,7 +18,6 @@ import functools
 import operator
 import os
 import resource
-import secrets
 import shutil
 from pathlib import Path
 
@@ -26,12 +25,12 @@ import lmdb
 import numpy as np
 
 from ..log import progress as progress_bar
-from ..errors import CaffeIOError, ConfigError
+from ..errors import ConfigError
+from .lmdb import building, check_target
 
 BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)  # Caffe's ImageNet mean_value, B G R
 # Rows B, G, R from (luminance, blue-yellow, red-green): natural colour is mostly luminance.
 _MIX = np.array([[1.0, 0.35, -0.15], [1.0, -0.05, 0.25], [1.0, -0.30, -0.10]], np.float32)
-_LMDB_FILES = {"data.mdb", "lock.mdb"}
 INT32_MAX = 2**31 - 1    # Datum's label, height and width are int32; protobuf messages < 2 GiB
 BYTES_PER_PIXEL = 128    # peak memory of one image: ~110 B per pixel measured (FFT fields), + record
 
@@ -80,20 +79,6 @@ def _count(name: str, value, minimum: int, maximum: int | None = None) -> int:
     return value
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    """Refuse to replace anything but an empty directory or (with overwrite) an LMDB."""
-    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
-        return
-    if path.is_symlink() or not path.is_dir():
-        raise ConfigError(f"{path} already exists and is not an LMDB directory; choose another path")
-    if not overwrite:
-        raise ConfigError(f"{path} already exists and is not empty; pass --force (overwrite=True) "
-                          "to replace it")
-    if path.is_symlink() or not path.is_dir() or not set(os.listdir(path)) <= _LMDB_FILES:
-        raise ConfigError(f"refusing to overwrite {path}: it is not an LMDB directory "
-                          "(data.mdb/lock.mdb only)")
-
-
 def check_request(path, n_images, size, classes, seed=0, overwrite=False) -> tuple[int, int, int, int]:
     """(n, size, classes, seed) checked before anything is written: counts in range, one record
     within protobuf's 2 GiB, one image's working memory within what this process may allocate,
@@ -112,7 +97,7 @@ def check_request(path, n_images, size, classes, seed=0, overwrite=False) -> tup
     if not str(path).strip():
         raise ConfigError("the LMDB path is empty")
     path = Path(path)
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     parent = path.parent
     while not os.path.lexists(parent) and parent != parent.parent:
         parent = parent.parent
@@ -181,26 +166,6 @@ def _fill(tmp: Path, n: int, size: int, classes: int, seed: int, chunk: int, pro
         env.sync(True)
 
 
-def _move_into_place(tmp: Path, path: Path) -> None:
-    """Rename the finished database over `path`; an old LMDB there is moved aside first (a
-    directory cannot be renamed over a non-empty one) and removed only afterwards."""
-    old = None
-    if os.path.lexists(path):
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-        else:
-            old = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        if old is not None:
-            os.rename(old, path)  # put the previous database back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_synthetic_imagenet(path, n_images: int, size: int = 256, classes: int = 1000, seed: int = 0,
                              chunk: int = 256, overwrite: bool = False, progress: bool = True) -> Path:
     """Write `n_images` synthetic ImageNet-shaped records to a new LMDB directory at `path`.
@@ -211,19 +176,6 @@ def write_synthetic_imagenet(path, n_images: int, size: int = 256, classes: int 
     n, size, classes, seed = check_request(path, n_images, size, classes, seed, overwrite)
     chunk = _count("chunk", chunk, 1)
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(tmp)  # mode 0o777 & ~umask, like any directory the user creates
-    except OSError as e:
-        raise CaffeIOError(f"cannot create LMDB {path}: {e.strerror} ({e.filename})") from None
-    try:
+    with building(path) as tmp:
         _fill(tmp, n, size, classes, seed, chunk, progress)
-        _move_into_place(tmp, path)
-    except (lmdb.Error, OSError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CaffeIOError(f"cannot write LMDB {path}: {e}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

@@ -65,10 +65,7 @@ def assess(model, weights, work_dir, *, expected_loss: float, settings: Settings
     verifies from them, then drops them). Keyword `overrides` set single fields of `settings`."""
     check_targets(expected_loss, None)
     s = Settings.of(settings, **overrides)
-    fc_bytes = _weight_bytes(weights, s.layer_list())  # before the work dir: a refusal leaves none
-    check_model(model)
-    if s.assess_lmdb:
-        lmdb.count(s.assess_lmdb)
+    _, fc_bytes = _preflight(model, weights, s)
     with locked(Path(work_dir)) as work:
         return _assess(model, weights, work, expected_loss, s, fc_bytes, keep_features)
 
@@ -130,6 +127,16 @@ def within_memory(model, weights, out, s: Settings) -> tuple[Path, int]:
     return with_test_source(model, info["lmdb"], out, batch=batch), iterations * info["batch"] // batch
 
 
+def _preflight(model, weights, s: Settings) -> tuple[dict, dict[str, int]]:
+    """(check_model's info, _weight_bytes): what `assess` and `compress` check before their work
+    dir exists, so that a refusal (bad net, missing LMDB, unknown layer) leaves none behind."""
+    info = check_model(model)
+    fc_bytes = _weight_bytes(weights, s.layer_list())
+    if s.assess_lmdb:
+        lmdb.count(s.assess_lmdb)
+    return info, fc_bytes
+
+
 def _weight_bytes(weights, requested) -> dict[str, int]:
     """{selected layer: bytes of its float32 weights}. The caffemodel is read zero-copy and let
     go here: no copy of the weights (VGG-16: 553 MB) stays alive while Caffe's nets run."""
@@ -181,10 +188,7 @@ def compress(model, weights, output, *, expected_loss: float | None = None,
     s = Settings.of(settings, **overrides)
     output = atomic.check_output(output, [model, weights], ConfigError)
     work = Path(work_dir) if work_dir else output.with_name(output.stem + ".work")
-    test_info = check_model(model)  # before the work dir exists: a missing LMDB leaves none behind
-    fc_bytes = _weight_bytes(weights, s.layer_list())
-    if s.assess_lmdb:
-        lmdb.count(s.assess_lmdb)
+    test_info, fc_bytes = _preflight(model, weights, s)
     with locked(work):
         walk = expected_loss if expected_loss is not None else RATIO_MODE_WALK_LOSS
         assessed = _assess(model, weights, work, walk, s, fc_bytes, keep_features=True)
